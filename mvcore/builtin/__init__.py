@@ -1,0 +1,11 @@
+"""The built-in layer, registered through the same hooks as any plugin."""
+
+from __future__ import annotations
+
+from mvcore.config_types import ConfigType, builtin_config_types
+from mvcore.hookspecs import hookimpl
+
+
+@hookimpl
+def mvcore_config_types() -> list[ConfigType]:
+    return builtin_config_types()

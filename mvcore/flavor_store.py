@@ -1,0 +1,149 @@
+"""The live flavor state: one current snapshot, rebuilt and swapped atomically.
+
+``FlavorStore`` owns the parse cache and the plugin contributions, and is the
+only writer of ``current``: a rebuild builds a whole new snapshot aside and
+publishes it with one reference assignment, so readers never see half of
+one generation and half of the next.  A request *pins* the snapshot it
+started with (``pin()``), and keeps using it to the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mvcore import logs
+from mvcore.discovery import discover
+from mvcore.loading import ParseCache
+from mvcore.plugins import PluginHost
+from mvcore.snapshot import Snapshot, build_snapshot
+
+_pinned: contextvars.ContextVar[Snapshot | None] = contextvars.ContextVar("mvcore_snapshot", default=None)
+
+
+@dataclass(frozen=True)
+class ReloadEvent:
+    generation: int
+    previous_generation: int
+    changed: list[str]
+    added: list[str]
+    removed: list[str]
+    errors: list[dict[str, Any]]
+    duration_s: float
+    reason: str = ""
+    at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "previous_generation": self.previous_generation,
+            "changed": self.changed,
+            "added": self.added,
+            "removed": self.removed,
+            "errors": self.errors,
+            "duration_s": round(self.duration_s, 6),
+            "reason": self.reason,
+            "at": self.at,
+        }
+
+
+class FlavorStore:
+    def __init__(self, roots: list[Path], host: PluginHost | None = None, *, strict: bool = False) -> None:
+        self.roots = [Path(r) for r in roots]
+        self.host = host or PluginHost()
+        self.strict = strict
+        self.cache = ParseCache()
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[ReloadEvent], None]] = []
+        self._current: Snapshot = self._build(None)
+        logs.debug_event("config_flavors_discovered", flavors=self._current.names())
+
+    @classmethod
+    def from_settings(cls, settings: Any, host: PluginHost | None = None) -> FlavorStore:
+        if host is None:
+            host = PluginHost(allow=settings.plugins, deny=settings.disable_plugins)
+        return cls(list(settings.flavors_dirs), host, strict=settings.strict_flavor)
+
+    # ---- reading -----------------------------------------------------------
+    @property
+    def current(self) -> Snapshot:
+        return self._current
+
+    def snapshot(self) -> Snapshot:
+        """The pinned snapshot of this request/task if any, else the current one."""
+        return _pinned.get() or self._current
+
+    @contextlib.contextmanager
+    def pin(self, snapshot: Snapshot | None = None) -> Iterator[Snapshot]:
+        token = _pinned.set(snapshot or self._current)
+        try:
+            yield _pinned.get() or self._current
+        finally:
+            _pinned.reset(token)
+
+    def watch_roots(self) -> list[Path]:
+        return self.roots + [d for _, d in self.host.contributions().flavor_dirs]
+
+    # ---- writing -----------------------------------------------------------
+    def subscribe(self, listener: Callable[[ReloadEvent], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _build(self, previous: Snapshot | None) -> Snapshot:
+        contributions = self.host.contributions()
+        found = discover(self.roots, contributions.flavor_dirs, contributions.inline_flavors)
+        return build_snapshot(
+            found,
+            contributions.registry,
+            previous=previous,
+            cache=self.cache,
+            extra_issues=list(contributions.issues),
+        )
+
+    def rebuild(self, reason: str = "") -> ReloadEvent | None:
+        """Rebuild from disk; swap and notify only when the content changed."""
+        started = time.perf_counter()
+        with self._lock:
+            previous = self._current
+            snapshot = self._build(previous)
+            if snapshot is previous:
+                return None
+            self._current = snapshot  # the atomic swap
+        event = _diff(previous, snapshot, time.perf_counter() - started, reason)
+        logs.event("flavors_reloaded", logging.INFO, generation=event.generation, changed=event.changed,
+                   added=event.added, removed=event.removed, errors=len(event.errors))
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception as exc:  # noqa: BLE001 - a listener must not break reloads
+                logs.event("reload_listener_failed", logging.ERROR, error=repr(exc))
+        self.host.notify_reload(event.to_dict())
+        return event
+
+
+def _diff(old: Snapshot, new: Snapshot, duration: float, reason: str) -> ReloadEvent:
+    old_names, new_names = set(old.statuses), set(new.statuses)
+    changed = sorted(
+        n
+        for n in old_names & new_names
+        if old.flavors.get(n) is not new.flavors.get(n) or old.statuses[n] != new.statuses[n]
+    )
+    if old.flavors.get("default") is not new.flavors.get("default"):
+        changed = sorted(set(changed) | (new_names & old_names))
+    return ReloadEvent(
+        generation=new.generation,
+        previous_generation=old.generation,
+        changed=changed,
+        added=sorted(new_names - old_names),
+        removed=sorted(old_names - new_names),
+        errors=[i.to_dict() for i in new.errors()],
+        duration_s=duration,
+        reason=reason,
+    )

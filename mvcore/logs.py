@@ -1,0 +1,90 @@
+"""Structured log events.
+
+Events are plain ``logging`` records whose message is ``event k=v ...`` and
+whose ``extra`` carries the fields, so they read well in a terminal and can
+be parsed by machines.  With ``MV_DEBUG_MODE=true`` the debug events the
+original system had (flavor discovered/selected/loaded, fallback, filled
+prompts) are promoted to INFO.  Every value passes the secret scrubber.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+logger = logging.getLogger("mvcore")
+
+_state = threading.local()
+_debug_mode = False
+_secrets: tuple[str, ...] = ()
+
+
+def configure(*, debug_mode: bool, secrets: Iterable[str] = ()) -> None:
+    global _debug_mode, _secrets
+    _debug_mode = debug_mode
+    _secrets = tuple(s for s in secrets if s)
+
+
+def debug_enabled() -> bool:
+    return _debug_mode
+
+
+def scrub(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        text = value if value.isidentifier() else json.dumps(value)
+    else:
+        try:
+            text = json.dumps(value, default=str, sort_keys=True)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return scrub(text)
+
+
+def event(name: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log a structured event (always emitted at ``level``)."""
+    if not logger.isEnabledFor(level):
+        return
+    message = name + "".join(f" {k}={_fmt(v)}" for k, v in fields.items())
+    logger.log(level, message, extra={"event": name, "fields": {k: scrub(str(v)) for k, v in fields.items()}})
+
+
+def debug_event(name: str, **fields: Any) -> None:
+    """A debug-mode event: INFO when MV_DEBUG_MODE is on, DEBUG otherwise."""
+    event(name, logging.INFO if _debug_mode else logging.DEBUG, **fields)
+
+
+class ScrubbingFilter(logging.Filter):
+    """Attach to handlers so that no secret reaches a log line, whoever logs it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets:
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a broken format string must not kill logging
+                return True
+            cleaned = scrub(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, ()
+        return True
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Root handler for the CLI and server (idempotent)."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_mvcore", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(ScrubbingFilter())
+        handler._mvcore = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)

@@ -1,0 +1,1 @@
+"""Generation providers: ``offline`` (embedded, real media) and ``replicate``."""

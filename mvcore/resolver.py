@@ -1,0 +1,85 @@
+"""Resolved configs and the answer to "which flavor, and why".
+
+``ResolvedConfig`` is precomputed once per (flavor, config type) when a
+snapshot is built; ``Resolution`` is the per-call answer that also says what
+was asked for, what was used, whether it fell back, and from which
+generation -- the object the CLI prints and the API serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from mvcore.merge import Layer, Provenance, merge_layers
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """One config type of one flavor after the fallback chain."""
+
+    config_type: str
+    flavor: str
+    values: Mapping[str, Any]
+    provenance: Mapping[str, Provenance]
+    _wire: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_wire(self) -> dict[str, Any]:
+        if not self._wire:
+            self._wire.update(
+                values=_thaw(self.values),
+                provenance={k: p.to_dict() for k, p in sorted(self.provenance.items())},
+            )
+        return self._wire
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+def resolve_layers(config_type: str, flavor: str, layers: list[Layer]) -> ResolvedConfig:
+    values, provenance = merge_layers(layers)
+    return ResolvedConfig(config_type, flavor, MappingProxyType(values), MappingProxyType(provenance))
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A flavor request answered by one snapshot."""
+
+    flavor_requested: str | None
+    flavor_used: str
+    fallback: bool
+    generation: int
+    configs: Mapping[str, ResolvedConfig]
+    reason: str | None = None
+
+    def __getitem__(self, config_type: str) -> ResolvedConfig:
+        return self.configs[config_type]
+
+    def meta(self) -> dict[str, Any]:
+        """``metadata.config`` of every generator response."""
+        return {
+            "flavor_requested": self.flavor_requested,
+            "flavor_used": self.flavor_used,
+            "fallback": self.fallback,
+            "generation": self.generation,
+        }
+
+    def to_wire(self, config_type: str | None = None) -> dict[str, Any]:
+        types = [config_type] if config_type else list(self.configs)
+        return {
+            **self.meta(),
+            "configs": {t: self.configs[t].to_wire() for t in types},
+        }

@@ -1,0 +1,299 @@
+"""Reading and checking one flavor file.
+
+YAML is parsed safely (``CSafeLoader`` when PyYAML has libyaml) into a node
+tree, which gives us line numbers for every key; values are built from the
+nodes with hard caps (size, node count -- which stops alias bombs --, depth)
+so a hostile file costs bounded time and memory.  Then the value is checked
+against its config type: pydantic first (fast), and only when that fails the
+JSON Schema, which collects *every* error as ``file:line: key.path: message``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from pydantic import ValidationError as PydanticValidationError
+
+from mvcore.config_types import ConfigType
+
+try:  # libyaml is much faster; fall back to the pure-python safe loader
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on the PyYAML build
+    _Loader = yaml.SafeLoader
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 20_000
+MAX_DEPTH = 32
+MAX_ALIASES = 100
+
+_SAFE_SCALARS = yaml.constructor.SafeConstructor.yaml_constructors
+_scalar_builder = yaml.constructor.SafeConstructor()
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in one file, formatted the way editors jump to it."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        key = f" {self.path}:" if self.path else ""
+        return f"{where}:{key} {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "path": self.path, "message": self.message,
+                "severity": self.severity, "text": str(self)}
+
+
+@dataclass
+class ParsedFile:
+    """A YAML document with the line of every key path (dotted, ``a.b.0``)."""
+
+    path: Path
+    data: Any
+    lines: dict[str, int] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(i.severity == "error" for i in self.issues)
+
+
+class _Builder:
+    """Turns a composed node tree into python values, counting as it goes."""
+
+    def __init__(self, display: str) -> None:
+        self.display = display
+        self.nodes = 0
+        self.aliases = 0
+        self.lines: dict[str, int] = {}
+        self._seen: set[int] = set()
+
+    def fail(self, node: yaml.Node | None, message: str) -> Issue:
+        line = node.start_mark.line + 1 if node is not None else None
+        return Issue(self.display, line, "", message)
+
+    def build(self, node: yaml.Node, path: str, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Stop(self.fail(node, f"too many YAML nodes (over {MAX_NODES}); aliases expanding?"))
+        if depth > MAX_DEPTH:
+            raise _Stop(self.fail(node, f"nesting deeper than {MAX_DEPTH} levels"))
+        if not isinstance(node, yaml.ScalarNode):
+            # The composer hands back the *same* node object for an alias.
+            if id(node) in self._seen:
+                self.aliases += 1
+                if self.aliases > MAX_ALIASES:
+                    raise _Stop(self.fail(node, f"more than {MAX_ALIASES} aliases"))
+            self._seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise _Stop(self.fail(key_node, "YAML merge keys ('<<') are not supported; write keys out"))
+                key = self.build(key_node, path, depth + 1)
+                if not isinstance(key, str):
+                    raise _Stop(self.fail(key_node, f"keys must be strings, got {type(key).__name__}"))
+                child = f"{path}.{key}" if path else key
+                if key in out:
+                    raise _Stop(self.fail(key_node, f"duplicate key {child!r}"))
+                self.lines[child] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, child, depth + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for index, item in enumerate(node.value):
+                child = f"{path}.{index}" if path else str(index)
+                self.lines[child] = item.start_mark.line + 1
+                items.append(self.build(item, child, depth + 1))
+            return items
+        constructor = _SAFE_SCALARS.get(node.tag)
+        if constructor is None or node.tag == "tag:yaml.org,2002:timestamp":
+            raise _Stop(self.fail(node, f"unsupported YAML tag {node.tag!r} (only plain data is allowed)"))
+        return constructor(_scalar_builder, node)
+
+
+class _Stop(Exception):
+    def __init__(self, issue: Issue) -> None:
+        self.issue = issue
+
+
+def display_name(path: Path, root: Path | None) -> str:
+    """Paths in messages are relative to the flavors root: no server layout leaks."""
+    if root is not None:
+        try:
+            return str(path.relative_to(root.parent))
+        except ValueError:
+            pass
+    return path.name
+
+
+def read_yaml(path: Path, *, display: str | None = None, max_bytes: int = MAX_FILE_BYTES) -> ParsedFile:
+    """Parse one file into a ParsedFile; never raises for bad input."""
+    shown = display or path.name
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            return _bad(path, shown, "is a directory, expected a YAML file")
+        if not stat.S_ISREG(st.st_mode):
+            return _bad(path, shown, "is not a regular file (FIFO, socket or device)")
+        if st.st_size > max_bytes:
+            return _bad(path, shown, f"file is {st.st_size} bytes, over the {max_bytes}-byte limit")
+        with open(path, "rb") as handle:
+            raw = handle.read(max_bytes + 1)
+    except OSError as exc:
+        return _bad(path, shown, f"cannot read file: {exc.strerror or exc.__class__.__name__}")
+    if len(raw) > max_bytes:
+        return _bad(path, shown, f"file is over the {max_bytes}-byte limit")
+    return parse_yaml_bytes(raw, path=path, display=shown)
+
+
+def parse_yaml_bytes(raw: bytes, *, path: Path, display: str) -> ParsedFile:
+    if b"\x00" in raw:
+        return _bad(path, display, "file contains a NUL byte; is it binary?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _bad(path, display, f"file is not valid UTF-8 (byte {exc.start})")
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        problem = exc.problem or "invalid YAML"
+        return ParsedFile(path, None, issues=[Issue(display, line, "", f"invalid YAML: {problem}")])
+    except yaml.YAMLError as exc:
+        return _bad(path, display, f"invalid YAML: {exc.__class__.__name__}")
+    if node is None:
+        return ParsedFile(path, {})
+    builder = _Builder(display)
+    try:
+        data = builder.build(node, "", 0)
+    except _Stop as stop:
+        return ParsedFile(path, None, issues=[stop.issue])
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        return _bad(path, display, f"invalid value: {exc}")
+    if not isinstance(data, dict):
+        return ParsedFile(
+            path, None, issues=[Issue(display, 1, "", f"top level must be a mapping, got {type(data).__name__}")]
+        )
+    return ParsedFile(path, data, builder.lines)
+
+
+def _bad(path: Path, display: str, message: str) -> ParsedFile:
+    return ParsedFile(path, None, issues=[Issue(display, None, "", message)])
+
+
+_validators: dict[int, jsonschema.Draft202012Validator] = {}
+
+
+def _validator(config_type: ConfigType) -> jsonschema.Draft202012Validator:
+    key = id(config_type.schema)
+    found = _validators.get(key)
+    if found is None:
+        found = _validators[key] = jsonschema.Draft202012Validator(config_type.schema)
+    return found
+
+
+def check_config(parsed: ParsedFile, config_type: ConfigType, display: str) -> list[Issue]:
+    """Schema and template checks of a parsed file; returns every issue."""
+    data = parsed.data
+    if data is None:
+        return []
+    issues: list[Issue] = []
+    if config_type.model is not None:
+        try:
+            config_type.model.model_validate(data)
+            schema_ok = True
+        except PydanticValidationError:
+            schema_ok = False
+    else:
+        schema_ok = False
+    if not schema_ok:
+        issues.extend(_schema_issues(data, parsed.lines, config_type, display))
+    issues.extend(check_templates(data, parsed.lines, config_type, display))
+    return issues
+
+
+def _schema_issues(data: Any, lines: Mapping[str, int], config_type: ConfigType, display: str) -> list[Issue]:
+    issues = []
+    validator = _validator(config_type)
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        base = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "additionalProperties":
+            allowed = list(error.schema.get("properties", {}))
+            extra = [k for k in error.instance if k not in allowed]
+            for key in extra:
+                path = f"{base}.{key}" if base else key
+                guess = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                hint = f"; did you mean {guess[0]!r}?" if guess else f"; allowed keys: {', '.join(allowed)}"
+                issues.append(Issue(display, lines.get(path), path, f"unknown key {key!r}{hint}"))
+            continue
+        issues.append(Issue(display, _line_for(lines, base), base, error.message))
+    return issues
+
+
+def _line_for(lines: Mapping[str, int], path: str) -> int | None:
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path.rpartition(".")[0]
+    return 1 if lines else None
+
+
+def template_fields(template: str) -> set[str]:
+    """Placeholder names of a ``str.format`` template; ValueError when braces don't balance."""
+    names: set[str] = set()
+    for _, name, spec, _ in string.Formatter().parse(template):
+        if name is None:
+            continue
+        base = name.split(".", 1)[0].split("[", 1)[0]
+        if not base or base.isdigit():
+            raise ValueError("positional placeholders like {} or {0} are not allowed; use a name")
+        names.add(base)
+        if spec and "{" in spec:
+            names |= template_fields(spec)
+    return names
+
+
+def check_templates(
+    data: Mapping[str, Any], lines: Mapping[str, int], config_type: ConfigType, display: str
+) -> list[Issue]:
+    issues = []
+    for key, allowed in config_type.placeholders.items():
+        template = data.get(key)
+        if not isinstance(template, str):
+            continue
+        try:
+            used = template_fields(template)
+        except ValueError as exc:
+            message = str(exc)
+            if "Single" in message or "unmatched" in message or "expected" in message:
+                message = f"unbalanced braces ({message}); write literal braces as {{{{ and }}}}"
+            issues.append(Issue(display, lines.get(key), key, message))
+            continue
+        for name in sorted(used - allowed):
+            guess = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.6)
+            hint = f"; did you mean {{{guess[0]}}}?" if guess else ""
+            issues.append(
+                Issue(
+                    display,
+                    lines.get(key),
+                    key,
+                    f"unknown placeholder {{{name}}}{hint} (allowed: {', '.join(sorted(allowed))})",
+                )
+            )
+    return issues
