@@ -1,0 +1,1 @@
+"""The Litestar application: mv API, audio API, flavor API, web UI."""

@@ -1,0 +1,134 @@
+"""``create_app(settings)``: the whole server, on embedded defaults when nothing is set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Router, get
+from litestar.config.cors import CORSConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.response import File
+from litestar.static_files import create_static_files_router
+
+from mvcore import __version__, logs
+from mvcore.api.audio import audio_router
+from mvcore.api.auth import auth_middleware_factory, json_limit_middleware_factory
+from mvcore.api.flavors import flavor_router
+from mvcore.api.mv import mv_router
+from mvcore.api.problems import EXCEPTION_HANDLERS
+from mvcore.api.services import Services
+from mvcore.flavor_store import FlavorStore
+from mvcore.generators.context import build_context
+from mvcore.jobs import JobService
+from mvcore.settings import Settings
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+PAGES = {"/": "index.html", "/create": "create.html", "/quick-gen": "quick-gen.html", "/flavors": "flavors.html"}
+
+
+def build_services(
+    settings: Settings, *, store: FlavorStore | None = None, extra_providers: Mapping[str, Any] | None = None
+) -> Services:
+    logs.configure(debug_mode=settings.debug_mode, secrets=settings.secrets())
+    store = store or FlavorStore.from_settings(settings)
+    plugin_providers = store.host.providers(settings)
+    ctx = build_context(settings, {**plugin_providers, **(extra_providers or {})})
+    return Services(settings=settings, store=store, ctx=ctx, jobs=_job_service(settings, ctx))
+
+
+def _job_service(settings: Settings, ctx: Any) -> JobService:
+    if settings.redis_url:
+        from mvcore.jobs_redis import RedisJobService  # type: ignore[import-not-found]
+
+        return RedisJobService(ctx, settings.redis_url)  # type: ignore[no-any-return]
+    return JobService(ctx)
+
+
+def web_router() -> list[Any]:
+    handlers: list[Any] = []
+    for path, page in PAGES.items():
+        file = WEB_DIR / page
+
+        def make(file: Path, path: str) -> Any:
+            @get(path, include_in_schema=False, name=f"page:{file.stem}")
+            async def page_handler() -> File:
+                return File(file, media_type="text/html; charset=utf-8", content_disposition_type="inline")
+
+            return page_handler
+
+        if file.exists():
+            handlers.append(make(file, path))
+    if (WEB_DIR / "static").is_dir():
+        handlers.append(create_static_files_router("/static", directories=[WEB_DIR / "static"],
+                                                   include_in_schema=False))
+    return handlers
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: FlavorStore | None = None,
+    extra_providers: Mapping[str, Any] | None = None,
+) -> Litestar:
+    settings = settings or Settings()
+    services = build_services(settings, store=store, extra_providers=extra_providers)
+
+    @get("/health", summary="Liveness and what is loaded")
+    async def health() -> dict[str, Any]:
+        snap = services.store.current
+        return {
+            "status": "ok",
+            "version": __version__,
+            "generation": snap.generation,
+            "flavors": len(snap.names()),
+            "provider": services.ctx.default_provider,
+        }
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services.events.bind(asyncio.get_running_loop())
+        unsubscribe = services.store.subscribe(services.events.publish)
+        if settings.watch != "off":
+            from mvcore.reload import Reloader
+
+            services.reloader = Reloader(services.store, mode=settings.watch, debounce_ms=settings.debounce_ms)
+            services.reloader.start()
+        await services.jobs.start()
+        logs.event("server_ready", logging.INFO, flavors=services.store.current.names(),
+                   provider=services.ctx.default_provider, watch=getattr(services.reloader, "mode", "off"))
+        try:
+            yield
+        finally:
+            services.events.close()
+            unsubscribe()
+            if services.reloader is not None:
+                services.reloader.stop()
+            await services.jobs.stop()
+
+    cors = CORSConfig(allow_origins=settings.cors_origins, allow_headers=["*"]) if settings.cors_origins else None
+    app = Litestar(
+        route_handlers=[
+            health,
+            flavor_router(services),
+            mv_router(services),
+            audio_router(services),
+            *web_router(),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[auth_middleware_factory(settings), json_limit_middleware_factory(settings.max_json_bytes)],
+        cors_config=cors,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="mvcore", version=__version__, path="/schema"),
+        request_max_body_size=settings.max_upload_bytes,
+        debug=False,
+    )
+    app.state["services"] = services
+    return app
+
+
+__all__ = ["Router", "create_app"]

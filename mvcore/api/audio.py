@@ -1,0 +1,68 @@
+"""Audio endpoints: upload, download, get, info."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from litestar import Router, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from litestar.response import File, Redirect
+
+from mvcore.api.services import Services
+from mvcore.errors import BadInput, NotFound, PayloadTooLarge
+from mvcore.generators.audio_library import audio_info, download_audio, upload_audio
+from mvcore.generators.requests import AudioDownloadRequest
+from mvcore.storage import keys
+
+
+def audio_router(services: Services) -> Router:
+    ctx = services.ctx
+    settings = services.settings
+
+    @post("/upload", status_code=200, summary="Upload a song (mp3/wav/m4a/ogg/flac), stored as mp3")
+    async def upload(
+        data: Annotated[UploadFile, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> dict[str, Any]:
+        if not isinstance(data, UploadFile) or not data.filename:
+            raise BadInput("Send the audio as a multipart field named 'data' with a filename")
+        with tempfile.TemporaryDirectory(dir=ctx.scratch) as tmp:
+            target = Path(tmp) / ("upload" + Path(data.filename).suffix.lower()[:8])
+            size = 0
+            with open(target, "wb") as out:
+                while chunk := await data.read(1 << 20):
+                    size += len(chunk)
+                    if size > settings.max_upload_bytes:
+                        raise PayloadTooLarge(f"Upload is larger than {settings.max_upload_bytes} bytes",
+                                              hint="Use a smaller file or raise MVCORE_MAX_UPLOAD_BYTES.")
+                    out.write(chunk)
+            await data.close()
+            return await upload_audio(ctx, target, data.filename)
+
+    @post("/download", status_code=200, summary="Download audio from a URL (YouTube needs the yt-dlp extra)")
+    async def download(data: AudioDownloadRequest) -> dict[str, Any]:
+        return await download_audio(ctx, data)
+
+    @get("/get/{audio_id:str}", summary="The mp3 file (or its presigned URL in cloud mode)")
+    async def get_audio(audio_id: str, redirect: bool = Parameter(query="redirect", default=True)) -> Any:
+        aid = keys.parse_id(audio_id, "audio")
+        key = keys.audio_key(aid)
+        media = ctx.media
+        if settings.serve_from_cloud and media.cloud is not None:
+            url = await media.url_for(key)
+            if url:
+                return Redirect(url, status_code=302) if redirect else {"audio_id": aid, "url": url}
+        if not await media.exists(key):
+            raise NotFound(f"Audio {audio_id!r} not found",
+                           hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.")
+        path = await media.fetch(key, None)
+        return File(path, media_type="audio/mpeg", filename=f"{aid}.mp3", content_disposition_type="inline")
+
+    @get("/info/{audio_id:str}", summary="Metadata of a stored song")
+    async def info(audio_id: str) -> dict[str, Any]:
+        return await audio_info(ctx, audio_id)
+
+    return Router("/api/audio", route_handlers=[upload, download, get_audio, info], tags=["audio"])

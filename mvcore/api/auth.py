@@ -1,0 +1,103 @@
+"""API-key auth as a pure ASGI middleware.
+
+Off when ``API_KEY`` is empty.  The key comes from the ``X-API-Key`` header;
+the ``api_key`` query parameter is accepted only where a header cannot be
+sent (media GETs used as ``<video src>``, and the SSE stream used by
+``EventSource``).  ``/health`` and the static UI shell are always open.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qs
+
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from mvcore.settings import Settings
+
+OPEN_PATHS = re.compile(r"^/(health|favicon\.ico|create|quick-gen|flavors)?/?$|^/static/")
+QUERY_KEY_PATHS = re.compile(
+    r"^/api/(mv/get_video/[^/]+(/info)?|mv/get_character_reference/[^/]+|audio/get/[^/]+|mv/flavors/events)$"
+)
+
+
+def auth_middleware_factory(settings: Settings) -> Any:
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] not in ("http", "websocket") or not settings.auth_enabled:
+                await app(scope, receive, send)
+                return
+            path = scope.get("path", "")
+            method = scope.get("method", "GET")
+            if method == "OPTIONS" or OPEN_PATHS.match(path):
+                await app(scope, receive, send)
+                return
+            presented = None
+            for name, value in scope.get("headers", []):
+                if name == b"x-api-key":
+                    presented = value.decode("latin-1")
+                    break
+            if presented is None and method in ("GET", "HEAD") and QUERY_KEY_PATHS.match(path):
+                query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                presented = (query.get("api_key") or [None])[0]
+            if settings.check_api_key(presented):
+                await app(scope, receive, send)
+                return
+            await _unauthorized(send, missing=presented is None)
+
+        return middleware
+
+    return factory
+
+
+async def _unauthorized(send: Send, *, missing: bool) -> None:
+    message = "Missing API key" if missing else "Invalid API key"
+    body = json.dumps(
+        {
+            "detail": {
+                "error": "UNAUTHORIZED",
+                "message": message,
+                "details": {"hint": "Send the key in the X-API-Key header (api_key query works on media GETs)."},
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'ApiKey header="X-API-Key"'),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def json_limit_middleware_factory(max_json_bytes: int) -> Any:
+    """413 for JSON bodies over the cap, before anything reads them."""
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                headers = dict(scope.get("headers", []))
+                ctype = headers.get(b"content-type", b"").split(b";")[0].strip()
+                length = headers.get(b"content-length")
+                if ctype == b"application/json" and length and length.isdigit() and int(length) > max_json_bytes:
+                    body = json.dumps({"detail": {"error": "PAYLOAD_TOO_LARGE",
+                                                  "message": f"JSON body over {max_json_bytes} bytes",
+                                                  "details": {"hint": "Send a smaller body "
+                                                              "(MVCORE_MAX_JSON_BYTES)."}}}).encode()
+                    await send({"type": "http.response.start", "status": 413,
+                                "headers": [(b"content-type", b"application/json"),
+                                            (b"content-length", str(len(body)).encode())]})
+                    await send({"type": "http.response.body", "body": body})
+                    return
+            await app(scope, receive, send)
+
+        return middleware
+
+    return factory

@@ -1,0 +1,98 @@
+"""Flavor endpoints: the original list, debug info, and the new flavor API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Router, get
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from mvcore.api.services import Services
+
+
+def flavor_router(services: Services) -> Router:
+    store = services.store
+    settings = services.settings
+
+    @get("/get_config_flavors", summary="Available config flavor names (original API)")
+    async def get_config_flavors() -> dict[str, list[str]]:
+        return {"flavors": store.current.names()}
+
+    @get("/config/debug", summary="What the server is running with (no secrets)")
+    async def config_debug() -> dict[str, Any]:
+        snap = store.current
+        default = snap.resolve(None)
+        return {
+            "debug_mode": settings.debug_mode,
+            "provider": services.ctx.default_provider,
+            "providers": sorted(services.ctx.providers),
+            "storage": {
+                "mode": "s3" if settings.storage_bucket else "local",
+                "bucket": settings.storage_bucket,
+                "serve_from_cloud": settings.serve_from_cloud,
+                "presigned_url_expiry": settings.presigned_url_expiry,
+                "endpoint_configured": bool(settings.aws_endpoint_url),
+            },
+            "auth_enabled": settings.auth_enabled,
+            "replicate_token_configured": settings.replicate_api_token is not None,
+            "strict_flavor": settings.strict_flavor,
+            "jobs_backend": "redis" if settings.redis_url else "in-memory",
+            "flavors": snap.names(),
+            "generation": snap.generation,
+            "config_types": snap.registry.names(),
+            "default_config": {k: v.to_wire()["values"] for k, v in default.configs.items()},
+            "errors": [i.to_dict() for i in snap.errors()],
+        }
+
+    @get("/flavors", summary="Every flavor with description, source and status")
+    async def list_flavors() -> dict[str, Any]:
+        snap = store.current
+        rows = []
+        for name, status in sorted(snap.statuses.items()):
+            row = status.to_dict()
+            row["usable"] = snap.has(name)
+            rows.append(row)
+        return {"generation": snap.generation, "flavors": rows, "shadowed": [s.to_dict() for s in snap.shadowed]}
+
+    @get("/flavors/status", summary="Reload status: generation, last reload, errors")
+    async def flavors_status() -> dict[str, Any]:
+        body = store.current.status_wire()
+        reloader = services.reloader
+        body["watch"] = getattr(reloader, "mode", "off") if reloader is not None else "off"
+        return body
+
+    @get("/flavors/events", summary="Server-sent events, one per reload")
+    async def flavor_events() -> ServerSentEvent:
+        first = {"generation": store.current.generation}
+
+        async def messages() -> AsyncIterator[ServerSentEventMessage]:
+            async for item in services.events.stream(first):
+                yield ServerSentEventMessage(data=_json(item["data"]), event=item["event"])
+
+        return ServerSentEvent(messages())
+
+    @get("/flavors/{name:str}", summary="Resolved values of a flavor with provenance")
+    async def show_flavor(
+        name: str,
+        config_type: str | None = Parameter(query="type", default=None, max_length=64),
+        strict_flavor: bool | None = Parameter(query="strict_flavor", default=None),
+    ) -> dict[str, Any]:
+        snap = store.current
+        resolution = services.resolve(snap, name, strict_flavor)
+        if config_type is not None:
+            snap.config(name, config_type, strict=bool(strict_flavor))
+        return resolution.to_wire(config_type)
+
+    return Router(
+        "/api/mv",
+        route_handlers=[get_config_flavors, config_debug, list_flavors, flavors_status, flavor_events, show_flavor],
+        tags=["flavors"],
+    )
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data)

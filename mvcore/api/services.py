@@ -1,0 +1,35 @@
+"""Everything a running API process holds, built once in ``create_app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mvcore.api.events import EventHub
+from mvcore.errors import MvcoreError
+from mvcore.flavor_store import FlavorStore
+from mvcore.generators.context import ConfigBundle, GenContext
+from mvcore.jobs import JobService
+from mvcore.resolver import Resolution
+from mvcore.settings import Settings
+from mvcore.snapshot import Snapshot
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: FlavorStore
+    ctx: GenContext
+    jobs: JobService
+    events: EventHub = field(default_factory=EventHub)
+    reloader: Any = None
+
+    def resolve(self, snapshot: Snapshot, flavor: str | None, strict: bool | None) -> Resolution:
+        return snapshot.resolve(flavor, strict=self.settings.strict_flavor if strict is None else strict)
+
+    def bundle(self, snapshot: Snapshot, flavor: str | None, strict: bool | None) -> ConfigBundle:
+        return ConfigBundle.from_resolution(self.resolve(snapshot, flavor, strict))
+
+
+def error_body(exc: MvcoreError) -> dict[str, Any]:
+    return {"detail": exc.to_detail()}

@@ -1,0 +1,121 @@
+"""The song library: uploads and downloads converted to mp3, with their metadata."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from mvcore import audio, logs, media
+from mvcore.errors import BadInput, MvcoreError, NotFound
+from mvcore.generators.common import new_id, now_iso, scratch_dir
+from mvcore.generators.context import GenContext
+from mvcore.generators.inputs import download
+from mvcore.generators.requests import AudioDownloadRequest
+from mvcore.storage import keys
+
+UPLOAD_FORMATS = {"mp3", "wav", "m4a", "ogg", "flac", "aac", "mp4"}
+_YOUTUBE = ("youtube.com/", "youtu.be/", "music.youtube.com/")
+
+
+def audio_meta_key(audio_id: str) -> str:
+    return f"audio/{audio_id}.json"
+
+
+async def add_audio_file(ctx: GenContext, source: Path, *, filename: str, title: str | None,
+                         source_url: str | None = None, start: float | None = None,
+                         end: float | None = None) -> dict[str, Any]:
+    """Convert (and optionally clip) a local file to mp3 and store it with its metadata."""
+    audio_id = new_id()
+    work = scratch_dir(ctx, audio_id)
+    mp3 = work / "audio.mp3"
+    timeout = ctx.settings.media_timeout_s
+    if start is not None or end is not None:
+        await audio.clip_audio(source, mp3, start or 0.0, end, timeout=timeout)
+        info = await media.probe(mp3)
+    else:
+        info = await audio.convert_to_mp3(source, mp3, timeout=timeout)
+    saved = await ctx.media.save(mp3, keys.audio_key(audio_id), "audio/mpeg")
+    fmt = Path(filename).suffix.lstrip(".").lower() or "mp3"
+    metadata = {
+        "audio_id": audio_id,
+        "audio_url": f"/api/audio/get/{audio_id}",
+        "filename": Path(filename).name[:255],
+        "format": fmt,
+        "title": title or Path(filename).stem[:255],
+        "duration": round(info.duration, 3),
+        "file_size_bytes": mp3.stat().st_size,
+        "source_url": source_url,
+        "cloud_url": saved.cloud_url,
+        "created_at": now_iso(),
+    }
+    if saved.warning:
+        metadata["storage_warning"] = saved.warning
+    await ctx.media.save_json(audio_meta_key(audio_id), metadata)
+    return metadata
+
+
+async def upload_audio(ctx: GenContext, source: Path, filename: str) -> dict[str, Any]:
+    ext = Path(filename).suffix.lstrip(".").lower()
+    if ext not in UPLOAD_FORMATS:
+        raise BadInput(f"Unsupported audio format {ext or '(none)'!r}", alternatives=sorted(UPLOAD_FORMATS),
+                       hint="Upload an mp3, wav, m4a, ogg or flac file.")
+    return await add_audio_file(ctx, source, filename=filename, title=None)
+
+
+async def download_audio(ctx: GenContext, request: AudioDownloadRequest) -> dict[str, Any]:
+    url = request.url.strip()
+    work = scratch_dir(ctx, new_id())
+    if any(marker in url for marker in _YOUTUBE):
+        source, title = await _youtube(url, work, ctx)
+    else:
+        name = Path(url.split("?", 1)[0]).name or "download.mp3"
+        source = await download(url, work / name, ctx.settings.max_upload_bytes)
+        title = Path(name).stem
+    try:
+        return await add_audio_file(ctx, source, filename=source.name, title=title, source_url=url,
+                                    start=request.start_time, end=request.end_time)
+    except MvcoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken download is the caller's input
+        raise BadInput(f"Downloaded file is not usable audio: {exc.__class__.__name__}") from None
+
+
+async def _youtube(url: str, work: Path, ctx: GenContext) -> tuple[Path, str]:
+    if importlib.util.find_spec("yt_dlp") is None:
+        raise MvcoreError(
+            "YouTube downloads need the optional yt-dlp extra",
+            hint="pip install 'mvcore[youtube]' on the server, or upload the audio file instead.",
+            code="NOT_IMPLEMENTED",
+            status_code=501,
+        )
+    import yt_dlp  # type: ignore[import-not-found]
+
+    options = {"format": "bestaudio/best", "outtmpl": str(work / "yt.%(ext)s"), "quiet": True, "noplaylist": True,
+               "max_filesize": ctx.settings.max_upload_bytes}
+
+    def run() -> tuple[Path, str]:
+        with yt_dlp.YoutubeDL(options) as ydl:
+            info = ydl.extract_info(url, download=True)
+        files = sorted(work.glob("yt.*"))
+        if not files:
+            raise BadInput("YouTube download produced no file")
+        return files[0], str(info.get("title") or "youtube")
+
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(run), timeout=ctx.settings.media_timeout_s)
+    except MvcoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - yt-dlp raises many types
+        logs.event("youtube_download_failed", error=repr(exc))
+        raise BadInput(f"YouTube download failed: {str(exc)[:200]}") from None
+
+
+async def audio_info(ctx: GenContext, audio_id: str) -> dict[str, Any]:
+    keys.parse_id(audio_id, "audio")
+    try:
+        return await ctx.media.load_json(audio_meta_key(audio_id))
+    except NotFound:
+        raise NotFound(f"Audio {audio_id!r} not found",
+                       hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.") from None

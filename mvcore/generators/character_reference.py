@@ -1,0 +1,96 @@
+"""Character reference images from the flavor's image prompt and params."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+
+from mvcore.errors import NotFound
+from mvcore.generators.common import Timer, base_metadata, new_id, scratch_dir
+from mvcore.generators.context import ConfigBundle, GenContext
+from mvcore.generators.requests import GenerateCharacterReferenceRequest
+from mvcore.generators.templates import fill
+from mvcore.storage import keys
+
+IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp")
+
+
+def image_params(request: GenerateCharacterReferenceRequest, bundle: ConfigBundle) -> dict[str, Any]:
+    flavor = bundle.section("image_params")
+    params = {}
+    for key in ("model", "aspect_ratio", "safety_filter_level", "person_generation", "output_format"):
+        value = getattr(request, key, None)
+        params[key] = value if value is not None else flavor.get(key)
+    return params
+
+
+async def generate_character_reference(
+    request: GenerateCharacterReferenceRequest, bundle: ConfigBundle, ctx: GenContext
+) -> dict[str, Any]:
+    timer = Timer()
+    prompts = bundle.section("image_prompts")
+    prompt = fill(
+        prompts["character_reference_prompt"],
+        {"character_description": request.character_description},
+        name="character_reference_prompt",
+    )
+    params = image_params(request, bundle)
+    job = new_id()
+    provider = ctx.provider()
+    result = await provider.generate_images(
+        prompt=prompt,
+        negative_prompt=request.negative_prompt,
+        num_images=request.num_images,
+        params=params,
+        seed=request.seed,
+        out_dir=scratch_dir(ctx, job),
+        progress=ctx.progress,
+    )
+    images = []
+    warnings = []
+    for index, path in enumerate(result.paths):
+        image_id = new_id()
+        ext = path.suffix.lstrip(".").lower() or "png"
+        content_type = mimetypes.types_map.get(f".{ext}", "application/octet-stream")
+        saved = await ctx.media.save(path, keys.character_reference_key(image_id, ext), content_type)
+        if saved.warning:
+            warnings.append(saved.warning)
+        images.append(
+            {
+                "id": image_id,
+                "index": index,
+                "path": keys.character_reference_key(image_id, ext),
+                "url": f"/api/mv/get_character_reference/{image_id}",
+                "cloud_url": saved.cloud_url,
+                "format": ext,
+            }
+        )
+    ctx.progress(1.0, "done")
+    response: dict[str, Any] = {
+        "images": images,
+        "metadata": base_metadata(
+            bundle,
+            timer,
+            character_description=request.character_description,
+            prompt=prompt,
+            num_images=len(images),
+            parameters_used={**params, "seed": request.seed, "negative_prompt": request.negative_prompt},
+            model_used=result.model_used,
+        ),
+    }
+    if warnings:
+        response["storage_warning"] = warnings[0]
+    return response
+
+
+async def find_character_reference(ctx: GenContext, image_id: str) -> str:
+    """Storage key of a character reference image, whatever its extension."""
+    keys.parse_id(image_id, "character reference")
+    for ext in IMAGE_EXTENSIONS:
+        key = keys.character_reference_key(image_id, ext)
+        if await ctx.media.exists(key):
+            return key
+    raise NotFound(
+        f"Character reference {image_id!r} not found",
+        hint="Use an id returned by /api/mv/generate_character_reference.",
+    )

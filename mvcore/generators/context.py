@@ -1,0 +1,105 @@
+"""What a generator needs besides its request: config, provider, storage.
+
+``ConfigBundle`` is the serializable slice of a Resolution a job carries;
+``GenContext`` is built once per process (API or worker) from Settings.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mvcore import logs
+from mvcore.errors import BadInput
+from mvcore.providers.base import Progress, Provider, no_progress
+from mvcore.resolver import Resolution
+from mvcore.settings import Settings
+from mvcore.storage.media_store import MediaStore
+
+
+@dataclass(frozen=True)
+class ConfigBundle:
+    """Resolved values of every config type plus where they came from."""
+
+    meta: Mapping[str, Any]
+    values: Mapping[str, Mapping[str, Any]]
+
+    @classmethod
+    def from_resolution(cls, resolution: Resolution) -> ConfigBundle:
+        return cls(
+            resolution.meta(),
+            {name: dict(config.values) for name, config in resolution.configs.items()},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"meta": dict(self.meta), "values": {k: dict(v) for k, v in self.values.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConfigBundle:
+        return cls(dict(data["meta"]), {k: dict(v) for k, v in data["values"].items()})
+
+    def section(self, config_type: str) -> Mapping[str, Any]:
+        values = self.values.get(config_type, {})
+        logs.debug_event("config_flavor_selected", flavor=self.meta.get("flavor_used"), config_type=config_type)
+        logs.debug_event(
+            "flavor_config_loaded",
+            flavor=self.meta.get("flavor_used"),
+            config_type=config_type,
+            keys=sorted(values),
+        )
+        return values
+
+
+@dataclass
+class GenContext:
+    settings: Settings
+    providers: dict[str, Provider]
+    media: MediaStore
+    default_provider: str
+    scratch: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    progress: Progress = no_progress
+
+    def provider(self, name: str | None = None) -> Provider:
+        key = name or self.default_provider
+        provider = self.providers.get(key)
+        if provider is None:
+            raise BadInput(
+                f"Unknown backend {key!r}",
+                alternatives=sorted(self.providers),
+                hint="Use one of the configured providers; 'replicate' needs REPLICATE_API_TOKEN.",
+            )
+        return provider
+
+    def with_progress(self, progress: Progress) -> GenContext:
+        return GenContext(self.settings, self.providers, self.media, self.default_provider, self.scratch, progress)
+
+
+def build_providers(settings: Settings, extra: Mapping[str, Any] | None = None) -> dict[str, Provider]:
+    from mvcore.providers.offline import OfflineProvider
+
+    providers: dict[str, Provider] = {"offline": OfflineProvider(settings)}
+    if settings.replicate_api_token is not None:
+        from mvcore.providers.replicate import ReplicateProvider
+
+        providers["replicate"] = ReplicateProvider(
+            settings.replicate_api_token.get_secret_value(),
+            base_url=settings.replicate_base_url,
+            timeout_s=settings.provider_timeout_s,
+        )
+    for name, provider in (extra or {}).items():
+        providers.setdefault(name, provider)
+    return providers
+
+
+def build_context(settings: Settings, extra_providers: Mapping[str, Any] | None = None) -> GenContext:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    scratch = settings.data_dir / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    providers = build_providers(settings, extra_providers)
+    default = settings.effective_provider
+    if default not in providers:
+        default = "offline"
+    return GenContext(settings, providers, MediaStore.from_settings(settings), default, scratch)

@@ -1,0 +1,51 @@
+"""Every generator by job kind: the single table the API and the workers share."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from mvcore.generators.character_reference import generate_character_reference
+from mvcore.generators.context import ConfigBundle, GenContext
+from mvcore.generators.lipsync import lipsync
+from mvcore.generators.requests import (
+    CreateScenesRequest,
+    GenerateCharacterReferenceRequest,
+    GenerateVideoRequest,
+    LipsyncRequest,
+    StitchVideosRequest,
+)
+from mvcore.generators.scenes import create_scenes
+from mvcore.generators.stitch import stitch_videos
+from mvcore.generators.video import generate_video
+
+
+@dataclass(frozen=True)
+class Generator:
+    kind: str
+    request_model: type[BaseModel]
+    run: Callable[[Any, ConfigBundle, GenContext], Awaitable[dict[str, Any]]]
+
+
+GENERATORS: dict[str, Generator] = {
+    g.kind: g
+    for g in (
+        Generator("create_scenes", CreateScenesRequest, create_scenes),
+        Generator("generate_character_reference", GenerateCharacterReferenceRequest, generate_character_reference),
+        Generator("generate_video", GenerateVideoRequest, generate_video),
+        Generator("lipsync", LipsyncRequest, lipsync),
+        Generator("stitch_videos", StitchVideosRequest, stitch_videos),
+    )
+}
+
+
+async def execute(
+    kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any], ctx: GenContext
+) -> dict[str, Any]:
+    """Run one generator from plain data (what a job carries)."""
+    generator = GENERATORS[kind]
+    model = generator.request_model.model_validate(dict(request))
+    return await generator.run(model, ConfigBundle.from_dict(bundle), ctx)

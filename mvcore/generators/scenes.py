@@ -1,0 +1,76 @@
+"""Scene lists: the flavor's scene prompt filled with the request, sent to a provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mvcore.generators.common import Timer, base_metadata, new_id
+from mvcore.generators.context import ConfigBundle, GenContext
+from mvcore.generators.requests import CreateScenesRequest
+from mvcore.generators.templates import fill
+
+PARAMETER_KEYS = (
+    "character_characteristics",
+    "number_of_scenes",
+    "video_type",
+    "video_characteristics",
+    "camera_angle",
+)
+
+
+def scene_inputs(request: CreateScenesRequest, bundle: ConfigBundle) -> tuple[dict[str, Any], list[str]]:
+    """Request values win; the flavor's parameters fill the gaps (reported as defaults applied)."""
+    params = bundle.section("parameters")
+    inputs: dict[str, Any] = {"idea": request.idea, "character_description": request.character_description}
+    defaulted = []
+    for key in PARAMETER_KEYS:
+        value = getattr(request, key)
+        if value is None:
+            value = params.get(key)
+            defaulted.append(key)
+        inputs[key] = value
+    return inputs, defaulted
+
+
+async def create_scenes(request: CreateScenesRequest, bundle: ConfigBundle, ctx: GenContext) -> dict[str, Any]:
+    timer = Timer()
+    inputs, defaulted = scene_inputs(request, bundle)
+    prompts = bundle.section("scene_prompts")
+    prompt = fill(prompts["scene_generation_prompt"], inputs, name="scene_generation_prompt")
+    provider = ctx.provider()
+    ctx.progress(0.1, "writing scenes")
+    scenes = await provider.generate_scenes(
+        prompt=prompt,
+        inputs=inputs,
+        number_of_scenes=int(inputs["number_of_scenes"]),
+        model=str(prompts.get("scene_model", "")),
+        progress=ctx.progress,
+    )
+    wire = [s.to_wire() for s in scenes]
+    scenes_id = new_id()
+    base = f"mv/scenes/{request.project_id or scenes_id}"
+    json_key, md_key = f"{base}/scenes.json", f"{base}/scenes.md"
+    await ctx.media.save_json(json_key, {"scenes": wire, "inputs": inputs})
+    markdown = "\n".join(
+        f"## Scene {i}\n\n{s['description']}\n\n**Avoid:** {s['negative_description']}\n"
+        for i, s in enumerate(wire, 1)
+    )
+    await ctx.media.save_text(md_key, f"# {request.idea}\n\n{markdown}")
+    ctx.progress(1.0, "done")
+    return {
+        "scenes": wire,
+        "output_files": {"json": json_key, "markdown": md_key},
+        "metadata": base_metadata(
+            bundle,
+            timer,
+            idea=request.idea,
+            number_of_scenes=len(wire),
+            parameters_used=inputs,
+            defaults_applied=defaulted,
+            model_used=f"{provider.name}/{prompts.get('scene_model')}" if provider.name != "offline" else "offline",
+            scenes_id=scenes_id,
+            project_id=request.project_id,
+            prompt_chars=len(prompt),
+        ),
+    }
+

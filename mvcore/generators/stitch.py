@@ -1,0 +1,58 @@
+"""Stitching clips into one video, optionally with the song laid over it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mvcore import video
+from mvcore.errors import NotFound
+from mvcore.generators.common import Timer, base_metadata, new_id, scratch_dir, store_video
+from mvcore.generators.context import ConfigBundle, GenContext
+from mvcore.generators.inputs import audio_file, video_file
+from mvcore.generators.requests import StitchVideosRequest
+from mvcore.storage import keys
+
+
+async def stitch_videos(request: StitchVideosRequest, bundle: ConfigBundle, ctx: GenContext) -> dict[str, Any]:
+    timer = Timer()
+    for video_id in request.video_ids:
+        keys.parse_id(video_id, "video")  # every id checked before any work
+    out_id = new_id()
+    work = scratch_dir(ctx, out_id)
+    clips = []
+    for index, video_id in enumerate(request.video_ids):
+        clip_dir = work / f"clip{index:03d}"
+        clip_dir.mkdir(exist_ok=True)
+        clips.append(await video_file(ctx, video_id, clip_dir))
+    overlay = None
+    warning = None
+    if request.audio_overlay_id:
+        try:
+            overlay = await audio_file(ctx, request.audio_overlay_id, work)
+        except NotFound as exc:
+            warning = f"{exc.message}; stitched without the audio overlay"
+    ctx.progress(0.1, "stitching")
+    info = await video.stitch(
+        clips,
+        work / "stitched.mp4",
+        audio_overlay=overlay,
+        suppress_video_audio=request.suppress_video_audio,
+        timeout=ctx.settings.media_timeout_s,
+        progress=ctx.progress,
+    )
+    metadata = base_metadata(
+        bundle,
+        timer,
+        video_ids=list(request.video_ids),
+        num_clips=len(clips),
+        total_duration=round(info.duration, 3),
+        audio_overlay_id=request.audio_overlay_id,
+        suppress_video_audio=request.suppress_video_audio,
+        model_used="ffmpeg/concat",
+        kind="stitch",
+    )
+    response = await store_video(ctx, out_id, work / "stitched.mp4", metadata)
+    response["audio_overlay_applied"] = overlay is not None
+    response["audio_overlay_warning"] = warning
+    ctx.progress(1.0, "done")
+    return response

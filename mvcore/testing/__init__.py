@@ -1,0 +1,1 @@
+"""Test helpers (fakes and fixtures) that users of mvcore can import in their own tests."""
