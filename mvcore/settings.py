@@ -17,14 +17,6 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-def _split(value: object) -> object:
-    """Accept ``a,b`` or ``a:b`` lists from env vars (paths use os.pathsep)."""
-    if isinstance(value, str):
-        sep = "," if "," in value else ":"
-        return [part.strip() for part in value.split(sep) if part.strip()]
-    return value
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
@@ -61,6 +53,10 @@ class Settings(BaseSettings):
     media_timeout_s: float = Field(
         600.0, gt=0, validation_alias=AliasChoices("MVCORE_MEDIA_TIMEOUT", "media_timeout_s")
     )
+    offline_long_side: int = Field(
+        1280, ge=64, le=3840, validation_alias=AliasChoices("MVCORE_OFFLINE_LONG_SIDE", "offline_long_side")
+    )
+    offline_fps: int = Field(24, ge=1, le=60, validation_alias=AliasChoices("MVCORE_OFFLINE_FPS", "offline_fps"))
     debug_mode: bool = Field(False, validation_alias=AliasChoices("MV_DEBUG_MODE", "debug_mode"))
 
     # --- storage -----------------------------------------------------------

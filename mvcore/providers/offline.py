@@ -59,10 +59,10 @@ def _rng(*parts: Any) -> random.Random:
 class OfflineProvider:
     name = "offline"
 
-    def __init__(self, settings: Any = None, *, long_side: int = 1280, fps: int = 24) -> None:
+    def __init__(self, settings: Any = None) -> None:
         self.settings = settings
-        self.long_side = long_side
-        self.fps = fps
+        self.long_side = int(getattr(settings, "offline_long_side", 1280))
+        self.fps = int(getattr(settings, "offline_fps", 24))
         self.timeout = float(getattr(settings, "media_timeout_s", 600.0))
 
     async def generate_scenes(

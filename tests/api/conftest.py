@@ -1,0 +1,46 @@
+"""An app over a tmp copy of the shipped flavors, local storage in tmp, offline provider."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from mvcore.api.app import create_app
+from mvcore.flavor_store import FlavorStore
+from mvcore.plugins import PluginHost
+from mvcore.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    flavors = tmp_path / "flavors"
+    if not flavors.exists():
+        shutil.copytree(REPO / "flavors", flavors)
+    values: dict[str, object] = {
+        "flavors_dirs": [flavors],
+        "data_dir": tmp_path / "data",
+        "watch": "off",
+        "provider": "offline",
+        "offline_long_side": 160,
+        "offline_fps": 12,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    store = FlavorStore(list(settings.flavors_dirs), PluginHost(entry_points=False))
+    app = create_app(settings, store=store)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
