@@ -12,17 +12,18 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mvcore import logs
-from mvcore.discovery import discover
+from mvcore.discovery import Discovery, discover
 from mvcore.loading import ParseCache
-from mvcore.plugins import PluginHost
+from mvcore.plugins import Contributions, PluginHost
 from mvcore.snapshot import Snapshot, build_snapshot
 
 _pinned: contextvars.ContextVar[Snapshot | None] = contextvars.ContextVar("mvcore_snapshot", default=None)
@@ -62,6 +63,7 @@ class FlavorStore:
         self.cache = ParseCache()
         self._lock = threading.Lock()
         self._listeners: list[Callable[[ReloadEvent], None]] = []
+        self._discovery: tuple[Contributions, Discovery] | None = None
         self._current: Snapshot = self._build(None)
         logs.debug_event("config_flavors_discovered", flavors=self._current.names())
 
@@ -96,23 +98,59 @@ class FlavorStore:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def _build(self, previous: Snapshot | None) -> Snapshot:
+    def _build(self, previous: Snapshot | None, changed_paths: Iterable[str | Path] | None = None) -> Snapshot:
         contributions = self.host.contributions()
-        found = discover(self.roots, contributions.flavor_dirs, contributions.inline_flavors)
+        plan = self._plan(contributions, changed_paths) if previous is not None else None
+        if plan is not None and self._discovery is not None:
+            found = self._discovery[1]  # only files inside known flavors changed: the listing is the same
+        else:
+            found = discover(self.roots, contributions.flavor_dirs, contributions.inline_flavors)
+            self._discovery = (contributions, found)
         return build_snapshot(
             found,
             contributions.registry,
             previous=previous,
             cache=self.cache,
             extra_issues=list(contributions.issues),
+            reload_only=plan,
         )
 
-    def rebuild(self, reason: str = "") -> ReloadEvent | None:
-        """Rebuild from disk; swap and notify only when the content changed."""
+    def _plan(self, contributions: Contributions, changed_paths: Iterable[str | Path] | None) -> set[str] | None:
+        """The flavors a set of changed paths can affect, or None when everything must be re-read.
+
+        A path two or more levels below a root belongs to the flavor named by its first
+        level; anything else (a root itself, an entry directly in a root, a path outside
+        every root) may add or remove flavors, so the whole tree is rescanned.
+        """
+        if changed_paths is None or self._discovery is None or self._discovery[0] is not contributions:
+            return None
+        known = self._discovery[1].sources
+        roots = [os.path.abspath(r) for r in self.watch_roots()]
+        names: set[str] = set()
+        for changed in changed_paths:
+            path = os.path.abspath(changed)
+            for root in roots:
+                if not path.startswith(root + os.sep):
+                    continue
+                parts = path[len(root) + 1 :].split(os.sep)
+                if len(parts) < 2 or parts[0] not in known:
+                    return None
+                names.add(parts[0])
+                break
+            else:
+                return None
+        return names
+
+    def rebuild(self, reason: str = "", changed_paths: Iterable[str | Path] | None = None) -> ReloadEvent | None:
+        """Rebuild from disk; swap and notify only when the content changed.
+
+        ``changed_paths`` (from a file watcher) limits the re-read to the flavors
+        those paths belong to; without it every flavor is re-read.
+        """
         started = time.perf_counter()
         with self._lock:
             previous = self._current
-            snapshot = self._build(previous)
+            snapshot = self._build(previous, changed_paths)
             if snapshot is previous:
                 return None
             self._current = snapshot  # the atomic swap

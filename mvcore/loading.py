@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat as stat_module
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,11 @@ from typing import Any
 from mvcore.config_types import ConfigTypeRegistry
 from mvcore.discovery import MANIFEST, FlavorSource, is_ignored, within
 from mvcore.validation import MAX_FILE_BYTES, Issue, ParsedFile, check_config, parse_yaml_bytes, read_yaml
+
+# A file whose mtime is this close to the moment it was read may have been written again within the same
+# timestamp tick (coarse kernel clocks, 2 s on FAT): its stat signature is not trusted ("racy" entries,
+# as in git's index), the bytes are re-hashed instead.
+RACY_WINDOW_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class FlavorData:
     tags: tuple[str, ...] = ()
     issues: tuple[Issue, ...] = ()
     digest: str = ""
+    linked: bool = False  # the directory or one of its YAML files is a symlink (may change with no event)
 
     @property
     def ok(self) -> bool:
@@ -51,13 +59,22 @@ class FlavorData:
 @dataclass
 class _Entry:
     signature: tuple[int, int, int]
-    digest: str
+    content: str  # hash of the bytes read
+    digest: str  # what callers get: the content hash, or "bad:..." when the file did not parse
     parsed: ParsedFile
+    checked_ns: int  # wall clock when these bytes were read
 
 
 @dataclass
 class ParseCache:
-    """path -> last parse, keyed by (mtime_ns, size, inode) and content hash."""
+    """path -> last parse, keyed by (mtime_ns, size, inode) and content hash.
+
+    The digest and the parse always come from the same bytes, so a file that
+    changes while it is read never pairs new content with an old parse; and a
+    signature is only trusted once the file's mtime is safely older than the
+    read (see ``RACY_WINDOW_NS``), so two same-size writes within one
+    timestamp tick are not mistaken for "unchanged".
+    """
 
     entries: dict[str, _Entry] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,14 +89,25 @@ class ParseCache:
             return parsed, "unreadable"
         with self.lock:
             entry = self.entries.get(key)
-        if entry is not None and entry.signature == signature:
+        if (
+            entry is not None
+            and entry.signature == signature
+            and st.st_mtime_ns + RACY_WINDOW_NS < entry.checked_ns
+        ):
             return entry.parsed, entry.digest
-        parsed = read_yaml(path, display=display)
-        digest = _digest_file(path) if parsed.data is not None else f"bad:{hash(tuple(map(str, parsed.issues)))}"
-        if entry is not None and entry.digest == digest:
-            parsed = entry.parsed  # same content, new mtime: keep identity
+        checked_ns = time.time_ns()
+        raw = _read_capped(path, st)
+        if raw is None:  # not a regular file, too big or unreadable: read_yaml says why
+            parsed = read_yaml(path, display=display)
+            return parsed, f"bad:{hash(tuple(map(str, parsed.issues)))}"
+        content = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        if entry is not None and entry.content == content:
+            parsed, digest = entry.parsed, entry.digest  # same bytes (touched, or rewritten alike): keep identity
+        else:
+            parsed = parse_yaml_bytes(raw, path=path, display=display)
+            digest = content if parsed.data is not None else f"bad:{hash(tuple(map(str, parsed.issues)))}"
         with self.lock:
-            self.entries[key] = _Entry(signature, digest, parsed)
+            self.entries[key] = _Entry(signature, content, digest, parsed, checked_ns)
         return parsed, digest
 
     def forget_missing(self, alive: set[str]) -> None:
@@ -88,12 +116,19 @@ class ParseCache:
                 del self.entries[key]
 
 
-def _digest_file(path: Path) -> str:
+def _read_capped(path: Path, st: os.stat_result) -> bytes | None:
+    if not stat_module.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
+        return None
     try:
         with open(path, "rb") as handle:
-            return hashlib.blake2b(handle.read(MAX_FILE_BYTES + 1), digest_size=16).hexdigest()
+            # Size the read from the stat (a 1 MiB read buffer costs more than parsing a small file);
+            # a file that grew since the stat is topped up to the cap.
+            raw = handle.read(st.st_size + 1)
+            if len(raw) > st.st_size:
+                raw += handle.read(MAX_FILE_BYTES + 1 - len(raw))
     except OSError:
-        return "unreadable"
+        return None
+    return raw if len(raw) <= MAX_FILE_BYTES else None
 
 
 def _digest_obj(obj: Any) -> str:
@@ -111,21 +146,26 @@ def load_flavor(source: FlavorSource, registry: ConfigTypeRegistry, cache: Parse
     issues: list[Issue] = []
     description, tags = "", ()
     digests = []
+    linked = os.path.islink(directory)
     try:
-        names = sorted(os.listdir(directory))
+        # scandir: whether an entry is a symlink comes with the listing (d_type), no lstat per file
+        with os.scandir(directory) as listing:
+            entries = sorted((entry.name, entry.is_symlink()) for entry in listing)
     except OSError as exc:
         shown = f"{root.name}/{source.name}"
         return FlavorData(source, {}, issues=(Issue(shown, None, "", f"cannot list: {exc.strerror}"),))
-    for name in names:
+    for name, is_link in entries:
         if is_ignored(name):
+            continue
+        if not (name.endswith(".yaml") or name.endswith(".yml")):
             continue
         path = directory / name
         shown = f"{root.name}/{source.name}/{name}"
-        if not (name.endswith(".yaml") or name.endswith(".yml")):
-            continue
-        if os.path.islink(path) and not within(path, root):
-            issues.append(Issue(shown, None, "", "symlink points outside the flavors directory"))
-            continue
+        if is_link:
+            linked = True
+            if not within(path, root):
+                issues.append(Issue(shown, None, "", "symlink points outside the flavors directory"))
+                continue
         if name in (MANIFEST, "flavor.yml"):
             parsed, digest = cache.read(path, shown)
             issues.extend(parsed.issues)
@@ -152,7 +192,7 @@ def load_flavor(source: FlavorSource, registry: ConfigTypeRegistry, cache: Parse
             issues.append(Issue(shown, None, "", f"both .yaml and .yml exist for {config_type.name}"))
         configs[config_type.name] = ConfigFile(parsed.data, str(path), parsed.lines, digest)
     flavor_digest = _digest_obj([source.origin, digests, [str(i) for i in issues]])
-    return FlavorData(source, configs, description, tags, tuple(issues), flavor_digest)
+    return FlavorData(source, configs, description, tags, tuple(issues), flavor_digest, linked)
 
 
 def _manifest(parsed: ParsedFile, shown: str) -> tuple[str, tuple[str, ...], list[Issue]]:

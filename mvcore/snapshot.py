@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +74,14 @@ class Snapshot:
     fingerprint: tuple[Any, ...]
     build_seconds: float = 0.0
     _resolution_cache: dict[tuple[str, str], Resolution] = field(default_factory=dict, repr=False)
+    # flavor -> config type -> resolved values: plain dicts, so ``get`` is three subscripts.
+    _index: dict[str, dict[str, Mapping[str, Any]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        for name, configs in self.resolved.items():
+            self._index[name] = {type_name: config.values for type_name, config in configs.items()}
 
     # ---- queries -------------------------------------------------------------
     def names(self) -> list[str]:
@@ -123,8 +131,12 @@ class Snapshot:
 
     def get(self, config_type: str, key: str, flavor: str = DEFAULT) -> Any:
         """Fast path: one resolved value (dotted keys allowed)."""
-        configs = self.resolved.get(flavor) or self.resolved[DEFAULT]
-        values: Any = configs[config_type].values
+        try:
+            return self._index[flavor][config_type][key]
+        except KeyError:
+            pass
+        configs = self._index.get(flavor) or self._index[DEFAULT]
+        values: Any = configs[config_type]
         if key in values:
             return values[key]
         for part in key.split("."):
@@ -187,14 +199,43 @@ def build_snapshot(
     previous: Snapshot | None = None,
     cache: ParseCache | None = None,
     extra_issues: list[Issue] | None = None,
+    reload_only: Collection[str] | None = None,
 ) -> Snapshot:
+    """Load every source into a new snapshot (or return ``previous`` when nothing changed).
+
+    ``reload_only`` is a hint from a file watcher: the names of the flavors whose
+    files changed.  A directory flavor outside it that loaded cleanly last time
+    (and reads no symlink, whose target may change without an event) is carried
+    over without touching the disk, so an edit costs the edited flavor, not the
+    whole tree.  ``None`` reloads everything.
+    """
     started = time.perf_counter()
     cache = cache or ParseCache()
     loaded: dict[str, FlavorData] = {}
     statuses: dict[str, FlavorStatus] = {}
     for name, source in discovery.sources.items():
-        data = load_flavor(source, registry, cache)
         previous_good = previous.flavors.get(name) if previous is not None else None
+        if reload_only is not None and name not in reload_only and previous is not None:
+            kept_status = previous.statuses.get(name)
+            if (
+                previous_good is not None
+                and kept_status is not None
+                and kept_status.status == "ok"
+                and source.directory is not None
+                and not previous_good.linked
+                and (previous_good.source is source or previous_good.source == source)
+            ):
+                loaded[name] = previous_good
+                statuses[name] = kept_status
+                continue
+        data = load_flavor(source, registry, cache)
+        if (
+            previous_good is not None
+            and previous_good.digest == data.digest
+            and previous_good.source == data.source
+            and previous_good.linked == data.linked
+        ):
+            data = previous_good  # same content: keep identity, so its resolution is reused
         if data.ok:
             loaded[name] = data
             statuses[name] = _status(data, "ok", True)
@@ -271,6 +312,9 @@ def _resolve_all(
     out: dict[str, dict[str, ResolvedConfig]] = {}
     bases = {t.name: base_layer(t) for t in registry}
     same_registry = previous is not None and previous.registry is registry
+    # A flavor without a file for a type resolves it exactly as ``default`` does: merge that once per
+    # type and share the (read-only) values and provenance instead of merging it again per flavor.
+    inherited: dict[str, ResolvedConfig] = {}
     for name, data in loaded.items():
         reuse = None
         if same_registry and previous is not None and previous.flavors.get(name) is data and (
@@ -282,15 +326,18 @@ def _resolve_all(
             continue
         configs: dict[str, ResolvedConfig] = {}
         for type_name, base in bases.items():
-            layers = []
-            if name != DEFAULT:
-                own = _flavor_layer(data, type_name, "flavor")
-                if own is not None:
-                    layers.append(own)
+            own = _flavor_layer(data, type_name, "flavor") if name != DEFAULT else None
+            if own is None and type_name in inherited:
+                shared = inherited[type_name]
+                configs[type_name] = ResolvedConfig(type_name, name, shared.values, shared.provenance)
+                continue
+            layers = [own] if own is not None else []
             fallback = _flavor_layer(default, type_name, DEFAULT)
             if fallback is not None:
                 layers.append(fallback)
             layers.append(base.layer)
             configs[type_name] = resolve_layers(type_name, name, layers)
+            if own is None:
+                inherited[type_name] = configs[type_name]
         out[name] = configs
     return out

@@ -28,7 +28,12 @@ from mvcore.jobs import JobService
 from mvcore.settings import Settings
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-PAGES = {"/": "index.html", "/create": "create.html", "/quick-gen": "quick-gen.html", "/flavors": "flavors.html"}
+PAGES = {
+    "/": "index.html",
+    "/create": "create.html",
+    "/quick-gen": "quick-gen.html",
+    "/flavors": "flavors.html",
+}
 
 
 def build_services(
@@ -64,8 +69,9 @@ def web_router() -> list[Any]:
         if file.exists():
             handlers.append(make(file, path))
     if (WEB_DIR / "static").is_dir():
-        handlers.append(create_static_files_router("/static", directories=[WEB_DIR / "static"],
-                                                   include_in_schema=False))
+        handlers.append(
+            create_static_files_router("/static", directories=[WEB_DIR / "static"], include_in_schema=False)
+        )
     return handlers
 
 
@@ -96,11 +102,18 @@ def create_app(
         if settings.watch != "off":
             from mvcore.reload import Reloader
 
-            services.reloader = Reloader(services.store, mode=settings.watch, debounce_ms=settings.debounce_ms)
+            services.reloader = Reloader(
+                services.store, mode=settings.watch, debounce_ms=settings.debounce_ms
+            )
             services.reloader.start()
         await services.jobs.start()
-        logs.event("server_ready", logging.INFO, flavors=services.store.current.names(),
-                   provider=services.ctx.default_provider, watch=getattr(services.reloader, "mode", "off"))
+        logs.event(
+            "server_ready",
+            logging.INFO,
+            flavors=services.store.current.names(),
+            provider=services.ctx.default_provider,
+            watch=getattr(services.reloader, "mode", "off"),
+        )
         try:
             yield
         finally:
@@ -110,7 +123,11 @@ def create_app(
                 services.reloader.stop()
             await services.jobs.stop()
 
-    cors = CORSConfig(allow_origins=settings.cors_origins, allow_headers=["*"]) if settings.cors_origins else None
+    cors = (
+        CORSConfig(allow_origins=settings.cors_origins, allow_headers=["*"])
+        if settings.cors_origins
+        else None
+    )
     app = Litestar(
         route_handlers=[
             health,
@@ -120,7 +137,10 @@ def create_app(
             *web_router(),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[auth_middleware_factory(settings), json_limit_middleware_factory(settings.max_json_bytes)],
+        middleware=[
+            auth_middleware_factory(settings),
+            json_limit_middleware_factory(settings.max_json_bytes),
+        ],
         cors_config=cors,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="mvcore", version=__version__, path="/schema"),

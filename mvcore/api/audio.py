@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Router, get, post
 from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
 from litestar.response import File, Redirect
 
 from mvcore.api.services import Services
@@ -25,7 +24,7 @@ def audio_router(services: Services) -> Router:
 
     @post("/upload", status_code=200, summary="Upload a song (mp3/wav/m4a/ogg/flac), stored as mp3")
     async def upload(
-        data: Annotated[UploadFile, Body(media_type=RequestEncodingType.MULTI_PART)],
+        data: MultipartBody[UploadFile],
     ) -> dict[str, Any]:
         if not isinstance(data, UploadFile) or not data.filename:
             raise BadInput("Send the audio as a multipart field named 'data' with a filename")
@@ -36,18 +35,20 @@ def audio_router(services: Services) -> Router:
                 while chunk := await data.read(1 << 20):
                     size += len(chunk)
                     if size > settings.max_upload_bytes:
-                        raise PayloadTooLarge(f"Upload is larger than {settings.max_upload_bytes} bytes",
-                                              hint="Use a smaller file or raise MVCORE_MAX_UPLOAD_BYTES.")
+                        raise PayloadTooLarge(
+                            f"Upload is larger than {settings.max_upload_bytes} bytes",
+                            hint="Use a smaller file or raise MVCORE_MAX_UPLOAD_BYTES.",
+                        )
                     out.write(chunk)
             await data.close()
             return await upload_audio(ctx, target, data.filename)
 
     @post("/download", status_code=200, summary="Download audio from a URL (YouTube needs the yt-dlp extra)")
-    async def download(data: AudioDownloadRequest) -> dict[str, Any]:
+    async def download(data: JSONBody[AudioDownloadRequest]) -> dict[str, Any]:
         return await download_audio(ctx, data)
 
     @get("/get/{audio_id:str}", summary="The mp3 file (or its presigned URL in cloud mode)")
-    async def get_audio(audio_id: str, redirect: bool = Parameter(query="redirect", default=True)) -> Any:
+    async def get_audio(audio_id: FromPath[str], redirect: FromQuery[bool] = True) -> Any:
         aid = keys.parse_id(audio_id, "audio")
         key = keys.audio_key(aid)
         media = ctx.media
@@ -56,13 +57,15 @@ def audio_router(services: Services) -> Router:
             if url:
                 return Redirect(url, status_code=302) if redirect else {"audio_id": aid, "url": url}
         if not await media.exists(key):
-            raise NotFound(f"Audio {audio_id!r} not found",
-                           hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.")
+            raise NotFound(
+                f"Audio {audio_id!r} not found",
+                hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.",
+            )
         path = await media.fetch(key, None)
         return File(path, media_type="audio/mpeg", filename=f"{aid}.mp3", content_disposition_type="inline")
 
     @get("/info/{audio_id:str}", summary="Metadata of a stored song")
-    async def info(audio_id: str) -> dict[str, Any]:
+    async def info(audio_id: FromPath[str]) -> dict[str, Any]:
         return await audio_info(ctx, audio_id)
 
     return Router("/api/audio", route_handlers=[upload, download, get_audio, info], tags=["audio"])

@@ -59,7 +59,9 @@ async def _unauthorized(send: Send, *, missing: bool) -> None:
             "detail": {
                 "error": "UNAUTHORIZED",
                 "message": message,
-                "details": {"hint": "Send the key in the X-API-Key header (api_key query works on media GETs)."},
+                "details": {
+                    "hint": "Send the key in the X-API-Key header (api_key query works on media GETs)."
+                },
             }
         }
     ).encode()
@@ -86,14 +88,31 @@ def json_limit_middleware_factory(max_json_bytes: int) -> Any:
                 headers = dict(scope.get("headers", []))
                 ctype = headers.get(b"content-type", b"").split(b";")[0].strip()
                 length = headers.get(b"content-length")
-                if ctype == b"application/json" and length and length.isdigit() and int(length) > max_json_bytes:
-                    body = json.dumps({"detail": {"error": "PAYLOAD_TOO_LARGE",
-                                                  "message": f"JSON body over {max_json_bytes} bytes",
-                                                  "details": {"hint": "Send a smaller body "
-                                                              "(MVCORE_MAX_JSON_BYTES)."}}}).encode()
-                    await send({"type": "http.response.start", "status": 413,
-                                "headers": [(b"content-type", b"application/json"),
-                                            (b"content-length", str(len(body)).encode())]})
+                if (
+                    ctype == b"application/json"
+                    and length
+                    and length.isdigit()
+                    and int(length) > max_json_bytes
+                ):
+                    body = json.dumps(
+                        {
+                            "detail": {
+                                "error": "PAYLOAD_TOO_LARGE",
+                                "message": f"JSON body over {max_json_bytes} bytes",
+                                "details": {"hint": "Send a smaller body (MVCORE_MAX_JSON_BYTES)."},
+                            }
+                        }
+                    ).encode()
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 413,
+                            "headers": [
+                                (b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                            ],
+                        }
+                    )
                     await send({"type": "http.response.body", "body": body})
                     return
             await app(scope, receive, send)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Router, get
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from mvcore.api.services import Services
@@ -54,7 +54,11 @@ def flavor_router(services: Services) -> Router:
             row = status.to_dict()
             row["usable"] = snap.has(name)
             rows.append(row)
-        return {"generation": snap.generation, "flavors": rows, "shadowed": [s.to_dict() for s in snap.shadowed]}
+        return {
+            "generation": snap.generation,
+            "flavors": rows,
+            "shadowed": [s.to_dict() for s in snap.shadowed],
+        }
 
     @get("/flavors/status", summary="Reload status: generation, last reload, errors")
     async def flavors_status() -> dict[str, Any]:
@@ -75,9 +79,9 @@ def flavor_router(services: Services) -> Router:
 
     @get("/flavors/{name:str}", summary="Resolved values of a flavor with provenance")
     async def show_flavor(
-        name: str,
-        config_type: str | None = Parameter(query="type", default=None, max_length=64),
-        strict_flavor: bool | None = Parameter(query="strict_flavor", default=None),
+        name: FromPath[str],
+        config_type: Annotated[str | None, QueryParameter(name="type", max_length=64)] = None,
+        strict_flavor: Annotated[bool | None, QueryParameter(name="strict_flavor")] = None,
     ) -> dict[str, Any]:
         snap = store.current
         resolution = services.resolve(snap, name, strict_flavor)
@@ -87,7 +91,14 @@ def flavor_router(services: Services) -> Router:
 
     return Router(
         "/api/mv",
-        route_handlers=[get_config_flavors, config_debug, list_flavors, flavors_status, flavor_events, show_flavor],
+        route_handlers=[
+            get_config_flavors,
+            config_debug,
+            list_flavors,
+            flavors_status,
+            flavor_events,
+            show_flavor,
+        ],
         tags=["flavors"],
     )
 

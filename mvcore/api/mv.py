@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Response, Router, delete, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import File, Redirect
 
 from mvcore.api.services import Services
@@ -22,8 +22,10 @@ from mvcore.generators.requests import (
 )
 from mvcore.storage import keys
 
-ASYNC = Parameter(query="async", default=False, description="Answer 202 with a job id at once")
-STRICT = Parameter(query="strict_flavor", default=None, description="404 instead of falling back to 'default'")
+AsyncFlag = Annotated[bool, QueryParameter(name="async", description="Answer 202 with a job id at once")]
+StrictFlag = Annotated[
+    bool | None, QueryParameter(name="strict_flavor", description="404 instead of falling back to 'default'")
+]
 
 
 def mv_router(services: Services) -> Router:
@@ -42,26 +44,41 @@ def mv_router(services: Services) -> Router:
         return await services.jobs.run(kind, request, bundle.to_dict())
 
     @post("/create_scenes", status_code=200, summary="Write scenes from the flavor's scene prompt")
-    async def create_scenes(data: CreateScenesRequest, async_: bool = ASYNC, strict: bool | None = STRICT) -> Any:
+    async def create_scenes(
+        data: JSONBody[CreateScenesRequest], async_: AsyncFlag = False, strict: StrictFlag = None
+    ) -> Any:
         return await dispatch("create_scenes", data, async_, strict)
 
     @post("/generate_character_reference", status_code=200, summary="Character reference images")
     async def generate_character_reference(
-        data: GenerateCharacterReferenceRequest, async_: bool = ASYNC, strict: bool | None = STRICT
+        data: JSONBody[GenerateCharacterReferenceRequest],
+        async_: AsyncFlag = False,
+        strict: StrictFlag = None,
     ) -> Any:
         return await dispatch("generate_character_reference", data, async_, strict)
 
     @post("/generate_video", status_code=200, summary="One video clip")
-    async def generate_video(data: GenerateVideoRequest, async_: bool = ASYNC, strict: bool | None = STRICT) -> Any:
+    async def generate_video(
+        data: JSONBody[GenerateVideoRequest], async_: AsyncFlag = False, strict: StrictFlag = None
+    ) -> Any:
         return await dispatch("generate_video", data, async_, strict)
 
     @post("/lipsync", status_code=200, summary="Put (a clip of) the song onto a video clip")
-    async def lipsync(data: LipsyncRequest, async_: bool = ASYNC, strict: bool | None = STRICT) -> Any:
+    async def lipsync(
+        data: JSONBody[LipsyncRequest], async_: AsyncFlag = False, strict: StrictFlag = None
+    ) -> Any:
         return await dispatch("lipsync", data, async_, strict)
 
-    @post(["/stitch-videos", "/stitch_video", "/stitch_videos"], status_code=200,
-          summary="Concatenate clips, optionally with the song as overlay")
-    async def stitch_videos(data: StitchVideosRequest, async_: bool = ASYNC, strict: bool | None = STRICT) -> Any:
+    @post("/stitch-videos", status_code=200, summary="Concatenate clips, optionally with the song as overlay")
+    async def stitch_videos(
+        data: JSONBody[StitchVideosRequest], async_: AsyncFlag = False, strict: StrictFlag = None
+    ) -> Any:
+        return await dispatch("stitch_videos", data, async_, strict)
+
+    @post(["/stitch_video", "/stitch_videos"], status_code=200, include_in_schema=False)
+    async def stitch_videos_alias(
+        data: JSONBody[StitchVideosRequest], async_: AsyncFlag = False, strict: StrictFlag = None
+    ) -> Any:
         return await dispatch("stitch_videos", data, async_, strict)
 
     async def serve_media(key: str, redirect: bool, what: str, media_id: str) -> Any:
@@ -71,20 +88,29 @@ def mv_router(services: Services) -> Router:
             if url:
                 if redirect:
                     return Redirect(url, status_code=302)
-                return {"id": media_id, "url": url, "cloud_url": url, "expires_in": services.settings.presigned_url_expiry}
+                return {
+                    "id": media_id,
+                    "url": url,
+                    "cloud_url": url,
+                    "expires_in": services.settings.presigned_url_expiry,
+                }
         if not await media.exists(key):
             raise NotFound(f"{what} {media_id!r} not found")
         path = await media.fetch(key, None)
-        return File(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-                    filename=Path(key).name, content_disposition_type="inline")
+        return File(
+            path,
+            media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+            filename=Path(key).name,
+            content_disposition_type="inline",
+        )
 
     @get("/get_video/{video_id:str}", summary="The video file (or its presigned URL in cloud mode)")
-    async def get_video(video_id: str, redirect: bool = Parameter(query="redirect", default=True)) -> Any:
+    async def get_video(video_id: FromPath[str], redirect: FromQuery[bool] = True) -> Any:
         key = keys.video_key(keys.parse_id(video_id, "video"))
         return await serve_media(key, redirect, "Video", video_id)
 
     @get("/get_video/{video_id:str}/info", summary="Metadata of a video")
-    async def get_video_info(video_id: str) -> dict[str, Any]:
+    async def get_video_info(video_id: FromPath[str]) -> dict[str, Any]:
         vid = keys.parse_id(video_id, "video")
         media = services.ctx.media
         if not await media.exists(keys.video_key(vid)):
@@ -93,36 +119,54 @@ def mv_router(services: Services) -> Router:
             metadata = await media.load_json(keys.video_metadata_key(vid))
         except NotFound:
             metadata = {}
-        info: dict[str, Any] = {"video_id": vid, "exists": True, "metadata": metadata,
-                                "video_url": f"/api/mv/get_video/{vid}"}
+        info: dict[str, Any] = {
+            "video_id": vid,
+            "exists": True,
+            "metadata": metadata,
+            "video_url": f"/api/mv/get_video/{vid}",
+        }
         if media.cloud is not None:
             info["cloud_url"] = await media.url_for(keys.video_key(vid))
         return info
 
     @get("/get_character_reference/{image_id:str}", summary="A character reference image")
-    async def get_character_reference(image_id: str, redirect: bool = Parameter(query="redirect", default=True)) -> Any:
+    async def get_character_reference(image_id: FromPath[str], redirect: FromQuery[bool] = True) -> Any:
         key = await find_character_reference(services.ctx, image_id)
         return await serve_media(key, redirect, "Character reference", image_id)
 
     @get("/jobs", summary="Recent jobs")
-    async def list_jobs(status: str | None = Parameter(query="status", default=None)) -> dict[str, Any]:
+    async def list_jobs(status: FromQuery[str | None] = None) -> dict[str, Any]:
         if status is not None and status not in ("queued", "running", "succeeded", "failed", "cancelled"):
-            raise BadInput(f"Unknown status {status!r}",
-                           alternatives=["queued", "running", "succeeded", "failed", "cancelled"])
+            raise BadInput(
+                f"Unknown status {status!r}",
+                alternatives=["queued", "running", "succeeded", "failed", "cancelled"],
+            )
         jobs = await services.jobs.list(status)
         return {"jobs": [j.to_wire() for j in jobs]}
 
     @get("/jobs/{job_id:str}", summary="Status, progress and result of a job")
-    async def get_job(job_id: str) -> dict[str, Any]:
+    async def get_job(job_id: FromPath[str]) -> dict[str, Any]:
         return (await services.jobs.get(keys.parse_id(job_id, "job"))).to_wire()
 
     @delete("/jobs/{job_id:str}", status_code=200, summary="Cancel a queued or running job")
-    async def cancel_job(job_id: str) -> dict[str, Any]:
+    async def cancel_job(job_id: FromPath[str]) -> dict[str, Any]:
         return (await services.jobs.cancel(keys.parse_id(job_id, "job"))).to_wire()
 
     return Router(
         "/api/mv",
-        route_handlers=[create_scenes, generate_character_reference, generate_video, lipsync, stitch_videos,
-                        get_video, get_video_info, get_character_reference, list_jobs, get_job, cancel_job],
+        route_handlers=[
+            create_scenes,
+            generate_character_reference,
+            generate_video,
+            lipsync,
+            stitch_videos,
+            stitch_videos_alias,
+            get_video,
+            get_video_info,
+            get_character_reference,
+            list_jobs,
+            get_job,
+            cancel_job,
+        ],
         tags=["mv"],
     )

@@ -30,15 +30,22 @@ _STATUS_CODES = {
 }
 
 
-def problem(status: int, code: str, message: str, details: dict[str, Any] | None = None,
-            headers: dict[str, str] | None = None) -> Response[dict[str, Any]]:
+def problem(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
     body = {"detail": {"error": code, "message": logs.scrub(message), "details": details or {}}}
     return Response(body, status_code=status, headers=headers)
 
 
 def handle_mvcore_error(request: Request[Any, Any, Any], exc: MvcoreError) -> Response[dict[str, Any]]:
     if exc.status_code >= 500:
-        logs.event("request_failed", logging.ERROR, path=request.url.path, error=exc.code, message=exc.message)
+        logs.event(
+            "request_failed", logging.ERROR, path=request.url.path, error=exc.code, message=exc.message
+        )
     detail = exc.to_detail()
     headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if exc.status_code == 401 else None
     return problem(exc.status_code, detail["error"], detail["message"], detail["details"], headers)
@@ -49,11 +56,17 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
     errors = []
     for item in extra:
         if isinstance(item, dict):
-            errors.append({"field": item.get("key"), "message": item.get("message"), "source": item.get("source")})
+            errors.append(
+                {"field": item.get("key"), "message": item.get("message"), "source": item.get("source")}
+            )
     if not errors:
         # Not a schema violation but an unreadable body (bad JSON, wrong content type).
-        return problem(400, "INVALID_INPUT", _clean(exc.detail) or "The request body could not be read",
-                       {"hint": "Send a JSON object with Content-Type: application/json."})
+        return problem(
+            400,
+            "INVALID_INPUT",
+            _clean(exc.detail) or "The request body could not be read",
+            {"hint": "Send a JSON object with Content-Type: application/json."},
+        )
     fields = ", ".join(str(e["field"]) for e in errors if e["field"]) or "body"
     return problem(
         422,

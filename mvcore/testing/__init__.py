@@ -1,1 +1,1 @@
-"""Test helpers (fakes and fixtures) that users of mvcore can import in their own tests."""
+"""Fixtures and fakes users of mvcore can import in their own tests."""

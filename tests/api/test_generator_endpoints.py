@@ -116,7 +116,7 @@ def test_generate_video_with_reference_and_flavor_duration(client: TestClient) -
     ).json()
     assert body["metadata"]["parameters_used"]["duration"] == 6  # example's video_duration
     assert body["metadata"]["character_reference_id"] == images[0]["id"]
-    assert "16:9 aspect ratio" in body["metadata"]["full_prompt"]
+    assert "Frame for a 16:9" in body["metadata"]["full_prompt"]
 
 
 def test_original_frontend_sequence_runs_end_to_end(client: TestClient) -> None:

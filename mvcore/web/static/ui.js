@@ -1,0 +1,137 @@
+// Small DOM helpers shared by every page, and the site header (nav + API key field).
+
+import { getApiKey, setApiKey } from "./api.js";
+
+/** el("div", {class: "x", dataset: {testid: "y"}, onclick: fn}, child, "text", ...) */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name === "testid") node.dataset.testid = value;
+    else if (name.startsWith("on") && typeof value === "function") node.addEventListener(name.slice(2), value);
+    else if (name === "text") node.textContent = value;
+    else if (name in node && typeof value !== "string") node[name] = value;
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+export const byTestId = (id, root = document) => root.querySelector(`[data-testid="${id}"]`);
+
+/** Show (or clear, with null) a readable error in an element next to the control that caused it. */
+export function showError(target, err) {
+  if (!target) return;
+  if (!err) {
+    target.hidden = true;
+    target.textContent = "";
+    return;
+  }
+  const message = typeof err === "string" ? err : err.message || String(err);
+  target.textContent = message;
+  target.hidden = false;
+  if (typeof err !== "string") console.warn("mvcore:", message); // visible in devtools, not an error
+}
+
+/** A progress bar element: {node, set(fraction), reset()}. */
+export function progressBar(testid) {
+  const fill = el("div");
+  const node = el("div", {
+    class: "progress",
+    testid,
+    role: "progressbar",
+    "aria-valuemin": "0",
+    "aria-valuemax": "100",
+    "aria-valuenow": "0",
+    hidden: true,
+  }, fill);
+  return {
+    node,
+    set(fraction) {
+      const pct = Math.round(Math.max(0, Math.min(1, Number(fraction) || 0)) * 100);
+      node.hidden = false;
+      fill.style.width = `${pct}%`;
+      node.setAttribute("aria-valuenow", String(pct));
+    },
+    hide() {
+      node.hidden = true;
+    },
+  };
+}
+
+/** Wire an existing .progress element from the HTML. */
+export function wireProgress(node) {
+  const fill = node.firstElementChild || node.appendChild(document.createElement("div"));
+  return {
+    node,
+    set(fraction) {
+      const pct = Math.round(Math.max(0, Math.min(1, Number(fraction) || 0)) * 100);
+      node.hidden = false;
+      fill.style.width = `${pct}%`;
+      node.setAttribute("aria-valuenow", String(pct));
+    },
+    hide() {
+      node.hidden = true;
+    },
+  };
+}
+
+export function formatSeconds(value) {
+  const n = Number(value);
+  if (!Number.isFinite(n)) return "—";
+  return `${Math.round(n * 100) / 100} s`;
+}
+
+export function truncate(text, max = 160) {
+  const s = String(text ?? "");
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+const PAGES = [
+  ["/create", "Create"],
+  ["/quick-gen", "Quick-gen"],
+  ["/flavors", "Flavors"],
+];
+
+/** Fill <header id="site-header"> with the nav and the API key field. */
+export function mountHeader() {
+  const header = document.getElementById("site-header");
+  if (!header) return;
+  header.className = "site-header";
+  header.dataset.testid = "site-header";
+  const here = location.pathname.replace(/\/$/, "") || "/";
+  const nav = el("nav", { "aria-label": "Pages", testid: "nav" },
+    PAGES.map(([href, label]) =>
+      el("a", { href, testid: `nav-${label.toLowerCase()}`, "aria-current": here === href ? "page" : null }, label)));
+  const input = el("input", {
+    type: "password",
+    id: "api-key",
+    testid: "api-key",
+    placeholder: "only if the server needs one",
+    title: "Sent as X-API-Key (and ?api_key= on media URLs); stored in this browser",
+    autocomplete: "off",
+    spellcheck: "false",
+    value: getApiKey(),
+  });
+  const state = el("span", { class: "key-state", testid: "api-key-state" });
+  const refresh = () => {
+    state.textContent = getApiKey() ? "key set" : "no key";
+  };
+  input.addEventListener("change", () => {
+    setApiKey(input.value);
+    refresh();
+  });
+  refresh();
+  header.replaceChildren(
+    el("a", { class: "brand", href: "/" }, "mv", el("span", {}, "core")),
+    nav,
+    el("form", { class: "api-key", onsubmit: (event) => { event.preventDefault(); input.dispatchEvent(new Event("change")); } },
+      el("label", { for: "api-key" }, "API key"), input, state),
+  );
+}
