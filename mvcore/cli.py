@@ -65,10 +65,14 @@ def flavors_list(flavors_dirs: tuple[str, ...], as_json: bool) -> None:
     snap = _store(flavors_dirs).current
     rows = [s.to_dict() for s in sorted(snap.statuses.values(), key=lambda s: s.name)]
     if as_json:
-        _emit({"generation": snap.generation, "flavors": rows, "shadowed": [s.to_dict() for s in snap.shadowed]})
+        _emit(
+            {"generation": snap.generation, "flavors": rows, "shadowed": [s.to_dict() for s in snap.shadowed]}
+        )
         return
     for row in rows:
-        mark = {"ok": "ok", "error": "ERROR (serving last good)", "invalid": "INVALID"}.get(row["status"], "?")
+        mark = {"ok": "ok", "error": "ERROR (serving last good)", "invalid": "INVALID"}.get(
+            row["status"], "?"
+        )
         click.echo(f"{row['name']:<24} {mark:<26} {row['source']}")
         for err in row["errors"]:
             click.echo(f"    {err['text']}")
@@ -82,7 +86,9 @@ def flavors_list(flavors_dirs: tuple[str, ...], as_json: bool) -> None:
 @click.option("--type", "config_type", help="Only this config type.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 @click.option("--strict", is_flag=True, help="Fail instead of falling back to 'default'.")
-def flavors_show(name: str, flavors_dirs: tuple[str, ...], config_type: str | None, as_json: bool, strict: bool) -> None:
+def flavors_show(
+    name: str, flavors_dirs: tuple[str, ...], config_type: str | None, as_json: bool, strict: bool
+) -> None:
     """Resolved values of a flavor, with the layer each value came from."""
     store = _store(flavors_dirs)
     snap = store.current
@@ -140,15 +146,28 @@ def flavors_validate(path: str | None, as_json: bool) -> None:
         _emit({"ok": not errors, "issues": [i.to_dict() for i in issues]})
     else:
         for issue in issues:
-            click.echo(f"{issue}" + ("" if issue.severity == "error" else " (warning)"), err=issue.severity == "error")
+            click.echo(
+                f"{issue}" + ("" if issue.severity == "error" else " (warning)"),
+                err=issue.severity == "error",
+            )
         count = len(store.current.statuses)
-        click.echo(f"{count} flavor(s) checked: {len(errors)} error(s), {len(issues) - len(errors)} warning(s)")
+        click.echo(
+            f"{count} flavor(s) checked: {len(errors)} error(s), {len(issues) - len(errors)} warning(s)"
+        )
     sys.exit(1 if errors else 0)
 
 
 def _looks_like_flavor(path: Path) -> bool:
-    return any((path / f).is_file() for f in ("flavor.yaml", "parameters.yaml", "scene_prompts.yaml",
-                                              "image_prompts.yaml", "image_params.yaml"))
+    return any(
+        (path / f).is_file()
+        for f in (
+            "flavor.yaml",
+            "parameters.yaml",
+            "scene_prompts.yaml",
+            "image_prompts.yaml",
+            "image_params.yaml",
+        )
+    )
 
 
 @flavors.command("diff")
@@ -181,7 +200,9 @@ def flavors_diff(a: str, b: str, flavors_dirs: tuple[str, ...], as_json: bool) -
 
 @flavors.command("new")
 @click.argument("name")
-@click.option("--dir", "root", type=click.Path(file_okay=False), default=None, help="Flavor root to create it in.")
+@click.option(
+    "--dir", "root", type=click.Path(file_okay=False), default=None, help="Flavor root to create it in."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing flavor.")
 def flavors_new(name: str, root: str | None, force: bool) -> None:
     """Scaffold a flavor whose files validate, with every key commented out."""
@@ -240,8 +261,10 @@ def plugins_list(as_json: bool) -> None:
         return
     for row in report:
         state = "enabled" if row["enabled"] else "disabled"
-        click.echo(f"{row['name']:<20} {row['version'] or '-':<10} {state:<9} {row['source']:<12} "
-                   f"{', '.join(row['hooks']) or '-'}")
+        click.echo(
+            f"{row['name']:<20} {row['version'] or '-':<10} {state:<9} {row['source']:<12} "
+            f"{', '.join(row['hooks']) or '-'}"
+        )
         for err in row["errors"]:
             click.echo(f"    error: {err}")
 
@@ -284,7 +307,9 @@ def serve(host: str, port: int, reload_flavors: bool, flavors_dirs: tuple[str, .
         settings = settings.model_copy(update={"watch": "off"})
     logs.setup_logging(logging.INFO)
     app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=bool(os.environ.get("MVCORE_ACCESS_LOG")))
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", access_log=bool(os.environ.get("MVCORE_ACCESS_LOG"))
+    )
 
 
 @main.command()

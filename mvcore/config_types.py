@@ -36,6 +36,15 @@ SCENE_PLACEHOLDERS = frozenset(
 )
 
 
+def optional(description: str = "", **constraints: Any) -> Any:
+    """A key that may be missing (it falls back) but, when present, must have the field's type.
+
+    Typed as Any so the annotation can stay ``str``/``int`` (null is *not* a valid value) while
+    the default is None (missing).
+    """
+    return Field(None, description=description or None, **constraints)
+
+
 class _Strict(BaseModel):
     # Every key is optional in a flavor file (missing keys fall back), but a
     # key that is present must be of the right type; unknown keys are errors.
@@ -45,49 +54,49 @@ class _Strict(BaseModel):
 class ParametersConfig(_Strict):
     """Scene-level knobs that fill the scene prompt template."""
 
-    character_characteristics: str = Field(None, description="Personality words for the character")
-    video_type: str = Field(None, description="What kind of video, e.g. 'video', 'short film'")
-    video_characteristics: str = Field(None, description="Visual style words")
-    camera_angle: str = Field(None, description="Camera placement, e.g. 'front', 'wide'")
-    number_of_scenes: int = Field(None, ge=1, le=32, description="How many scenes to write")
+    character_characteristics: str = optional(description="Personality words for the character")
+    video_type: str = optional(description="What kind of video, e.g. 'video', 'short film'")
+    video_characteristics: str = optional(description="Visual style words")
+    camera_angle: str = optional(description="Camera placement, e.g. 'front', 'wide'")
+    number_of_scenes: int = optional(ge=1, le=32, description="How many scenes to write")
 
 
 class ScenePromptsConfig(_Strict):
     """The LLM prompt that writes the scene list."""
 
-    scene_generation_prompt: str = Field(
-        None, description="str.format template; must ask for JSON {scenes:[{description,negative_description}]}"
+    scene_generation_prompt: str = optional(description="str.format template; must ask for JSON {scenes:[{description,negative_description}]}",
     )
-    scene_model: str = Field(None, description="Replicate LLM used to write scenes")
+    scene_model: str = optional(description="Replicate LLM used to write scenes")
 
 
 class ImagePromptsConfig(_Strict):
-    character_reference_prompt: str = Field(None, description="str.format template over {character_description}")
+    character_reference_prompt: str = optional(description="str.format template over {character_description}"
+    )
 
 
 class ImageParamsConfig(_Strict):
     """Image model parameters -- and, as in the original system, the video ones."""
 
-    model: str = Field(None, description="Image model on Replicate")
-    aspect_ratio: str = Field(None, pattern=r"^\d{1,2}:\d{1,2}$")
-    safety_filter_level: str = Field(None)
-    person_generation: str = Field(None)
-    output_format: str = Field(None, pattern=r"^(png|jpg|jpeg|webp)$")
-    video_model: str = Field(None, description="Video model on Replicate")
-    video_aspect_ratio: str = Field(None, pattern=r"^\d{1,2}:\d{1,2}$")
-    video_duration: int = Field(None, ge=1, le=60)
-    video_generate_audio: bool = Field(None)
-    video_person_generation: str = Field(None)
-    video_rules_template: str = Field(None, description="str.format template over {aspect_ratio}")
+    model: str = optional(description="Image model on Replicate")
+    aspect_ratio: str = optional(pattern=r"^\d{1,2}:\d{1,2}$")
+    safety_filter_level: str = optional()
+    person_generation: str = optional()
+    output_format: str = optional(pattern=r"^(png|jpg|jpeg|webp)$")
+    video_model: str = optional(description="Video model on Replicate")
+    video_aspect_ratio: str = optional(pattern=r"^\d{1,2}:\d{1,2}$")
+    video_duration: int = optional(ge=1, le=60)
+    video_generate_audio: bool = optional()
+    video_person_generation: str = optional()
+    video_rules_template: str = optional(description="str.format template over {aspect_ratio}")
 
 
 class LipsyncParamsConfig(_Strict):
     """Lipsync model parameters (a built-in type: lipsync must work without plugins)."""
 
-    model: str = Field(None, description="Lipsync model on Replicate")
-    temperature: float = Field(None, ge=0, le=1)
-    occlusion_detection_enabled: bool = Field(None)
-    active_speaker_detection: bool = Field(None)
+    model: str = optional(description="Lipsync model on Replicate")
+    temperature: float = optional(ge=0, le=1)
+    occlusion_detection_enabled: bool = optional()
+    active_speaker_detection: bool = optional()
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,9 @@ class FlavorStore:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def _build(self, previous: Snapshot | None, changed_paths: Iterable[str | Path] | None = None) -> Snapshot:
+    def _build(
+        self, previous: Snapshot | None, changed_paths: Iterable[str | Path] | None = None
+    ) -> Snapshot:
         contributions = self.host.contributions()
         plan = self._plan(contributions, changed_paths) if previous is not None else None
         if plan is not None and self._discovery is not None:
@@ -115,7 +117,9 @@ class FlavorStore:
             reload_only=plan,
         )
 
-    def _plan(self, contributions: Contributions, changed_paths: Iterable[str | Path] | None) -> set[str] | None:
+    def _plan(
+        self, contributions: Contributions, changed_paths: Iterable[str | Path] | None
+    ) -> set[str] | None:
         """The flavors a set of changed paths can affect, or None when everything must be re-read.
 
         A path two or more levels below a root belongs to the flavor named by its first
@@ -141,7 +145,9 @@ class FlavorStore:
                 return None
         return names
 
-    def rebuild(self, reason: str = "", changed_paths: Iterable[str | Path] | None = None) -> ReloadEvent | None:
+    def rebuild(
+        self, reason: str = "", changed_paths: Iterable[str | Path] | None = None
+    ) -> ReloadEvent | None:
         """Rebuild from disk; swap and notify only when the content changed.
 
         ``changed_paths`` (from a file watcher) limits the re-read to the flavors
@@ -155,12 +161,19 @@ class FlavorStore:
                 return None
             self._current = snapshot  # the atomic swap
         event = _diff(previous, snapshot, time.perf_counter() - started, reason)
-        logs.event("flavors_reloaded", logging.INFO, generation=event.generation, changed=event.changed,
-                   added=event.added, removed=event.removed, errors=len(event.errors))
+        logs.event(
+            "flavors_reloaded",
+            logging.INFO,
+            generation=event.generation,
+            changed=event.changed,
+            added=event.added,
+            removed=event.removed,
+            errors=len(event.errors),
+        )
         for listener in list(self._listeners):
             try:
                 listener(event)
-            except Exception as exc:  # noqa: BLE001 - a listener must not break reloads
+            except Exception as exc:
                 logs.event("reload_listener_failed", logging.ERROR, error=repr(exc))
         self.host.notify_reload(event.to_dict())
         return event

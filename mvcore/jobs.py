@@ -58,8 +58,13 @@ def error_of(exc: BaseException) -> tuple[dict[str, Any], int]:
     if isinstance(exc, MvcoreError):
         return {"detail": exc.to_detail()}, exc.status_code
     return (
-        {"detail": {"error": "INTERNAL_ERROR", "message": "The job failed unexpectedly",
-                    "details": {"hint": "See the server log."}}},
+        {
+            "detail": {
+                "error": "INTERNAL_ERROR",
+                "message": "The job failed unexpectedly",
+                "details": {"hint": "See the server log."},
+            }
+        },
         500,
     )
 
@@ -114,7 +119,7 @@ class JobService:
             record.status, record.progress = "succeeded", 1.0
         except asyncio.CancelledError:
             record.status = "cancelled"
-        except Exception as exc:  # noqa: BLE001 - every failure becomes the job's error body
+        except Exception as exc:
             record.error, record.error_status = error_of(exc)
             record.status = "failed"
         finally:

@@ -102,7 +102,10 @@ class ParseCache:
             return parsed, f"bad:{hash(tuple(map(str, parsed.issues)))}"
         content = hashlib.blake2b(raw, digest_size=16).hexdigest()
         if entry is not None and entry.content == content:
-            parsed, digest = entry.parsed, entry.digest  # same bytes (touched, or rewritten alike): keep identity
+            parsed, digest = (
+                entry.parsed,
+                entry.digest,
+            )  # same bytes (touched, or rewritten alike): keep identity
         else:
             parsed = parse_yaml_bytes(raw, path=path, display=display)
             digest = content if parsed.data is not None else f"bad:{hash(tuple(map(str, parsed.issues)))}"
@@ -144,7 +147,8 @@ def load_flavor(source: FlavorSource, registry: ConfigTypeRegistry, cache: Parse
     by_file = registry.by_filename()
     configs: dict[str, ConfigFile] = {}
     issues: list[Issue] = []
-    description, tags = "", ()
+    description: str = ""
+    tags: tuple[str, ...] = ()
     digests = []
     linked = os.path.islink(directory)
     try:
@@ -178,7 +182,9 @@ def load_flavor(source: FlavorSource, registry: ConfigTypeRegistry, cache: Parse
         if config_type is None:
             known = ", ".join(sorted(t.filename for t in registry))
             issues.append(
-                Issue(shown, None, "", f"unknown config file (known: {known}, flavor.yaml); ignored", "warning")
+                Issue(
+                    shown, None, "", f"unknown config file (known: {known}, flavor.yaml); ignored", "warning"
+                )
             )
             continue
         parsed, digest = cache.read(path, shown)
@@ -208,7 +214,9 @@ def _manifest(parsed: ParsedFile, shown: str) -> tuple[str, tuple[str, ...], lis
         tags = []
     for key in data:
         if key not in ("description", "tags"):
-            issues.append(Issue(shown, parsed.lines.get(key), key, "unknown manifest key; allowed: description, tags"))
+            issues.append(
+                Issue(shown, parsed.lines.get(key), key, "unknown manifest key; allowed: description, tags")
+            )
     return description, tuple(tags), issues
 
 

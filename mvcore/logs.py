@@ -70,7 +70,7 @@ class ScrubbingFilter(logging.Filter):
         if _secrets:
             try:
                 message = record.getMessage()
-            except Exception:  # noqa: BLE001 - a broken format string must not kill logging
+            except Exception:
                 return True
             cleaned = scrub(message)
             if cleaned != message:

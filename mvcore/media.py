@@ -143,6 +143,9 @@ def parse_probe_output(stderr: str) -> tuple[MediaInfo, bool]:
     """
     if "Input #0" not in stderr:
         raise ValueError("no input section")
+    if re.search(r"^Input #0, tty,", stderr, re.MULTILINE):
+        # ffmpeg renders .txt/.nfo files as "ANSI art" video; nobody means that as media.
+        raise ValueError("text file")
     duration = 0.0
     needs_measure = True
     if (match := _DURATION_RE.search(stderr)) and match.group(1) is not None:

@@ -55,6 +55,9 @@ def _overlay(
         path = f"{prefix}.{key}" if prefix else key
         current = target.get(key)
         if isinstance(value, Mapping) and isinstance(current, dict):
+            if value:
+                # An empty mapping below was a leaf; now it has children, which carry provenance.
+                provenance.pop(path, None)
             _overlay(current, value, path, layer, provenance)
             continue
         if isinstance(current, dict):

@@ -81,7 +81,9 @@ class PluginHost:
             self.load_entry_points()
 
     # ---- registration ------------------------------------------------------
-    def register(self, plugin: object, name: str, *, source: str = "direct", version: str | None = None) -> None:
+    def register(
+        self, plugin: object, name: str, *, source: str = "direct", version: str | None = None
+    ) -> None:
         record = PluginRecord(name, version, source)
         self.records[name] = record
         if not self._wanted(name):
@@ -89,7 +91,7 @@ class PluginHost:
             return
         try:
             self.pm.register(plugin, name=name)
-        except Exception as exc:  # noqa: BLE001 - a plugin's validation error is reported, not raised
+        except Exception as exc:
             record.errors.append(f"register failed: {exc}")
             return
         record.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
@@ -113,7 +115,7 @@ class PluginHost:
                 continue
             try:
                 plugin = ep.load()
-            except BaseException as exc:  # noqa: BLE001 - even SystemExit from a plugin must not stop us
+            except BaseException as exc:
                 record = PluginRecord(ep.name, version, "entry-point", errors=[f"import failed: {exc!r}"])
                 self.records[ep.name] = record
                 logs.event("plugin_failed", logging.ERROR, plugin=ep.name, error=repr(exc))
@@ -189,7 +191,9 @@ class PluginHost:
                 self._fail(name, "mvcore_providers: expected {name: provider}")
                 continue
             for key, provider in value.items():
-                out[str(key)] = provider(settings) if callable(provider) and isinstance(provider, type) else provider
+                out[str(key)] = (
+                    provider(settings) if callable(provider) and isinstance(provider, type) else provider
+                )
         return out
 
     def notify_reload(self, event: dict[str, Any]) -> None:
@@ -226,7 +230,7 @@ def _call_with_deadline(function: Any, args: dict[str, Any], timeout: float) -> 
     def run() -> None:
         try:
             box["value"] = function(**args)
-        except BaseException as exc:  # noqa: BLE001 - reported with the plugin's name
+        except BaseException as exc:
             box["error"] = f"raised {exc!r}"
 
     thread = threading.Thread(target=run, name="mvcore-hook", daemon=True)

@@ -539,7 +539,7 @@ class Reloader:
                     reason = reason or "watched directories changed"
                 if pending:
                     self._rebuild(reason, None if full else paths)
-            except Exception as exc:  # noqa: BLE001 - the reload thread must survive anything
+            except Exception as exc:
                 logs.event("flavor_watch_failed", logging.ERROR, error=_describe(exc))
             finally:
                 with self._cond:
@@ -552,7 +552,7 @@ class Reloader:
         error: str | None = None
         try:
             event = self.store.rebuild(reason=reason, changed_paths=None if paths is None else sorted(paths))
-        except Exception as exc:  # noqa: BLE001 - a broken rebuild keeps the last snapshot
+        except Exception as exc:
             error = _describe(exc)
             logs.event("flavor_reload_failed", logging.ERROR, reason=reason, error=error)
         duration = time.perf_counter() - started
@@ -650,7 +650,7 @@ def filesystem_type(path: str, mounts: str | None = None) -> str | None:
                 mounts = handle.read()
         except OSError:
             return None
-    real = os.path.realpath(path if os.path.exists(path) else _nearest_existing_dir(path))
+    real = os.path.realpath(path)  # resolves the part that exists
     best, best_type = "", None
     for line in mounts.splitlines():
         fields = line.split()
@@ -679,7 +679,7 @@ def _inotify_observer_class() -> Callable[[Callable[[], None]], BaseObserver] | 
         return None
     try:
         from watchdog.observers.inotify import InotifyEmitter, InotifyObserver
-    except Exception:  # noqa: BLE001 - a libc without inotify, or another watchdog layout
+    except Exception:
         return None
 
     class _OverflowAwareEmitter(InotifyEmitter):  # type: ignore[misc]

@@ -18,7 +18,9 @@ def render_schemas(registry: ConfigTypeRegistry, *, builtin_only: bool = True) -
     for config_type in registry:
         if builtin_only and config_type.owner != "builtin":
             continue
-        out[f"{config_type.name}.schema.json"] = json.dumps(config_type.schema, indent=2, sort_keys=True) + "\n"
+        out[f"{config_type.name}.schema.json"] = (
+            json.dumps(config_type.schema, indent=2, sort_keys=True) + "\n"
+        )
     return out
 
 

@@ -56,12 +56,16 @@ class Settings(BaseSettings):
     offline_long_side: int = Field(
         1280, ge=64, le=3840, validation_alias=AliasChoices("MVCORE_OFFLINE_LONG_SIDE", "offline_long_side")
     )
-    offline_fps: int = Field(24, ge=1, le=60, validation_alias=AliasChoices("MVCORE_OFFLINE_FPS", "offline_fps"))
+    offline_fps: int = Field(
+        24, ge=1, le=60, validation_alias=AliasChoices("MVCORE_OFFLINE_FPS", "offline_fps")
+    )
     debug_mode: bool = Field(False, validation_alias=AliasChoices("MV_DEBUG_MODE", "debug_mode"))
 
     # --- storage -----------------------------------------------------------
     data_dir: Path = Field(Path("data"), validation_alias=AliasChoices("MVCORE_DATA_DIR", "data_dir"))
-    storage_bucket: str | None = Field(None, validation_alias=AliasChoices("STORAGE_BUCKET", "storage_bucket"))
+    storage_bucket: str | None = Field(
+        None, validation_alias=AliasChoices("STORAGE_BUCKET", "storage_bucket")
+    )
     serve_from_cloud: bool = Field(
         False, validation_alias=AliasChoices("SERVE_FROM_CLOUD", "serve_from_cloud")
     )
@@ -141,8 +145,13 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value, so logs and bodies can be scrubbed of them."""
-        out = []
-        for value in (self.replicate_api_token, self.aws_secret_access_key, self.aws_access_key_id, self.api_key):
+        out: list[str] = []
+        for value in (
+            self.replicate_api_token,
+            self.aws_secret_access_key,
+            self.aws_access_key_id,
+            self.api_key,
+        ):
             if value is not None and value.get_secret_value():
                 out.extend(v for v in value.get_secret_value().split(",") if len(v) >= 4)
         return out

@@ -162,15 +162,17 @@ class Snapshot:
         }
 
 
-_DEFAULTS_CACHE: dict[str, BaseLayer] = {}
+# key -> (the in-code defaults object the layer was built from, the layer).  Holding the
+# object keeps its id from being reused by another config type's defaults while cached.
+_DEFAULTS_CACHE: dict[str, tuple[object, BaseLayer]] = {}
 
 
 def base_layer(config_type: ConfigType) -> BaseLayer:
     """The last layer of the chain for a config type (packaged YAML or plugin mapping)."""
     key = f"{config_type.owner}:{config_type.name}:{config_type.defaults_file}:{id(config_type.defaults)}"
-    found = _DEFAULTS_CACHE.get(key)
-    if found is not None:
-        return found
+    cached = _DEFAULTS_CACHE.get(key)
+    if cached is not None and cached[0] is config_type.defaults:
+        return cached[1]
     if config_type.defaults_file is not None:
         parsed = load_defaults_file(config_type.defaults_file)
         if parsed.data is None:
@@ -178,7 +180,10 @@ def base_layer(config_type: ConfigType) -> BaseLayer:
         layer = Layer(config_type.layer, parsed.data, str(config_type.defaults_file), parsed.lines)
     else:
         layer = Layer(config_type.layer, dict(config_type.defaults or {}), None, {})
-    found = _DEFAULTS_CACHE[key] = BaseLayer(layer, key)
+    found = BaseLayer(layer, key)
+    if len(_DEFAULTS_CACHE) > 256:  # many short-lived plugin hosts (tests): don't grow forever
+        _DEFAULTS_CACHE.clear()
+    _DEFAULTS_CACHE[key] = (config_type.defaults, found)
     return found
 
 
@@ -242,18 +247,28 @@ def build_snapshot(
         elif previous_good is not None and previous_good.source.origin == source.origin:
             loaded[name] = previous_good  # last known good keeps serving
             statuses[name] = _status(data, "error", True)
-            logs.event("flavor_invalid_kept_last_good", logging.WARNING, flavor=name,
-                       errors=[str(i) for i in data.issues if i.severity == "error"])
+            logs.event(
+                "flavor_invalid_kept_last_good",
+                logging.WARNING,
+                flavor=name,
+                errors=[str(i) for i in data.issues if i.severity == "error"],
+            )
         else:
             statuses[name] = _status(data, "invalid", False)
-            logs.event("flavor_invalid", logging.WARNING, flavor=name,
-                       errors=[str(i) for i in data.issues if i.severity == "error"])
+            logs.event(
+                "flavor_invalid",
+                logging.WARNING,
+                flavor=name,
+                errors=[str(i) for i in data.issues if i.severity == "error"],
+            )
     if DEFAULT not in loaded and previous is not None and DEFAULT in previous.flavors:
         kept = previous.flavors[DEFAULT]
         if kept.configs:
             loaded[DEFAULT] = kept
             if DEFAULT not in statuses:
-                missing = Issue(kept.source.describe, None, "", "default flavor disappeared; serving last good")
+                missing = Issue(
+                    kept.source.describe, None, "", "default flavor disappeared; serving last good"
+                )
                 statuses[DEFAULT] = _status(kept, "error", True, (missing,))
     if DEFAULT not in loaded:
         virtual = FlavorData(FlavorSource(DEFAULT, "builtin"), {}, "Built-in defaults", (), (), "builtin")
@@ -290,9 +305,7 @@ def build_snapshot(
     return snapshot
 
 
-def _status(
-    data: FlavorData, status: str, serving: bool, extra: tuple[Issue, ...] = ()
-) -> FlavorStatus:
+def _status(data: FlavorData, status: str, serving: bool, extra: tuple[Issue, ...] = ()) -> FlavorStatus:
     return FlavorStatus(
         data.source.name,
         data.source.describe,
@@ -317,8 +330,11 @@ def _resolve_all(
     inherited: dict[str, ResolvedConfig] = {}
     for name, data in loaded.items():
         reuse = None
-        if same_registry and previous is not None and previous.flavors.get(name) is data and (
-            previous.flavors.get(DEFAULT) is default
+        if (
+            same_registry
+            and previous is not None
+            and previous.flavors.get(name) is data
+            and (previous.flavors.get(DEFAULT) is default)
         ):
             reuse = previous.resolved.get(name)
         if reuse is not None:

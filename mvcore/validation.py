@@ -55,8 +55,14 @@ class Issue:
         return f"{where}:{key} {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "path": self.path, "message": self.message,
-                "severity": self.severity, "text": str(self)}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "path": self.path,
+            "message": self.message,
+            "severity": self.severity,
+            "text": str(self),
+        }
 
 
 @dataclass
@@ -104,7 +110,9 @@ class _Builder:
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise _Stop(self.fail(key_node, "YAML merge keys ('<<') are not supported; write keys out"))
+                    raise _Stop(
+                        self.fail(key_node, "YAML merge keys ('<<') are not supported; write keys out")
+                    )
                 key = self.build(key_node, path, depth + 1)
                 if not isinstance(key, str):
                     raise _Stop(self.fail(key_node, f"keys must be strings, got {type(key).__name__}"))
@@ -188,7 +196,9 @@ def parse_yaml_bytes(raw: bytes, *, path: Path, display: str) -> ParsedFile:
         return _bad(path, display, f"invalid value: {exc}")
     if not isinstance(data, dict):
         return ParsedFile(
-            path, None, issues=[Issue(display, 1, "", f"top level must be a mapping, got {type(data).__name__}")]
+            path,
+            None,
+            issues=[Issue(display, 1, "", f"top level must be a mapping, got {type(data).__name__}")],
         )
     return ParsedFile(path, data, builder.lines)
 

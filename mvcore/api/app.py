@@ -48,9 +48,9 @@ def build_services(
 
 def _job_service(settings: Settings, ctx: Any) -> JobService:
     if settings.redis_url:
-        from mvcore.jobs_redis import RedisJobService  # type: ignore[import-not-found]
+        from mvcore.jobs_redis import RedisJobService
 
-        return RedisJobService(ctx, settings.redis_url)  # type: ignore[no-any-return]
+        return RedisJobService(ctx, settings.redis_url)
     return JobService(ctx)
 
 

@@ -41,7 +41,8 @@ def auth_middleware_factory(settings: Settings) -> Any:
                     break
             if presented is None and method in ("GET", "HEAD") and QUERY_KEY_PATHS.match(path):
                 query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-                presented = (query.get("api_key") or [None])[0]
+                values = query.get("api_key")
+                presented = values[0] if values else None
             if settings.check_api_key(presented):
                 await app(scope, receive, send)
                 return
@@ -52,7 +53,7 @@ def auth_middleware_factory(settings: Settings) -> Any:
     return factory
 
 
-async def _unauthorized(send: Send, *, missing: bool) -> None:
+async def _unauthorized(send: Any, *, missing: bool) -> None:
     message = "Missing API key" if missing else "Invalid API key"
     body = json.dumps(
         {
@@ -83,7 +84,7 @@ def json_limit_middleware_factory(max_json_bytes: int) -> Any:
     """413 for JSON bodies over the cap, before anything reads them."""
 
     def factory(app: ASGIApp) -> ASGIApp:
-        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        async def middleware(scope: Scope, receive: Receive, send: Any) -> None:
             if scope["type"] == "http":
                 headers = dict(scope.get("headers", []))
                 ctype = headers.get(b"content-type", b"").split(b";")[0].strip()

@@ -23,9 +23,16 @@ def audio_meta_key(audio_id: str) -> str:
     return f"audio/{audio_id}.json"
 
 
-async def add_audio_file(ctx: GenContext, source: Path, *, filename: str, title: str | None,
-                         source_url: str | None = None, start: float | None = None,
-                         end: float | None = None) -> dict[str, Any]:
+async def add_audio_file(
+    ctx: GenContext,
+    source: Path,
+    *,
+    filename: str,
+    title: str | None,
+    source_url: str | None = None,
+    start: float | None = None,
+    end: float | None = None,
+) -> dict[str, Any]:
     """Convert (and optionally clip) a local file to mp3 and store it with its metadata."""
     audio_id = new_id()
     work = scratch_dir(ctx, audio_id)
@@ -59,8 +66,11 @@ async def add_audio_file(ctx: GenContext, source: Path, *, filename: str, title:
 async def upload_audio(ctx: GenContext, source: Path, filename: str) -> dict[str, Any]:
     ext = Path(filename).suffix.lstrip(".").lower()
     if ext not in UPLOAD_FORMATS:
-        raise BadInput(f"Unsupported audio format {ext or '(none)'!r}", alternatives=sorted(UPLOAD_FORMATS),
-                       hint="Upload an mp3, wav, m4a, ogg or flac file.")
+        raise BadInput(
+            f"Unsupported audio format {ext or '(none)'!r}",
+            alternatives=sorted(UPLOAD_FORMATS),
+            hint="Upload an mp3, wav, m4a, ogg or flac file.",
+        )
     return await add_audio_file(ctx, source, filename=filename, title=None)
 
 
@@ -74,11 +84,18 @@ async def download_audio(ctx: GenContext, request: AudioDownloadRequest) -> dict
         source = await download(url, work / name, ctx.settings.max_upload_bytes)
         title = Path(name).stem
     try:
-        return await add_audio_file(ctx, source, filename=source.name, title=title, source_url=url,
-                                    start=request.start_time, end=request.end_time)
+        return await add_audio_file(
+            ctx,
+            source,
+            filename=source.name,
+            title=title,
+            source_url=url,
+            start=request.start_time,
+            end=request.end_time,
+        )
     except MvcoreError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a broken download is the caller's input
+    except Exception as exc:
         raise BadInput(f"Downloaded file is not usable audio: {exc.__class__.__name__}") from None
 
 
@@ -90,10 +107,15 @@ async def _youtube(url: str, work: Path, ctx: GenContext) -> tuple[Path, str]:
             code="NOT_IMPLEMENTED",
             status_code=501,
         )
-    import yt_dlp  # type: ignore[import-not-found]
+    import yt_dlp
 
-    options = {"format": "bestaudio/best", "outtmpl": str(work / "yt.%(ext)s"), "quiet": True, "noplaylist": True,
-               "max_filesize": ctx.settings.max_upload_bytes}
+    options = {
+        "format": "bestaudio/best",
+        "outtmpl": str(work / "yt.%(ext)s"),
+        "quiet": True,
+        "noplaylist": True,
+        "max_filesize": ctx.settings.max_upload_bytes,
+    }
 
     def run() -> tuple[Path, str]:
         with yt_dlp.YoutubeDL(options) as ydl:
@@ -107,7 +129,7 @@ async def _youtube(url: str, work: Path, ctx: GenContext) -> tuple[Path, str]:
         return await asyncio.wait_for(asyncio.to_thread(run), timeout=ctx.settings.media_timeout_s)
     except MvcoreError:
         raise
-    except Exception as exc:  # noqa: BLE001 - yt-dlp raises many types
+    except Exception as exc:
         logs.event("youtube_download_failed", error=repr(exc))
         raise BadInput(f"YouTube download failed: {str(exc)[:200]}") from None
 
@@ -117,5 +139,7 @@ async def audio_info(ctx: GenContext, audio_id: str) -> dict[str, Any]:
     try:
         return await ctx.media.load_json(audio_meta_key(audio_id))
     except NotFound:
-        raise NotFound(f"Audio {audio_id!r} not found",
-                       hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.") from None
+        raise NotFound(
+            f"Audio {audio_id!r} not found",
+            hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.",
+        ) from None

@@ -43,7 +43,9 @@ class ConfigBundle:
 
     def section(self, config_type: str) -> Mapping[str, Any]:
         values = self.values.get(config_type, {})
-        logs.debug_event("config_flavor_selected", flavor=self.meta.get("flavor_used"), config_type=config_type)
+        logs.debug_event(
+            "config_flavor_selected", flavor=self.meta.get("flavor_used"), config_type=config_type
+        )
         logs.debug_event(
             "flavor_config_loaded",
             flavor=self.meta.get("flavor_used"),
@@ -74,7 +76,9 @@ class GenContext:
         return provider
 
     def with_progress(self, progress: Progress) -> GenContext:
-        return GenContext(self.settings, self.providers, self.media, self.default_provider, self.scratch, progress)
+        return GenContext(
+            self.settings, self.providers, self.media, self.default_provider, self.scratch, progress
+        )
 
 
 def build_providers(settings: Settings, extra: Mapping[str, Any] | None = None) -> dict[str, Provider]:

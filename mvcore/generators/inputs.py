@@ -23,21 +23,28 @@ _OWN_AUDIO = re.compile(r"/api/audio/get/([0-9a-fA-F-]{36})(?:$|[/?#])")
 async def video_file(ctx: GenContext, video_id: str, dest: Path) -> Path:
     key = keys.video_key(keys.parse_id(video_id, "video"))
     if not await ctx.media.exists(key):
-        raise NotFound(f"Video {video_id!r} not found", hint="Use a video_id returned by generate_video.",
-                       details={"video_id": video_id})
+        raise NotFound(
+            f"Video {video_id!r} not found",
+            hint="Use a video_id returned by generate_video.",
+            details={"video_id": video_id},
+        )
     return await ctx.media.fetch(key, dest)
 
 
 async def audio_file(ctx: GenContext, audio_id: str, dest: Path) -> Path:
     key = keys.audio_key(keys.parse_id(audio_id, "audio"))
     if not await ctx.media.exists(key):
-        raise NotFound(f"Audio {audio_id!r} not found",
-                       hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.",
-                       details={"audio_id": audio_id})
+        raise NotFound(
+            f"Audio {audio_id!r} not found",
+            hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.",
+            details={"audio_id": audio_id},
+        )
     return await ctx.media.fetch(key, dest)
 
 
-async def video_from(ctx: GenContext, video_id: str | None, video_url: str | None, dest: Path) -> tuple[Path, str | None]:
+async def video_from(
+    ctx: GenContext, video_id: str | None, video_url: str | None, dest: Path
+) -> tuple[Path, str | None]:
     """(local file, video id when known); ids win over URLs."""
     if not video_id and video_url:
         match = _OWN_VIDEO.search(video_url)
@@ -49,7 +56,9 @@ async def video_from(ctx: GenContext, video_id: str | None, video_url: str | Non
     return await download(video_url, dest / "source_video.mp4", ctx.settings.max_upload_bytes), None
 
 
-async def audio_from(ctx: GenContext, audio_id: str | None, audio_url: str | None, dest: Path) -> tuple[Path, str | None]:
+async def audio_from(
+    ctx: GenContext, audio_id: str | None, audio_url: str | None, dest: Path
+) -> tuple[Path, str | None]:
     if not audio_id and audio_url:
         match = _OWN_AUDIO.search(audio_url)
         if match:
@@ -58,7 +67,9 @@ async def audio_from(ctx: GenContext, audio_id: str | None, audio_url: str | Non
         return await audio_file(ctx, audio_id, dest), audio_id
     assert audio_url is not None
     suffix = Path(httpx.URL(audio_url).path).suffix.lower() if _is_http(audio_url) else ""
-    name = "source_audio" + (suffix if suffix in (".mp3", ".wav", ".m4a", ".ogg", ".flac", ".aac") else ".mp3")
+    name = "source_audio" + (
+        suffix if suffix in (".mp3", ".wav", ".m4a", ".ogg", ".flac", ".aac") else ".mp3"
+    )
     return await download(audio_url, dest / name, ctx.settings.max_upload_bytes), None
 
 
@@ -69,29 +80,39 @@ def _is_http(url: str) -> bool:
 async def download(url: str, target: Path, max_bytes: int, *, timeout: float = 120.0) -> Path:
     """Stream an http(s) URL to ``target`` with a size cap; clear 400s for everything else."""
     if not _is_http(url):
-        raise BadInput(f"Unsupported URL {url[:200]!r}", hint="Give an http(s) URL or an id returned by this API.")
+        raise BadInput(
+            f"Unsupported URL {url[:200]!r}", hint="Give an http(s) URL or an id returned by this API."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     size = 0
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True) as client:
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True
+        ) as client:
             async with client.stream("GET", url) as response:
                 if response.status_code >= 400:
-                    raise BadInput(f"Downloading {url[:200]!r} failed with HTTP {response.status_code}",
-                                   hint="Check that the URL is reachable from the server.")
+                    raise BadInput(
+                        f"Downloading {url[:200]!r} failed with HTTP {response.status_code}",
+                        hint="Check that the URL is reachable from the server.",
+                    )
                 with open(partial, "wb") as out:
                     async for chunk in response.aiter_bytes(1 << 16):
                         size += len(chunk)
                         if size > max_bytes:
-                            raise PayloadTooLarge(f"Download is larger than {max_bytes} bytes",
-                                                  hint="Use a smaller file or raise MVCORE_MAX_UPLOAD_BYTES.")
+                            raise PayloadTooLarge(
+                                f"Download is larger than {max_bytes} bytes",
+                                hint="Use a smaller file or raise MVCORE_MAX_UPLOAD_BYTES.",
+                            )
                         out.write(chunk)
         partial.replace(target)
     except httpx.TimeoutException:
         raise DeadlineExceeded(f"Downloading {url[:200]!r} took too long") from None
     except httpx.HTTPError as exc:
-        raise BadInput(f"Downloading {url[:200]!r} failed: {exc.__class__.__name__}",
-                       hint="Check that the URL is reachable from the server.") from None
+        raise BadInput(
+            f"Downloading {url[:200]!r} failed: {exc.__class__.__name__}",
+            hint="Check that the URL is reachable from the server.",
+        ) from None
     finally:
         partial.unlink(missing_ok=True)
     return target

@@ -39,13 +39,21 @@ async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
     if clipping:
         clipped = work / "audio_clip.mp3"
         await audio.clip_audio(
-            audio_path, clipped, request.start_time or 0.0, request.end_time, timeout=ctx.settings.media_timeout_s
+            audio_path,
+            clipped,
+            request.start_time or 0.0,
+            request.end_time,
+            timeout=ctx.settings.media_timeout_s,
         )
         audio_path = clipped
     ctx.progress(0.2, "lipsyncing")
     provider = ctx.provider()
     result = await provider.lipsync(
-        video=video_path, audio=audio_path, params=params, out_path=work / "lipsync.mp4", progress=ctx.progress
+        video=video_path,
+        audio=audio_path,
+        params=params,
+        out_path=work / "lipsync.mp4",
+        progress=ctx.progress,
     )
     metadata = base_metadata(
         bundle,

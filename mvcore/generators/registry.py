@@ -34,7 +34,9 @@ GENERATORS: dict[str, Generator] = {
     g.kind: g
     for g in (
         Generator("create_scenes", CreateScenesRequest, create_scenes),
-        Generator("generate_character_reference", GenerateCharacterReferenceRequest, generate_character_reference),
+        Generator(
+            "generate_character_reference", GenerateCharacterReferenceRequest, generate_character_reference
+        ),
         Generator("generate_video", GenerateVideoRequest, generate_video),
         Generator("lipsync", LipsyncRequest, lipsync),
         Generator("stitch_videos", StitchVideosRequest, stitch_videos),

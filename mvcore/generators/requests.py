@@ -44,7 +44,9 @@ class GenerateVideoRequest(_Request):
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     character_reference_id: str | None = Field(None, description="An empty string means none")
     video_rules_template: str | None = None
-    backend: str | None = Field(None, description="Provider to use: offline or replicate (default: configured)")
+    backend: str | None = Field(
+        None, description="Provider to use: offline or replicate (default: configured)"
+    )
     config_flavor: str | None = FLAVOR_FIELD
 
     @field_validator("character_reference_id")

@@ -32,7 +32,9 @@ def scene_inputs(request: CreateScenesRequest, bundle: ConfigBundle) -> tuple[di
     return inputs, defaulted
 
 
-async def create_scenes(request: CreateScenesRequest, bundle: ConfigBundle, ctx: GenContext) -> dict[str, Any]:
+async def create_scenes(
+    request: CreateScenesRequest, bundle: ConfigBundle, ctx: GenContext
+) -> dict[str, Any]:
     timer = Timer()
     inputs, defaulted = scene_inputs(request, bundle)
     prompts = bundle.section("scene_prompts")
@@ -67,10 +69,11 @@ async def create_scenes(request: CreateScenesRequest, bundle: ConfigBundle, ctx:
             number_of_scenes=len(wire),
             parameters_used=inputs,
             defaults_applied=defaulted,
-            model_used=f"{provider.name}/{prompts.get('scene_model')}" if provider.name != "offline" else "offline",
+            model_used=f"{provider.name}/{prompts.get('scene_model')}"
+            if provider.name != "offline"
+            else "offline",
             scenes_id=scenes_id,
             project_id=request.project_id,
             prompt_chars=len(prompt),
         ),
     }
-

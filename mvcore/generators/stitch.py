@@ -13,7 +13,9 @@ from mvcore.generators.requests import StitchVideosRequest
 from mvcore.storage import keys
 
 
-async def stitch_videos(request: StitchVideosRequest, bundle: ConfigBundle, ctx: GenContext) -> dict[str, Any]:
+async def stitch_videos(
+    request: StitchVideosRequest, bundle: ConfigBundle, ctx: GenContext
+) -> dict[str, Any]:
     timer = Timer()
     for video_id in request.video_ids:
         keys.parse_id(video_id, "video")  # every id checked before any work

@@ -16,7 +16,9 @@ def fill(template: str, values: Mapping[str, Any], *, name: str) -> str:
     try:
         used = template_fields(template)
     except ValueError as exc:
-        raise BadInput(f"{name} is not a valid template: {exc}", hint="Write literal braces as {{ and }}.") from None
+        raise BadInput(
+            f"{name} is not a valid template: {exc}", hint="Write literal braces as {{ and }}."
+        ) from None
     missing = sorted(used - set(values))
     if missing:
         raise BadInput(

@@ -26,10 +26,14 @@ def video_params(request: GenerateVideoRequest, bundle: ConfigBundle) -> dict[st
     }
 
 
-async def generate_video(request: GenerateVideoRequest, bundle: ConfigBundle, ctx: GenContext) -> dict[str, Any]:
+async def generate_video(
+    request: GenerateVideoRequest, bundle: ConfigBundle, ctx: GenContext
+) -> dict[str, Any]:
     timer = Timer()
     params = video_params(request, bundle)
-    template = request.video_rules_template or bundle.section("image_params").get("video_rules_template") or ""
+    template = (
+        request.video_rules_template or bundle.section("image_params").get("video_rules_template") or ""
+    )
     rules = fill(template, {"aspect_ratio": params["aspect_ratio"]}, name="video_rules_template")
     prompt = f"{request.prompt.strip()}\n\n{rules.strip()}".strip()
     provider = ctx.provider(request.backend)

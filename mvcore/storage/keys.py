@@ -126,8 +126,11 @@ def video_metadata_key(video_id: str | uuid.UUID) -> str:
 def character_reference_key(image_id: str | uuid.UUID, ext: str) -> str:
     ext = ext.lstrip(".").lower()
     if not _EXT.fullmatch(ext):
-        raise BadInput(f"Image extension {_shown(ext)!r} refused", code="INVALID_KEY",
-                       hint="Use a plain extension such as png, jpg or webp.")
+        raise BadInput(
+            f"Image extension {_shown(ext)!r} refused",
+            code="INVALID_KEY",
+            hint="Use a plain extension such as png, jpg or webp.",
+        )
     return f"character_references/{parse_id(image_id, 'character reference')}.{ext}"
 
 

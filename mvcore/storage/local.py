@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import uuid
@@ -96,10 +97,8 @@ class LocalStorage:
                 os.fsync(out.fileno())
             os.replace(tmp, final)
         except BaseException as exc:
-            try:
+            with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
             if isinstance(exc, OSError):
                 raise _write_error(key, exc) from exc
             raise
@@ -141,8 +140,9 @@ class LocalStorage:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise _not_found(key) from None
         except OSError as exc:
-            raise StorageError(f"could not read {key!r}: {exc.strerror or type(exc).__name__}",
-                               details={"key": key}) from exc
+            raise StorageError(
+                f"could not read {key!r}: {exc.strerror or type(exc).__name__}", details={"key": key}
+            ) from exc
         with handle:
             dest = Path(dest)
             tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
@@ -167,8 +167,9 @@ class LocalStorage:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise _not_found(key) from None
         except OSError as exc:
-            raise StorageError(f"could not read {key!r}: {exc.strerror or type(exc).__name__}",
-                               details={"key": key}) from exc
+            raise StorageError(
+                f"could not read {key!r}: {exc.strerror or type(exc).__name__}", details={"key": key}
+            ) from exc
 
     async def get_bytes(self, key: str) -> bytes:
         return await asyncio.to_thread(self._get_bytes_sync, key)
@@ -184,8 +185,9 @@ class LocalStorage:
         except IsADirectoryError:
             pass
         except OSError as exc:
-            raise StorageError(f"could not delete {key!r}: {exc.strerror or type(exc).__name__}",
-                               details={"key": key}) from exc
+            raise StorageError(
+                f"could not delete {key!r}: {exc.strerror or type(exc).__name__}", details={"key": key}
+            ) from exc
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._delete_sync, key)

@@ -73,7 +73,10 @@ class MediaStore:
         self.upload_timeout = upload_timeout
 
     def __repr__(self) -> str:
-        return f"MediaStore(local={self.local!r}, cloud={self.cloud!r}, serve_from_cloud={self.serve_from_cloud})"
+        return (
+            f"MediaStore(local={self.local!r}, cloud={self.cloud!r}, "
+            f"serve_from_cloud={self.serve_from_cloud})"
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, **cloud_options: Any) -> MediaStore:
@@ -84,8 +87,10 @@ class MediaStore:
         """
         cloud = None
         if settings.storage_bucket:
-            key_id = settings.aws_access_key_id.get_secret_value() if settings.aws_access_key_id else None
-            secret = settings.aws_secret_access_key.get_secret_value() if settings.aws_secret_access_key else None
+            key_id, secret = (
+                value.get_secret_value() if value is not None else None
+                for value in (settings.aws_access_key_id, settings.aws_secret_access_key)
+            )
             cloud = S3Storage(
                 settings.storage_bucket,
                 region=settings.aws_region,
@@ -130,7 +135,7 @@ class MediaStore:
             upload_from = local_path or path_source or data or b""
             try:
                 cloud_url = await self._upload(upload_from, key, content_type)
-            except Exception as exc:  # noqa: BLE001 - an upload failure must never lose the result
+            except Exception as exc:  # an upload failure must never lose the result
                 warning = self._upload_warning(key, exc)
                 if local_error is not None:
                     raise local_error from exc
@@ -206,7 +211,10 @@ class MediaStore:
             return self.local.path_for(key)
         if self.cloud is None:
             raise NotFound(f"Stored file {key!r} not found", details={"key": key})
-        target = Path(dest_dir) / PurePosixPath(key).name if dest_dir is not None else self.local.path_for(key)
+        if dest_dir is not None:
+            target = Path(dest_dir) / PurePosixPath(key).name
+        else:
+            target = self.local.path_for(key)
         return await self.cloud.get_to_path(key, target)
 
     async def load_bytes(self, key: str) -> bytes:
@@ -243,5 +251,6 @@ class MediaStore:
                 return None
             return await self.cloud.presigned_url(key, self.presign_expiry)
         except StorageError as exc:
-            logs.event("cloud_url_failed", logging.WARNING, key=key, warning=logs.scrub(self.cloud.scrub(exc.message)))
+            warning = logs.scrub(self.cloud.scrub(exc.message))
+            logs.event("cloud_url_failed", logging.WARNING, key=key, warning=warning)
             return None

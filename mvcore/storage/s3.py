@@ -39,7 +39,14 @@ T = TypeVar("T")
 
 _CHUNK = 1 << 20
 _MISSING = {"NoSuchKey", "404", "NotFound"}
-_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "403"}
+_DENIED = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "403",
+}
 _CODE_IN_TEXT = re.compile(r"An error occurred \(([A-Za-z0-9.]+)\)")
 _SESSION: boto3.session.Session | None = None
 _SESSION_LOCK = threading.Lock()
@@ -69,7 +76,9 @@ class S3Storage:
         self._secrets = tuple(s for s in (secret_access_key, access_key_id) if s)
         parts = urlsplit(endpoint_url) if endpoint_url else None
         # shown in messages: scheme://host:port only (no userinfo, no path)
-        self._where = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}" if parts else "S3"
+        self._where = "S3"
+        if parts is not None:
+            self._where = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
         config = Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
@@ -114,8 +123,11 @@ class S3Storage:
         hint: str | None = None
         code: str | None = None
         if isinstance(exc, botocore.exceptions.ClientError):
-            code = str(exc.response.get("Error", {}).get("Code") or exc.response.get(
-                "ResponseMetadata", {}).get("HTTPStatusCode") or "ClientError")
+            code = str(
+                exc.response.get("Error", {}).get("Code")
+                or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                or "ClientError"
+            )
         elif isinstance(exc, boto3.exceptions.S3UploadFailedError):
             match = _CODE_IN_TEXT.search(str(exc))
             code = match.group(1) if match else "UploadFailed"
@@ -130,7 +142,9 @@ class S3Storage:
                 hint = "Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket's permissions."
             else:
                 reason = code
-        elif isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+        elif isinstance(
+            exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+        ):
             reason = "no AWS credentials configured"
             hint = "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
         elif isinstance(
@@ -155,20 +169,30 @@ class S3Storage:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except MvcoreError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every boto/transfer failure becomes a clean StorageError
+        except Exception as exc:  # every boto/transfer failure becomes a clean StorageError
             raise self._error(op, key, exc) from exc
 
     # --- the Storage interface -----------------------------------------------
     async def put_file(self, local: Path, key: str, content_type: str | None = None) -> None:
         check_key(key)
         extra = {"ContentType": content_type} if content_type else None
-        await self._call("upload", key, self._client.upload_file, str(local), self.bucket, key,
-                         ExtraArgs=extra, Config=self._transfer)
+        await self._call(
+            "upload",
+            key,
+            self._client.upload_file,
+            str(local),
+            self.bucket,
+            key,
+            ExtraArgs=extra,
+            Config=self._transfer,
+        )
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         check_key(key)
         extra = {"ContentType": content_type} if content_type else {}
-        await self._call("upload", key, self._client.put_object, Bucket=self.bucket, Key=key, Body=data, **extra)
+        await self._call(
+            "upload", key, self._client.put_object, Bucket=self.bucket, Key=key, Body=data, **extra
+        )
 
     def _download_sync(self, key: str, dest: Path) -> Path:
         response = self._client.get_object(Bucket=self.bucket, Key=key)

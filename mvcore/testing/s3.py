@@ -27,6 +27,7 @@ timeouts so a stopped server fails in milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from types import TracebackType
@@ -106,10 +107,8 @@ class MotoS3Server:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self.running:
-            try:
+            with contextlib.suppress(Exception):  # cleanup is best effort
                 self.delete_bucket()
-            except Exception:  # noqa: BLE001, S110 - cleanup is best effort
-                pass
         self.stop()
 
     # --- what tests need -------------------------------------------------------
@@ -119,7 +118,9 @@ class MotoS3Server:
             raise RuntimeError("MotoS3Server is not started")
         return f"http://{self.host}:{self.port}"
 
-    def client(self, *, connect_timeout: float = 2.0, read_timeout: float = 10.0, max_attempts: int = 1) -> Any:
+    def client(
+        self, *, connect_timeout: float = 2.0, read_timeout: float = 10.0, max_attempts: int = 1
+    ) -> Any:
         """A boto3 S3 client for this server with the dummy credentials (not read from the environment).
 
         With the default arguments the same client is returned every time.

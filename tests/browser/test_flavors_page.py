@@ -73,7 +73,10 @@ def test_flavors_page_follows_edits_live(page, guard, server):
         example = page.locator('[data-testid="flavor-row"][data-name="example"]')
         expect(example.get_by_test_id("status-badge")).to_have_text("error")
         expect(example.get_by_test_id("flavor-row-errors")).to_contain_text(f"parameters.yaml:{line_no}")
-        expect(page.get_by_test_id("detail-note")).to_contain_text("cannot be used")
+        # The reloader keeps serving the last valid version; the page says so.
+        expect(example.get_by_test_id("flavor-serving")).to_contain_text("last valid version")
+        expect(page.get_by_test_id("detail-note")).to_contain_text("last valid version")
+        expect(row.get_by_test_id("value")).to_have_text("close-up")
         assert int(badge.get_attribute("data-generation") or 0) > generation
     finally:
         params.write_text(original)

@@ -151,6 +151,7 @@ def test_lipsync_checkbox_is_disabled_with_a_reason_when_there_is_no_song(page, 
     card = page.get_by_test_id("scene-card")
     expect(card).to_have_count(1)
     expect(card.get_by_test_id("scene-video-button")).to_have_text("Generate video")
+    expect(card.get_by_test_id("scene-video-button")).to_be_enabled()
     expect(card.get_by_test_id("scene-lipsync-checkbox")).to_be_disabled()
     expect(card.get_by_test_id("scene-lipsync")).to_have_attribute("title", re.compile("No song"))
     expect(page.get_by_test_id("use-song-soundtrack")).to_be_disabled()

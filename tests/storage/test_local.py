@@ -128,7 +128,9 @@ async def test_disk_full_leaves_no_file_under_the_final_name(store: LocalStorage
     source.write_bytes(b"x" * 100_000)
     key = f"mv/jobs/{VALID}/video.mp4"
     for attempt in (store.put_file(source, key), store.put_bytes(key, b"y" * 1000)):
-        with pytest.raises(StorageError, match=r"^disk full while writing 'mv/jobs/.*/video\.mp4'$") as caught:
+        with pytest.raises(
+            StorageError, match=r"^disk full while writing 'mv/jobs/.*/video\.mp4'$"
+        ) as caught:
             await attempt
         assert caught.value.code == "DISK_FULL" and caught.value.status_code == 507
         assert str(tmp_path) not in caught.value.message
@@ -137,7 +139,9 @@ async def test_disk_full_leaves_no_file_under_the_final_name(store: LocalStorage
     assert os.listdir(final.parent) == []  # the temp file is gone too
 
 
-async def test_disk_full_keeps_the_previous_version(store: LocalStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_disk_full_keeps_the_previous_version(
+    store: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await store.put_bytes("audio/a.json", b'{"v": 1}')
     fill_disk(monkeypatch)
     with pytest.raises(StorageError, match="disk full"):

@@ -79,7 +79,9 @@ async def test_without_cloud_everything_is_local(tmp_path: Path, video: Path) ->
     assert not await store.exists(keys.audio_key(VIDEO_ID))
 
 
-async def test_fetch_from_cloud_when_the_local_copy_is_gone(tmp_path: Path, server: MotoS3Server, video: Path) -> None:
+async def test_fetch_from_cloud_when_the_local_copy_is_gone(
+    tmp_path: Path, server: MotoS3Server, video: Path
+) -> None:
     store = cloud_store(tmp_path / "data", server)
     saved = await store.save(video, VIDEO_KEY, "video/mp4")
     assert saved.local_path is not None
@@ -113,7 +115,9 @@ async def test_upload_failure_is_a_warning_and_the_result_stays_local(
     assert saved.local_path is not None and saved.local_path.read_bytes() == video.read_bytes()
     assert saved.warning is not None
     assert VIDEO_KEY in saved.warning and "unreachable" in saved.warning and "local" in saved.warning
-    assert meta.warning and meta.local_path and json.loads(meta.local_path.read_text()) == {"video_id": VIDEO_ID}
+    assert (
+        meta.warning and meta.local_path and json.loads(meta.local_path.read_text()) == {"video_id": VIDEO_ID}
+    )
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings and VIDEO_KEY in warnings[0].getMessage()
     assert not [r for r in caplog.records if r.levelno > logging.WARNING]
@@ -128,7 +132,9 @@ async def test_missing_bucket_is_a_warning_too(tmp_path: Path, server: MotoS3Ser
     assert saved.warning and "does not exist" in saved.warning
 
 
-async def test_url_for_is_none_when_only_the_local_copy_exists(tmp_path: Path, server: MotoS3Server, video: Path) -> None:
+async def test_url_for_is_none_when_only_the_local_copy_exists(
+    tmp_path: Path, server: MotoS3Server, video: Path
+) -> None:
     await MediaStore(LocalStorage(tmp_path / "data")).save(video, VIDEO_KEY)
     store = cloud_store(tmp_path / "data", server)
     key = keys.video_key("11111111-1111-4111-8111-111111111111")
@@ -171,7 +177,9 @@ async def test_disk_full_with_cloud_keeps_the_cloud_copy(
     assert saved.warning and saved.warning.startswith("disk full while writing")
 
 
-async def test_disk_full_without_cloud_is_an_error(tmp_path: Path, video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_disk_full_without_cloud_is_an_error(
+    tmp_path: Path, video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = MediaStore(LocalStorage(tmp_path / "data"))
     fill_disk(monkeypatch)
     with pytest.raises(StorageError, match="disk full while writing"):
@@ -181,10 +189,12 @@ async def test_disk_full_without_cloud_is_an_error(tmp_path: Path, video: Path, 
 
 
 async def test_from_settings(tmp_path: Path, server: MotoS3Server, video: Path) -> None:
-    local_only = MediaStore.from_settings(Settings(data_dir=tmp_path / "a"))  # type: ignore[call-arg]
+    local_only = MediaStore.from_settings(Settings(data_dir=tmp_path / "a"))
     assert local_only.cloud is None and local_only.local.root == tmp_path / "a"
     settings = Settings(
-        data_dir=tmp_path / "b", serve_from_cloud=True, presigned_url_expiry=77,  # type: ignore[call-arg]
+        data_dir=tmp_path / "b",
+        serve_from_cloud=True,
+        presigned_url_expiry=77,
         **server.settings_overrides(),
     )
     store = MediaStore.from_settings(settings, max_attempts=1)

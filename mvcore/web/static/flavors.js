@@ -21,6 +21,8 @@ const badgeText = byTestId("live-text");
 let selected = decodeURIComponent(location.hash.slice(1)) || "default";
 let generation = null;
 let refreshToken = 0;
+let statusByName = new Map();
+let shownDetail = null;
 
 // --------------------------------------------------------------------------- rendering
 function layerClass(layer) {
@@ -55,7 +57,9 @@ function statusCell(row) {
       errors.map((e) => el("li", {}, e.text || `${e.file}:${e.line}: ${e.message}`))));
   }
   if (row.serving === false) {
-    cell.append(el("div", { class: "status" }, "not served — requests for it fall back to 'default'"));
+    cell.append(el("div", { class: "status", testid: "flavor-serving" }, "not served — requests for it fall back to 'default'"));
+  } else if (errors.length) {
+    cell.append(el("div", { class: "status", testid: "flavor-serving" }, "still serving its last valid version"));
   }
   if (warnings.length) {
     cell.append(el("ul", { class: "error-list", style: "color: var(--warn)" },
@@ -66,6 +70,8 @@ function statusCell(row) {
 
 function renderList(data) {
   const flavors = Array.isArray(data.flavors) ? data.flavors : [];
+  statusByName = new Map(flavors.map((row) => [row.name, row]));
+  updateDetailNote();
   const shadowed = Array.isArray(data.shadowed) ? data.shadowed : [];
   const rows = flavors.map((row) => {
     const shadows = shadowed.filter((s) => s.name === row.name);
@@ -125,13 +131,8 @@ function renderStatus(data) {
 function renderDetail(data) {
   detailTitle.textContent = `Resolved values: ${data.flavor_requested || selected}`;
   detailMeta.textContent = `generation ${data.generation}`;
-  if (data.fallback) {
-    detailNote.textContent = `'${data.flavor_requested}' cannot be used right now (see its errors above); ` +
-      `requests for it get '${data.flavor_used}', shown here.`;
-    detailNote.hidden = false;
-  } else {
-    detailNote.hidden = true;
-  }
+  shownDetail = data;
+  updateDetailNote();
   const configs = data.configs || {};
   const sections = Object.entries(configs).map(([type, config]) => {
     const values = config.values || {};
@@ -156,6 +157,26 @@ function renderDetail(data) {
   detailBody.replaceChildren(...sections);
   detailBody.dataset.flavor = data.flavor_requested || selected;
   detailBody.dataset.generation = String(data.generation);
+}
+
+// The note above the values: fallback, or errors while the last valid version keeps serving.
+function updateDetailNote() {
+  const data = shownDetail;
+  if (!data) return;
+  const name = data.flavor_requested || selected;
+  const status = statusByName.get(name);
+  const errors = status && Array.isArray(status.errors) ? status.errors.length : 0;
+  if (data.fallback) {
+    detailNote.textContent = `'${name}' cannot be used right now${errors ? " (see its errors above)" : ""}; ` +
+      `requests for it get '${data.flavor_used}', shown here.`;
+    detailNote.hidden = false;
+  } else if (errors) {
+    detailNote.textContent = `'${name}' has ${errors} error${errors > 1 ? "s" : ""} (see above); ` +
+      "the values below are its last valid version, which requests still get.";
+    detailNote.hidden = false;
+  } else {
+    detailNote.hidden = true;
+  }
 }
 
 function markSelected() {

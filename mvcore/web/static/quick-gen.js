@@ -193,7 +193,7 @@ scenesButton.addEventListener("click", async () => {
   } finally {
     scenesProgress.hide();
     busy.scenes = false;
-    updateScenesButton();
+    updateAllScenes();
   }
 });
 

@@ -1,0 +1,294 @@
+"""ffmpeg plumbing: probing, running jobs under deadlines, atomic outputs, frame sizes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from mvcore import media
+from mvcore.errors import BadInput, DeadlineExceeded, MediaError
+from mvcore.media import MediaInfo, aspect_to_size, atomic_output, parse_probe_output, probe, probe_sync, run_ffmpeg
+
+FF = media.ffmpeg_exe()
+
+
+def ff(*args: str) -> None:
+    subprocess.run([FF, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("probe")
+    out = {name: d / name for name in ("av.mp4", "v.mp4", "tone.wav", "tone.ogg", "tone.aac", "cover.mp3", "51.m4a")}
+    ff("-f", "lavfi", "-i", "testsrc=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=f=440:sample_rate=44100",
+       "-t", "1.5", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", str(out["av.mp4"]))
+    ff("-f", "lavfi", "-i", "testsrc=size=180x320:rate=30", "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+       str(out["v.mp4"]))
+    ff("-f", "lavfi", "-i", "sine=f=300:sample_rate=22050:d=2", str(out["tone.wav"]))
+    ff("-f", "lavfi", "-i", "sine=f=300:d=2", "-c:a", "libvorbis", str(out["tone.ogg"]))
+    ff("-f", "lavfi", "-i", "sine=f=300:d=2.5", "-c:a", "aac", str(out["tone.aac"]))
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(d / "cover.png")
+    ff("-f", "lavfi", "-i", "sine=f=300:d=2", "-i", str(d / "cover.png"), "-map", "0", "-map", "1",
+       "-c:a", "libmp3lame", "-c:v", "png", "-disposition:v", "attached_pic", str(out["cover.mp3"]))
+    ff("-f", "lavfi", "-i", "sine=f=300:d=1", "-af", "aformat=channel_layouts=5.1", "-c:a", "aac",
+       str(out["51.m4a"]))
+    (d / "notes.txt").write_text("not media at all\n" * 50)
+    out["notes.txt"] = d / "notes.txt"
+    return out
+
+
+# ------------------------------------------------------------------ probe
+
+PROBE_CASES = [
+    # name, duration, has_video, has_audio, size, fps, vcodec, acodec, channels, rate
+    ("av.mp4", 1.5, True, True, (320, 180), 25.0, "h264", "aac", 2, 44100),
+    ("v.mp4", 1.0, True, False, (180, 320), 30.0, "h264", None, None, None),
+    ("tone.wav", 2.0, False, True, (None, None), None, None, "pcm_s16le", 1, 22050),
+    ("tone.ogg", 2.0, False, True, (None, None), None, None, "vorbis", 1, 44100),
+    ("tone.aac", 2.5, False, True, (None, None), None, None, "aac", 1, 44100),
+    ("cover.mp3", 2.0, False, True, (None, None), None, None, "mp3", 1, 44100),
+    ("51.m4a", 1.0, False, True, (None, None), None, None, "aac", 6, 44100),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "duration", "has_video", "has_audio", "size", "fps", "vcodec", "acodec", "channels", "rate"),
+    PROBE_CASES,
+)
+async def test_probe_describes_real_files(
+    files: dict[str, Path], name: str, duration: float, has_video: bool, has_audio: bool,
+    size: tuple[int | None, int | None], fps: float | None, vcodec: str | None, acodec: str | None,
+    channels: int | None, rate: int | None,
+) -> None:
+    info = await probe(files[name])
+    assert info.duration == pytest.approx(duration, abs=0.06)
+    assert (info.has_video, info.has_audio) == (has_video, has_audio)
+    assert (info.width, info.height) == size
+    assert info.fps == fps
+    assert (info.video_codec, info.audio_codec) == (vcodec, acodec)
+    assert (info.audio_channels, info.audio_sample_rate) == (channels, rate)
+
+
+async def test_probe_sync_agrees_with_async_probe(files: dict[str, Path]) -> None:
+    for name in ("av.mp4", "tone.aac"):
+        assert probe_sync(files[name]) == await probe(files[name])
+
+
+async def test_probe_rejects_non_media_as_bad_input_naming_only_the_file(files: dict[str, Path]) -> None:
+    with pytest.raises(BadInput) as err:
+        await probe(files["notes.txt"])
+    assert "notes.txt" in err.value.message
+    assert str(files["notes.txt"].parent) not in err.value.message
+
+
+async def test_probe_of_a_missing_file_is_a_media_error(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="gone.mp4"):
+        await probe(tmp_path / "gone.mp4")
+
+
+BANNERS: list[tuple[str, dict[str, Any], bool]] = [
+    (
+        "Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mp4':\n"
+        "  Duration: 00:01:02.50, start: 0.000000, bitrate: 183 kb/s\n"
+        "  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, progressive), "
+        "1920x1080 [SAR 1:1 DAR 16:9], 39 kb/s, 29.97 fps, 29.97 tbr, 30k tbn (default)\n"
+        "  Stream #0:1[0x2](und): Audio: aac (LC) (mp4a / 0x6134706D), 48000 Hz, 5.1(side), fltp, 128 kb/s\n",
+        {"duration": 62.5, "width": 1920, "height": 1080, "fps": 29.97, "audio_channels": 6,
+         "pixel_format": "yuv420p", "video_profile": "High", "audio_sample_rate": 48000},
+        False,
+    ),
+    (
+        "Input #0, matroska,webm, from 'y.webm':\n  Duration: N/A, start: 0.000000, bitrate: N/A\n"
+        "  Stream #0:0: Video: vp9 (Profile 0), yuv420p(tv), 640x360, SAR 1:1 DAR 16:9, 1k tbr, 1k tbn\n"
+        "  Stream #0:1: Audio: opus, 48000 Hz, 3 channels, fltp\n",
+        {"duration": 0.0, "video_codec": "vp9", "fps": 1000.0, "audio_channels": 3, "audio_codec": "opus"},
+        True,
+    ),
+    (
+        "Input #0, mp3, from 'z.mp3':\n  Duration: 00:03:00.00, start: 0.025057, bitrate: 129 kb/s\n"
+        "  Stream #0:0: Audio: mp3 (mp3float), 44100 Hz, stereo, fltp, 128 kb/s\n"
+        "  Stream #0:1: Video: mjpeg (Baseline), yuvj420p(pc), 500x500, 90k tbr, 90k tbn (attached pic)\n",
+        {"duration": 180.0, "has_video": False, "width": None, "audio_codec": "mp3", "audio_channels": 2},
+        False,
+    ),
+    (
+        "[in#0/aac @ 0x1] Estimating duration from bitrate, this may be inaccurate\n"
+        "Input #0, aac, from 'w.aac':\n  Duration: 00:00:02.02, bitrate: 72 kb/s\n"
+        "  Stream #0:0: Audio: aac (LC), 44100 Hz, mono, fltp, 72 kb/s\n",
+        {"duration": 2.02, "audio_channels": 1, "has_video": False},
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("banner", "expected", "needs_measure"), BANNERS)
+def test_parse_probe_output_reads_captured_banners(banner: str, expected: dict[str, Any], needs_measure: bool) -> None:
+    info, measure = parse_probe_output(banner)
+    assert measure is needs_measure
+    for field, value in expected.items():
+        assert getattr(info, field) == pytest.approx(value) if isinstance(value, float) else getattr(info, field) == value
+
+
+def test_parse_probe_output_without_an_input_section_raises() -> None:
+    with pytest.raises(ValueError):
+        parse_probe_output("nothing.mp4: Invalid data found when processing input\n")
+
+
+# ------------------------------------------------------------------ run_ffmpeg
+
+
+async def test_run_ffmpeg_reports_progress_fractions_up_to_one(tmp_path: Path) -> None:
+    seen: list[float] = []
+    await run_ffmpeg(
+        ["-f", "lavfi", "-i", "testsrc=size=64x64:rate=25:d=2", "-c:v", "libx264", str(tmp_path / "p.mp4")],
+        timeout=30, progress=lambda fraction, message: seen.append(fraction), expected_duration=2.0,
+    )
+    assert seen and seen[-1] == 1.0
+    assert seen == sorted(seen) and all(0 <= f <= 1 for f in seen)
+
+
+async def test_run_ffmpeg_failure_is_media_error_with_scrubbed_stderr_tail(tmp_path: Path) -> None:
+    missing = tmp_path / "secret-dir" / "nope.mp4"
+    with pytest.raises(MediaError) as err:
+        await run_ffmpeg(["-i", str(missing), str(tmp_path / "out.mp4")], timeout=30)
+    rendered = repr(err.value.to_detail())
+    assert str(tmp_path) not in rendered
+    assert "out.mp4" in err.value.message
+    assert err.value.details["exit_code"] != 0
+    assert 0 < len(err.value.details["stderr"]) <= 5
+    assert any("nope.mp4" in line for line in err.value.details["stderr"])
+
+
+def _capture_processes(monkeypatch: pytest.MonkeyPatch) -> list[asyncio.subprocess.Process]:
+    procs: list[asyncio.subprocess.Process] = []
+    real = asyncio.create_subprocess_exec
+
+    async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        proc = await real(*args, **kwargs)
+        procs.append(proc)
+        return proc
+
+    monkeypatch.setattr(media.asyncio, "create_subprocess_exec", spy)
+    return procs
+
+
+ENDLESS = ["-re", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=25", "-f", "null", "-"]
+
+
+async def test_run_ffmpeg_timeout_kills_the_process_and_raises_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    procs = _capture_processes(monkeypatch)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(DeadlineExceeded):
+        await run_ffmpeg(ENDLESS, timeout=0.5)
+    assert loop.time() - started < 5
+    assert len(procs) == 1 and procs[0].returncode is not None
+
+
+async def test_cancelling_run_ffmpeg_kills_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    procs = _capture_processes(monkeypatch)
+    task = asyncio.create_task(run_ffmpeg(ENDLESS, timeout=30))
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert procs[0].returncode is not None
+
+
+async def test_a_process_killed_by_a_signal_is_a_media_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    procs = _capture_processes(monkeypatch)
+    task = asyncio.create_task(run_ffmpeg(ENDLESS, timeout=30))
+    while not procs:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    procs[0].kill()
+    with pytest.raises(MediaError, match="signal"):
+        await task
+
+
+# ------------------------------------------------------------------ atomic_output
+
+
+def test_atomic_output_temp_name_keeps_the_real_suffix_last(tmp_path: Path) -> None:
+    final = tmp_path / "video.mp4"
+    with atomic_output(final) as tmp:
+        assert tmp.parent == final.parent
+        assert tmp.name.startswith(".video.mp4.") and tmp.name.endswith(".tmp.mp4")
+        tmp.write_bytes(b"done")
+    assert final.read_bytes() == b"done"
+    assert [p.name for p in tmp_path.iterdir()] == ["video.mp4"]
+
+
+async def test_atomic_output_leaves_no_file_when_ffmpeg_fails(tmp_path: Path) -> None:
+    final = tmp_path / "out" / "video.mp4"
+    with pytest.raises(MediaError), atomic_output(final) as tmp:
+        # Starts writing a real file, then fails on the broken second input.
+        await run_ffmpeg(
+            ["-f", "lavfi", "-i", "testsrc=size=64x64:rate=25:d=1", "-i", str(tmp_path / "missing.wav"),
+             "-c:v", "libx264", str(tmp)],
+            timeout=30,
+        )
+    assert not final.exists()
+    assert list(final.parent.iterdir()) == []
+
+
+def test_atomic_output_keeps_the_previous_file_on_failure(tmp_path: Path) -> None:
+    final = tmp_path / "video.mp4"
+    final.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_output(final) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("boom")
+    assert final.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["video.mp4"]
+
+
+def test_atomic_output_without_output_is_a_media_error(tmp_path: Path) -> None:
+    with pytest.raises(MediaError), atomic_output(tmp_path / "a.mp4"):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ sizes and setup
+
+
+@pytest.mark.parametrize(
+    ("ratio", "long_side", "size"),
+    [
+        ("16:9", 1280, (1280, 720)),
+        ("9:16", 1280, (720, 1280)),
+        ("1:1", 1280, (1280, 1280)),
+        ("4:3", 1280, (1280, 960)),
+        ("3:4", 1280, (960, 1280)),
+        ("16:9", 320, (320, 180)),
+        ("21:9", 1000, (1000, 428)),
+        (" 2.39:1 ", 640, (640, 268)),
+    ],
+)
+def test_aspect_to_size_gives_even_sizes(ratio: str, long_side: int, size: tuple[int, int]) -> None:
+    assert aspect_to_size(ratio, long_side) == size
+    assert all(v % 2 == 0 for v in size)
+
+
+@pytest.mark.parametrize("ratio", ["", "16", "16:0", "0:9", "a:b", "16:9:1", "-16:9", "100:1"])
+def test_aspect_to_size_rejects_malformed_ratios(ratio: str) -> None:
+    with pytest.raises(BadInput):
+        aspect_to_size(ratio)
+
+
+def test_ffmpeg_exe_is_cached_and_pydub_points_at_it() -> None:
+    from pydub import AudioSegment
+
+    assert media.ffmpeg_exe() is media.ffmpeg_exe()
+    assert media.configure_pydub() is True
+    assert AudioSegment.converter == media.ffmpeg_exe()
+
+
+def test_media_info_is_frozen() -> None:
+    info = MediaInfo(1.0, True, False, 2, 2, 24.0, "h264", None, None, None)
+    with pytest.raises(AttributeError):
+        info.duration = 2.0  # type: ignore[misc]
