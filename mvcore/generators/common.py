@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ async def store_video(
         metadata["storage_warning"] = saved.warning
     metadata["video_id"] = video_id
     await ctx.media.save_json(keys.video_metadata_key(video_id), metadata)
+    # The result is stored: the working copy in this id's scratch dir is no longer needed
+    # (without this every generated video stayed on disk twice).
+    work = ctx.scratch / video_id
+    if Path(local).resolve().is_relative_to(work.resolve()):
+        remove_scratch(work)
     return {
         "video_id": video_id,
         "video_path": keys.video_key(video_id),
@@ -64,6 +70,12 @@ async def store_video(
 
 
 def scratch_dir(ctx: GenContext, job_id: str) -> Path:
+    """``<scratch>/<job_id>/``: a generator's working directory (see :func:`remove_scratch`)."""
     path = ctx.scratch / job_id
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def remove_scratch(path: Path) -> None:
+    """Delete a working directory made by :func:`scratch_dir` (missing or half-deleted is fine)."""
+    shutil.rmtree(path, ignore_errors=True)

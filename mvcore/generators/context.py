@@ -92,6 +92,7 @@ def build_providers(settings: Settings, extra: Mapping[str, Any] | None = None) 
             settings.replicate_api_token.get_secret_value(),
             base_url=settings.replicate_base_url,
             timeout_s=settings.provider_timeout_s,
+            poll_interval_s=settings.replicate_poll_interval_s,
         )
     for name, provider in (extra or {}).items():
         providers.setdefault(name, provider)

@@ -20,6 +20,12 @@ _OWN_VIDEO = re.compile(r"/api/mv/get_video/([0-9a-fA-F-]{36})(?:$|[/?#])")
 _OWN_AUDIO = re.compile(r"/api/audio/get/([0-9a-fA-F-]{36})(?:$|[/?#])")
 
 
+def own_audio_id(url: str | None) -> str | None:
+    """The audio id in one of our own URLs (``/api/audio/get/{id}``), else None."""
+    match = _OWN_AUDIO.search(url or "")
+    return match.group(1) if match else None
+
+
 async def video_file(ctx: GenContext, video_id: str, dest: Path) -> Path:
     key = keys.video_key(keys.parse_id(video_id, "video"))
     if not await ctx.media.exists(key):
@@ -60,9 +66,7 @@ async def audio_from(
     ctx: GenContext, audio_id: str | None, audio_url: str | None, dest: Path
 ) -> tuple[Path, str | None]:
     if not audio_id and audio_url:
-        match = _OWN_AUDIO.search(audio_url)
-        if match:
-            audio_id = match.group(1)
+        audio_id = own_audio_id(audio_url)
     if audio_id:
         return await audio_file(ctx, audio_id, dest), audio_id
     assert audio_url is not None

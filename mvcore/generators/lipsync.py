@@ -6,9 +6,9 @@ from typing import Any
 
 from mvcore import audio
 from mvcore.errors import BadInput
-from mvcore.generators.common import Timer, base_metadata, new_id, scratch_dir, store_video
+from mvcore.generators.common import Timer, base_metadata, new_id, remove_scratch, scratch_dir, store_video
 from mvcore.generators.context import ConfigBundle, GenContext
-from mvcore.generators.inputs import audio_from, video_from
+from mvcore.generators.inputs import audio_from, own_audio_id, video_from
 from mvcore.generators.requests import LipsyncRequest
 
 
@@ -24,7 +24,7 @@ def lipsync_params(request: LipsyncRequest, bundle: ConfigBundle) -> dict[str, A
 async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext) -> dict[str, Any]:
     timer = Timer()
     clipping = request.start_time is not None or request.end_time is not None
-    if clipping and not request.audio_id and request.audio_url:
+    if clipping and not request.audio_id and request.audio_url and not own_audio_id(request.audio_url):
         raise BadInput(
             "start_time/end_time apply to audio_id only",
             hint="Upload the song (/api/audio/upload) and pass its audio_id with the range, "
@@ -32,40 +32,43 @@ async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
         )
     video_id = new_id()
     work = scratch_dir(ctx, video_id)
-    params = lipsync_params(request, bundle)
-    ctx.progress(0.05, "fetching inputs")
-    video_path, source_video_id = await video_from(ctx, request.video_id, request.video_url, work)
-    audio_path, source_audio_id = await audio_from(ctx, request.audio_id, request.audio_url, work)
-    if clipping:
-        clipped = work / "audio_clip.mp3"
-        await audio.clip_audio(
-            audio_path,
-            clipped,
-            request.start_time or 0.0,
-            request.end_time,
-            timeout=ctx.settings.media_timeout_s,
+    try:
+        params = lipsync_params(request, bundle)
+        ctx.progress(0.05, "fetching inputs")
+        video_path, source_video_id = await video_from(ctx, request.video_id, request.video_url, work)
+        audio_path, source_audio_id = await audio_from(ctx, request.audio_id, request.audio_url, work)
+        if clipping:
+            clipped = work / "audio_clip.mp3"
+            await audio.clip_audio(
+                audio_path,
+                clipped,
+                request.start_time or 0.0,
+                request.end_time,
+                timeout=ctx.settings.media_timeout_s,
+            )
+            audio_path = clipped
+        ctx.progress(0.2, "lipsyncing")
+        provider = ctx.provider()
+        result = await provider.lipsync(
+            video=video_path,
+            audio=audio_path,
+            params=params,
+            out_path=work / "lipsync.mp4",
+            progress=ctx.progress,
         )
-        audio_path = clipped
-    ctx.progress(0.2, "lipsyncing")
-    provider = ctx.provider()
-    result = await provider.lipsync(
-        video=video_path,
-        audio=audio_path,
-        params=params,
-        out_path=work / "lipsync.mp4",
-        progress=ctx.progress,
-    )
-    metadata = base_metadata(
-        bundle,
-        timer,
-        model_used=result.model_used,
-        parameters_used={**params, "start_time": request.start_time, "end_time": request.end_time},
-        source_video_id=source_video_id,
-        source_audio_id=source_audio_id,
-        video_url=request.video_url if not source_video_id else None,
-        audio_url=request.audio_url if not source_audio_id else None,
-        kind="lipsync",
-    )
-    response = await store_video(ctx, video_id, result.paths[0], metadata)
-    ctx.progress(1.0, "done")
-    return response
+        metadata = base_metadata(
+            bundle,
+            timer,
+            model_used=result.model_used,
+            parameters_used={**params, "start_time": request.start_time, "end_time": request.end_time},
+            source_video_id=source_video_id,
+            source_audio_id=source_audio_id,
+            source_video_url=request.video_url if not source_video_id else None,
+            source_audio_url=request.audio_url if not source_audio_id else None,
+            kind="lipsync",
+        )
+        response = await store_video(ctx, video_id, result.paths[0], metadata)
+        ctx.progress(1.0, "done")
+        return response
+    finally:
+        remove_scratch(work)

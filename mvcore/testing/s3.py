@@ -71,7 +71,7 @@ class MotoS3Server:
         werkzeug_log = logging.getLogger("werkzeug")
         if werkzeug_log.level == logging.NOTSET:
             werkzeug_log.setLevel(logging.WARNING)  # no per-request lines on stderr
-        server = ThreadedMotoServer(ip_address=self.host, port=self.port or 0, verbose=False)
+        server = _fast_stopping(ThreadedMotoServer)(ip_address=self.host, port=self.port or 0, verbose=False)
         server.start()
         self._server = server
         first = self.port is None
@@ -200,3 +200,26 @@ class MotoS3Server:
         for key in self.keys():
             client.delete_object(Bucket=self.bucket, Key=key)
         client.delete_bucket(Bucket=self.bucket)
+
+
+def _fast_stopping(base: type[Any]) -> type[Any]:
+    """``ThreadedMotoServer`` polling for shutdown every 50 ms instead of 500 ms (faster ``stop()``).
+
+    Falls back to the class itself if moto's internals ever change shape.
+    """
+    try:
+        from moto.server import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+    except ImportError:  # pragma: no cover - depends on the moto version
+        return base
+    if not all(hasattr(base, name) for name in ("_server_entry", "get_host_and_port")):
+        return base  # pragma: no cover
+
+    class FastStoppingMotoServer(base):
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(self._ip_address, self._port, app, True)
+            self._server_ready_event.set()
+            self._server.serve_forever(poll_interval=0.05)
+
+    return FastStoppingMotoServer

@@ -415,7 +415,8 @@ async function lipsyncScene(index) {
   scene.videos[result.video_id] = { duration: source.duration || clipDuration(scene), lipsync: true, source: sourceId };
   scene.video_ids.push(result.video_id);
   scene.lipsync = false; // one lipsync per click; tick again to redo it
-  c.status.textContent = `Lipsynced song ${formatSeconds(times.start)} → ${formatSeconds(end)}; re-stitching…`;
+  c.status.textContent = `Lipsynced to the song from ${formatSeconds(times.start)} to ${formatSeconds(end)}` +
+    (result.storage_warning ? ` — warning: ${result.storage_warning}` : "");
   persist();
   updateAllScenes();
   requestStitch("auto");
