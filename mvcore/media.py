@@ -87,6 +87,9 @@ class MediaInfo:
     #: Extra facts the stitcher uses to decide whether a lossless concat is safe.
     pixel_format: str | None = None
     video_profile: str | None = None
+    #: Display rotation in degrees from the stream's display matrix; width/height are already
+    #: the *displayed* size (ffmpeg auto-rotates frames when filtering, so that is what we get).
+    rotation: int = 0
 
 
 # --------------------------------------------------------------------------- probing
@@ -98,6 +101,7 @@ _FPS_RE = re.compile(r"([\d.]+)(k?)\s+fps")
 _TBR_RE = re.compile(r"([\d.]+)(k?)\s+tbr")
 _RATE_RE = re.compile(r"(\d+)\s+Hz")
 _CHANNELS_RE = re.compile(r"(\d+)\s+channels")
+_ROTATION_RE = re.compile(r"display ?matrix: rotation of (-?[\d.]+) degrees", re.IGNORECASE)
 _PIXFMT_RE = re.compile(r"^\s*(\w+)(?:\(|,|$)")
 _LAYOUTS = {
     "mono": 1,
@@ -153,19 +157,28 @@ def parse_probe_output(stderr: str) -> tuple[MediaInfo, bool]:
         duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
         needs_measure = "Estimating duration from bitrate" in stderr
     info = MediaInfo(duration, False, False, None, None, None, None, None, None, None)
-    for kind, rest in _STREAM_RE.findall(stderr):
+    streams = list(_STREAM_RE.finditer(stderr))
+    for index, stream in enumerate(streams):
+        kind, rest = stream.group(1), stream.group(2)
         codec = rest.split(None, 1)[0].rstrip(",") if rest.strip() else None
         if kind == "Video" and not info.has_video and "(attached pic)" not in rest:
             size = _SIZE_RE.search(rest)
             parts = rest.split(", ")
             pix = _PIXFMT_RE.match(parts[1]) if len(parts) > 1 else None
             profile = re.match(r"\w+\s+\(([^)/]+)\)", rest)
+            block_end = streams[index + 1].start() if index + 1 < len(streams) else len(stderr)
+            turn = _ROTATION_RE.search(stderr, stream.end(), block_end)
+            rotation = round(float(turn.group(1))) % 360 if turn else 0
+            width, height = (int(size.group(1)), int(size.group(2))) if size else (None, None)
+            if rotation in (90, 270):  # phone videos: coded landscape, shown portrait
+                width, height = height, width
             info = replace(
                 info,
                 has_video=True,
                 video_codec=codec,
-                width=int(size.group(1)) if size else None,
-                height=int(size.group(2)) if size else None,
+                width=width,
+                height=height,
+                rotation=rotation,
                 fps=_rate(_FPS_RE.search(rest)) or _rate(_TBR_RE.search(rest)),
                 pixel_format=pix.group(1) if pix else None,
                 video_profile=profile.group(1).strip() if profile else None,
@@ -206,23 +219,15 @@ def _probe_cmd(path: Path) -> list[str]:
 
 
 def _measure_cmd(path: Path, info: MediaInfo) -> list[str]:
-    # Decoding just one stream is enough; audio is much cheaper to decode than video.
-    stream = "0:a:0" if info.has_audio else "0:v:0"
-    return [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        "-i",
-        str(path),
-        "-map",
-        stream,
-        "-f",
-        "null",
-        "-progress",
-        "pipe:1",
-        "-",
-    ]
+    """Command that reads one stream to its end and reports the clock on stdout.
+
+    Audio is decoded (cheap, and sample-exact); a video-only file is only
+    demuxed (``-c copy``), which is far faster than decoding and at most one
+    frame short.
+    """
+    stream = ["-map", "0:a:0"] if info.has_audio else ["-map", "0:v:0", "-c", "copy"]
+    head = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", str(path)]
+    return [*head, *stream, "-f", "null", "-progress", "pipe:1", "-"]
 
 
 def _finish_probe(path: Path, stderr: str) -> tuple[MediaInfo, bool]:

@@ -325,10 +325,12 @@ def _resolve_all(
     out: dict[str, dict[str, ResolvedConfig]] = {}
     bases = {t.name: base_layer(t) for t in registry}
     same_registry = previous is not None and previous.registry is registry
-    # A flavor without a file for a type resolves it exactly as ``default`` does: merge that once per
-    # type and share the (read-only) values and provenance instead of merging it again per flavor.
+    # A flavor without a file for a type resolves it exactly as ``default`` does: share the (read-only)
+    # values and provenance of ``default``'s resolution instead of merging them again per flavor.
+    # ``default`` goes first so every later flavor -- rebuilt or not -- shares the same objects.
     inherited: dict[str, ResolvedConfig] = {}
-    for name, data in loaded.items():
+    for name in [DEFAULT, *(n for n in loaded if n != DEFAULT)]:
+        data = loaded[name]
         reuse = None
         if (
             same_registry
@@ -339,6 +341,8 @@ def _resolve_all(
             reuse = previous.resolved.get(name)
         if reuse is not None:
             out[name] = dict(reuse)
+            if name == DEFAULT:
+                inherited.update(reuse)
             continue
         configs: dict[str, ResolvedConfig] = {}
         for type_name, base in bases.items():
@@ -356,4 +360,4 @@ def _resolve_all(
             if own is None:
                 inherited[type_name] = configs[type_name]
         out[name] = configs
-    return out
+    return {name: out[name] for name in loaded}  # discovery order, as before

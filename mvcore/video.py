@@ -203,6 +203,7 @@ def _copy_compatible(infos: list[MediaInfo]) -> bool:
             i.video_profile,
             i.width,
             i.height,
+            i.rotation,
             i.fps,
             i.pixel_format,
             i.audio_codec,

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any
 
 from mvcore import audio, logs, media
 from mvcore.errors import BadInput, MvcoreError, NotFound
-from mvcore.generators.common import new_id, now_iso, scratch_dir
+from mvcore.generators.common import new_id, now_iso, remove_scratch, scratch_dir
 from mvcore.generators.context import GenContext
 from mvcore.generators.inputs import download
 from mvcore.generators.requests import AudioDownloadRequest
 from mvcore.storage import keys
 
 UPLOAD_FORMATS = {"mp3", "wav", "m4a", "ogg", "flac", "aac", "mp4"}
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _YOUTUBE = ("youtube.com/", "youtu.be/", "music.youtube.com/")
 
 
@@ -36,6 +38,23 @@ async def add_audio_file(
     """Convert (and optionally clip) a local file to mp3 and store it with its metadata."""
     audio_id = new_id()
     work = scratch_dir(ctx, audio_id)
+    try:
+        return await _store_audio(ctx, audio_id, work, source, filename, title, source_url, start, end)
+    finally:
+        remove_scratch(work)
+
+
+async def _store_audio(
+    ctx: GenContext,
+    audio_id: str,
+    work: Path,
+    source: Path,
+    filename: str,
+    title: str | None,
+    source_url: str | None,
+    start: float | None,
+    end: float | None,
+) -> dict[str, Any]:
     mp3 = work / "audio.mp3"
     timeout = ctx.settings.media_timeout_s
     if start is not None or end is not None:
@@ -77,26 +96,31 @@ async def upload_audio(ctx: GenContext, source: Path, filename: str) -> dict[str
 async def download_audio(ctx: GenContext, request: AudioDownloadRequest) -> dict[str, Any]:
     url = request.url.strip()
     work = scratch_dir(ctx, new_id())
-    if any(marker in url for marker in _YOUTUBE):
-        source, title = await _youtube(url, work, ctx)
-    else:
-        name = Path(url.split("?", 1)[0]).name or "download.mp3"
-        source = await download(url, work / name, ctx.settings.max_upload_bytes)
-        title = Path(name).stem
     try:
-        return await add_audio_file(
-            ctx,
-            source,
-            filename=source.name,
-            title=title,
-            source_url=url,
-            start=request.start_time,
-            end=request.end_time,
-        )
-    except MvcoreError:
-        raise
-    except Exception as exc:
-        raise BadInput(f"Downloaded file is not usable audio: {exc.__class__.__name__}") from None
+        if any(marker in url for marker in _YOUTUBE):
+            source, title = await _youtube(url, work, ctx)
+        else:
+            # The URL's last segment names the file; anything odd in it (``..``, ``:``) is dropped.
+            name = _SAFE_NAME.sub("_", Path(url.split("?", 1)[0].split("#", 1)[0]).name).strip("._")
+            name = name[:100] or "download.mp3"
+            source = await download(url, work / name, ctx.settings.max_upload_bytes)
+            title = Path(name).stem
+        try:
+            return await add_audio_file(
+                ctx,
+                source,
+                filename=source.name,
+                title=title,
+                source_url=url,
+                start=request.start_time,
+                end=request.end_time,
+            )
+        except MvcoreError:
+            raise
+        except Exception as exc:
+            raise BadInput(f"Downloaded file is not usable audio: {exc.__class__.__name__}") from None
+    finally:
+        remove_scratch(work)
 
 
 async def _youtube(url: str, work: Path, ctx: GenContext) -> tuple[Path, str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mvcore import video
 from mvcore.errors import NotFound
-from mvcore.generators.common import Timer, base_metadata, new_id, scratch_dir, store_video
+from mvcore.generators.common import Timer, base_metadata, new_id, remove_scratch, scratch_dir, store_video
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.inputs import audio_file, video_file
 from mvcore.generators.requests import StitchVideosRequest
@@ -19,8 +20,19 @@ async def stitch_videos(
     timer = Timer()
     for video_id in request.video_ids:
         keys.parse_id(video_id, "video")  # every id checked before any work
+    if request.audio_overlay_id:
+        keys.parse_id(request.audio_overlay_id, "audio")  # malformed is an error; unknown is a warning
     out_id = new_id()
     work = scratch_dir(ctx, out_id)
+    try:
+        return await _stitch(request, bundle, ctx, timer, out_id, work)
+    finally:
+        remove_scratch(work)
+
+
+async def _stitch(
+    request: StitchVideosRequest, bundle: ConfigBundle, ctx: GenContext, timer: Timer, out_id: str, work: Path
+) -> dict[str, Any]:
     clips = []
     for index, video_id in enumerate(request.video_ids):
         clip_dir = work / f"clip{index:03d}"

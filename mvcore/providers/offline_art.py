@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import math
 import random
 from pathlib import Path
@@ -47,6 +48,26 @@ _COLOR_WORDS: dict[str, RGB] = {
     "gray": (128, 128, 135),
     "neon": (60, 255, 180),
     "pastel": (250, 200, 220),
+}
+_GARMENTS = {
+    "jacket",
+    "coat",
+    "shirt",
+    "t-shirt",
+    "dress",
+    "hoodie",
+    "suit",
+    "sweater",
+    "top",
+    "jumpsuit",
+    "outfit",
+    "uniform",
+    "blouse",
+    "vest",
+    "gown",
+    "robe",
+    "cardigan",
+    "kimono",
 }
 _SKIN = [(255, 224, 196), (241, 194, 155), (224, 172, 125), (198, 134, 90), (141, 85, 54), (98, 60, 40)]
 _HAIR = [(40, 30, 25), (90, 55, 30), (200, 160, 90), (170, 60, 30), (30, 30, 30), (220, 220, 225)]
@@ -151,7 +172,14 @@ def draw_character(
     _check_size(width, height)
     rng = _rng("character", description, width, height, seed, variant)
     text = description.lower()
-    bg_top, bg_bottom, clothes, accent = _palette(description, rng, 4)
+    clothes, accent, bg_top, bg_bottom = _palette(description, rng, 4)
+    words = [w.strip(".,;:!?()\"'").lower() for w in description.split()]
+    for word, following in itertools.pairwise(words):
+        if word in _COLOR_WORDS and following in _GARMENTS:  # "a blue jacket" wins over other colours
+            clothes = _COLOR_WORDS[word]
+            break
+    if sum(abs(a - b) for a, b in zip(bg_top, clothes, strict=True)) < 150:  # keep the figure visible
+        bg_top = _mix(bg_top, (255, 255, 255) if sum(clothes) < 380 else (0, 0, 0), 0.55)
     img = _vertical_gradient(
         width, height, _mix(bg_top, (255, 255, 255), 0.25), _mix(bg_bottom, (0, 0, 0), 0.3)
     )

@@ -52,6 +52,17 @@ _SESSION: boto3.session.Session | None = None
 _SESSION_LOCK = threading.Lock()
 
 
+def _where(endpoint_url: str | None) -> str:
+    """How messages name the store: ``scheme://host:port`` only (no userinfo, no path)."""
+    if not endpoint_url:
+        return "S3"
+    try:
+        parts = urlsplit(endpoint_url)
+        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return "the configured endpoint"
+
+
 class S3Storage:
     """A :class:`~mvcore.storage.base.Storage` on one bucket."""
 
@@ -74,11 +85,7 @@ class S3Storage:
         self.endpoint_url = endpoint_url
         self.region = region
         self._secrets = tuple(s for s in (secret_access_key, access_key_id) if s)
-        parts = urlsplit(endpoint_url) if endpoint_url else None
-        # shown in messages: scheme://host:port only (no userinfo, no path)
-        self._where = "S3"
-        if parts is not None:
-            self._where = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        self._where = _where(endpoint_url)
         config = Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
@@ -86,18 +93,25 @@ class S3Storage:
             signature_version="s3v4",
             s3={"addressing_style": "path"} if endpoint_url else None,
         )
-        with _SESSION_LOCK:  # boto3 sessions are not thread-safe; sharing one caches the service model
-            global _SESSION
-            if _SESSION is None:
-                _SESSION = boto3.session.Session()
-            self._client: Any = _SESSION.client(
-                "s3",
-                region_name=region or None,
-                endpoint_url=endpoint_url or None,
-                aws_access_key_id=access_key_id or None,
-                aws_secret_access_key=secret_access_key or None,
-                config=config,
-            )
+        try:
+            with _SESSION_LOCK:  # boto3 sessions are not thread-safe; sharing one caches the service model
+                global _SESSION
+                if _SESSION is None:
+                    _SESSION = boto3.session.Session()
+                self._client: Any = _SESSION.client(
+                    "s3",
+                    region_name=region or None,
+                    endpoint_url=endpoint_url or None,
+                    aws_access_key_id=access_key_id or None,
+                    aws_secret_access_key=secret_access_key or None,
+                    config=config,
+                )
+        except Exception as exc:  # a malformed endpoint/region must not surface as a botocore traceback
+            raise StorageError(
+                self.scrub(f"could not configure the S3 client: {type(exc).__name__}"),
+                hint="Check AWS_ENDPOINT_URL and AWS_REGION.",
+                details={"bucket": bucket},
+            ) from exc
         self._transfer = TransferConfig(multipart_threshold=multipart_threshold, max_concurrency=4)
 
     def __repr__(self) -> str:

@@ -78,10 +78,12 @@ def test_flavors_page_follows_edits_live(page, guard, server):
         expect(page.get_by_test_id("detail-note")).to_contain_text("last valid version")
         expect(row.get_by_test_id("value")).to_have_text("close-up")
         assert int(badge.get_attribute("data-generation") or 0) > generation
+        guard.assert_clean()
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.set_viewport_size({"width": 1280, "height": 1700})
+        page.screenshot(path=str(SCREENSHOT))
     finally:
         params.write_text(original)
     expect(page.get_by_test_id("no-errors")).to_be_visible(timeout=5_000)
     expect(row.get_by_test_id("value")).to_have_text("wide")
     guard.assert_clean()
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=False)

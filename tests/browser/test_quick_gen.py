@@ -28,6 +28,11 @@ def test_quick_gen_whole_flow(page, guard, server, song):
     page.get_by_test_id("idea").fill("A robot learns to dance on a rooftop at night")
     page.get_by_test_id("character-description").fill("a small silver robot with round blue eyes")
     page.get_by_test_id("number-of-scenes").fill("2")
+    page.get_by_test_id("generate-refs").click()
+    refs = page.get_by_test_id("ref-image")
+    expect(refs).to_have_count(4, timeout=JOB_TIMEOUT)
+    reference_id = refs.nth(0).get_attribute("data-image-id")
+    refs.nth(0).click()
     page.get_by_test_id("config-toggle").click()
     select = page.get_by_test_id("config-flavor-select")
     expect(select).to_be_enabled()
@@ -44,6 +49,7 @@ def test_quick_gen_whole_flow(page, guard, server, song):
     expect(page.get_by_test_id("config-summary")).to_have_text("Flavor: example")
     expect(page.get_by_test_id("input-audio")).to_contain_text("sine-song")
     expect(page.get_by_test_id("input-number-of-scenes")).to_have_text("2")
+    expect(page.get_by_test_id("input-reference-image")).to_be_visible()
 
     with page.expect_request(lambda r: "/api/mv/create_scenes" in r.url) as request_info:
         page.get_by_test_id("generate-scenes").click()
@@ -66,6 +72,7 @@ def test_quick_gen_whole_flow(page, guard, server, song):
         first.get_by_test_id("scene-video-button").click()
     body = json.loads(request_info.value.post_data or "{}")
     assert body["config_flavor"] == "example" and body["prompt"] and body["negative_prompt"]
+    assert body["character_reference_id"] == reference_id
     second.get_by_test_id("scene-video-button").click()
     expect(first.get_by_test_id("scene-video-button")).to_be_disabled()
     for card in (first, second):
@@ -129,10 +136,13 @@ def test_quick_gen_whole_flow(page, guard, server, song):
     )
     guard.assert_clean()
 
-    # The offline clips fade in from black: show a frame from inside each clip.
+    # The offline clips fade in from black: play each (muted) for a moment so the screenshot shows a frame
+    # from inside the clip.  (Playing, not seeking: the media GETs do not answer Range requests yet.)
     page.evaluate(
-        "() => Promise.all([...document.querySelectorAll('video')].map((v) => new Promise((ok) => {"
-        " v.addEventListener('seeked', ok, {once: true}); v.currentTime = Math.min(3, v.duration / 2); })))"
+        "() => Promise.all([...document.querySelectorAll('video')].map(async (v) => {"
+        " v.muted = true; await v.play();"
+        " await new Promise((ok) => { const tick = () => v.currentTime >= 2.5 ? ok() : setTimeout(tick, 50); tick(); });"
+        " v.pause(); }))"
     )
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -37,6 +37,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
        "-c:a", "libmp3lame", "-c:v", "png", "-disposition:v", "attached_pic", str(out["cover.mp3"]))
     ff("-f", "lavfi", "-i", "sine=f=300:d=1", "-af", "aformat=channel_layouts=5.1", "-c:a", "aac",
        str(out["51.m4a"]))
+    ff("-display_rotation", "90", "-i", str(out["av.mp4"]), "-c", "copy", str(d / "phone.mp4"))
+    out["phone.mp4"] = d / "phone.mp4"
+    # Written to a pipe, matroska cannot go back and fill in its duration: probe must measure it.
+    with (d / "streamed.mkv").open("wb") as sink:
+        subprocess.run([FF, "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=f=300:d=1.7",
+                        "-c:a", "flac", "-f", "matroska", "-"], stdout=sink, check=True)
+    out["streamed.mkv"] = d / "streamed.mkv"
     (d / "notes.txt").write_text("not media at all\n" * 50)
     out["notes.txt"] = d / "notes.txt"
     return out
@@ -53,6 +60,8 @@ PROBE_CASES = [
     ("tone.aac", 2.5, False, True, (None, None), None, None, "aac", 1, 44100),
     ("cover.mp3", 2.0, False, True, (None, None), None, None, "mp3", 1, 44100),
     ("51.m4a", 1.0, False, True, (None, None), None, None, "aac", 6, 44100),
+    ("phone.mp4", 1.5, True, True, (180, 320), 25.0, "h264", "aac", 2, 44100),
+    ("streamed.mkv", 1.7, False, True, (None, None), None, None, "flac", 1, 44100),
 ]
 
 
@@ -114,6 +123,14 @@ BANNERS: list[tuple[str, dict[str, Any], bool]] = [
         "  Stream #0:0: Audio: mp3 (mp3float), 44100 Hz, stereo, fltp, 128 kb/s\n"
         "  Stream #0:1: Video: mjpeg (Baseline), yuvj420p(pc), 500x500, 90k tbr, 90k tbn (attached pic)\n",
         {"duration": 180.0, "has_video": False, "width": None, "audio_codec": "mp3", "audio_channels": 2},
+        False,
+    ),
+    (
+        "Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'phone.mov':\n  Duration: 00:00:04.00, start: 0.000000\n"
+        "  Stream #0:0[0x1](und): Video: hevc (Main) (hvc1 / 0x31637668), yuv420p(tv, bt709), 1920x1080, "
+        "30 fps, 30 tbr, 600 tbn (default)\n    Side data:\n      displaymatrix: rotation of -90.00 degrees\n"
+        "  Stream #0:1[0x2](und): Audio: aac (LC) (mp4a / 0x6134706D), 44100 Hz, mono, fltp, 96 kb/s\n",
+        {"width": 1080, "height": 1920, "rotation": 270, "video_codec": "hevc", "video_profile": "Main"},
         False,
     ),
     (

@@ -263,6 +263,16 @@ async def test_stitch_of_rendered_clips_keeps_them_in_order(tmp_path: Path) -> N
     assert max(frame.getpixel((5, 90))) < 20  # type: ignore[arg-type]
 
 
+async def test_stitch_follows_the_displayed_orientation_of_phone_clips(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    phone = tmp_path / "phone.mp4"
+    ff("-display_rotation", "90", "-i", str(clips["wide_a.mp4"]), "-c", "copy", str(phone))
+    info = await stitch([phone, clips["wide_a.mp4"]], tmp_path / "s.mp4", timeout=30)
+    assert (info.width, info.height) == (180, 320)
+    assert info.duration == pytest.approx(3.0, abs=0.15)
+
+
 async def test_stitch_with_no_clips_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="empty"):
         await stitch([], tmp_path / "s.mp4", timeout=30)

@@ -118,3 +118,14 @@ async def test_unreachable_store_fails_fast_without_secrets(tmp_path: Path) -> N
         assert time.perf_counter() - started < 5
         # presigning needs no network
         assert (await s3.presigned_url("a/b", 60) or "").startswith(moto.endpoint_url)
+
+
+@pytest.mark.parametrize("endpoint", ["not a url", "http://user:s3cr3t-never-shown-anywhere@host:99999"])
+def test_bad_endpoint_is_a_storage_error(endpoint: str) -> None:
+    try:
+        s3 = S3Storage("b", endpoint_url=endpoint, access_key_id=KEY_ID, secret_access_key=SECRET)
+    except StorageError as err:
+        assert "AWS_ENDPOINT_URL" in (err.hint or "")
+        assert_clean(err)
+    else:
+        assert SECRET not in repr(s3) and SECRET not in s3._where

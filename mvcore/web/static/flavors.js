@@ -1,7 +1,7 @@
 // Flavors page: list + status, resolved values with provenance, live updates over SSE.
 
 import { apiFetch, flavorEventsUrl } from "./api.js";
-import { byTestId, el, mountHeader, showError } from "./ui.js";
+import { byTestId, el, mountHeader, pathText, showError } from "./ui.js";
 
 mountHeader();
 
@@ -87,7 +87,7 @@ function renderList(data) {
     el("td", { class: "key", testid: "flavor-name" }, row.name),
     el("td", {}, row.description || el("span", { class: "muted" }, "—"),
       row.tags && row.tags.length ? el("div", { class: "status" }, row.tags.join(" · ")) : null),
-    el("td", { class: "source", testid: "flavor-source" }, row.source || "—",
+    el("td", { class: "source", testid: "flavor-source" }, row.source ? pathText(row.source) : "—",
       row.origin ? el("div", {}, row.origin) : null,
       shadows.length ? el("div", { style: "color: var(--warn)" }, `shadows ${shadows.map((s) => s.shadowed).join(", ")}`) : null),
     statusCell(row));
@@ -97,7 +97,7 @@ function renderList(data) {
     rows.push(el("tr", { testid: "flavor-row-shadowed", dataset: { name: s.name } },
       el("td", { class: "key muted" }, s.name),
       el("td", { class: "muted" }, "A second source with this name; it is not used."),
-      el("td", { class: "source" }, s.shadowed),
+      el("td", { class: "source" }, pathText(s.shadowed)),
       el("td", { testid: "flavor-status" },
         el("span", { class: "badge warn", testid: "status-badge", dataset: { status: "shadowed" } }, "shadowed"),
         el("div", { class: "status" }, `by ${s.used}`))));
@@ -143,7 +143,7 @@ function renderDetail(data) {
         el("td", { class: "key" }, key),
         el("td", { class: "value", testid: "value" }, valueText(values[key])),
         el("td", {}, el("span", { class: layerClass(prov.layer), testid: "layer" }, prov.layer || "?")),
-        el("td", { class: "where", testid: "where" }, where(prov)));
+        el("td", { class: "where", testid: "where" }, pathText(where(prov))));
     });
     return el("div", { class: "config-type", testid: "config-type", dataset: { type } },
       el("h3", {}, type),

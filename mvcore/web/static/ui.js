@@ -88,6 +88,17 @@ export function formatSeconds(value) {
   return `${Math.round(n * 100) / 100} s`;
 }
 
+/** A path as text nodes with line-break opportunities after each "/" (no mid-name breaks). */
+export function pathText(path) {
+  const parts = String(path ?? "").split(/(?<=\/)/);
+  const out = [];
+  parts.forEach((part, i) => {
+    if (i) out.push(document.createElement("wbr"));
+    out.push(document.createTextNode(part));
+  });
+  return out;
+}
+
 export function truncate(text, max = 160) {
   const s = String(text ?? "");
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
