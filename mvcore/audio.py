@@ -104,20 +104,9 @@ async def clip_audio(src: Path, dst: Path, start: float, end: float | None, *, t
     trim = f"atrim=start={start:.6f}" + (f":end={use_end:.6f}" if use_end is not None else "")
     expected = (use_end if use_end is not None else info.duration) - start
     with media.atomic_output(dst) as tmp:
+        audio_only = ["-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn"]
         await media.run_ffmpeg(
-            [
-                "-i",
-                str(src),
-                "-map",
-                "0:a:0",
-                "-vn",
-                "-sn",
-                "-dn",
-                "-af",
-                f"{trim},asetpts=PTS-STARTPTS",
-                *output_args(dst, info),
-                str(tmp),
-            ],
+            [*audio_only, "-af", f"{trim},asetpts=PTS-STARTPTS", *output_args(dst, info), str(tmp)],
             timeout=timeout,
             expected_duration=expected,
         )

@@ -1,29 +1,102 @@
-"""Job records and the in-process job service.
+"""Jobs: every generator call runs as a taskiq task.
 
-Every generator call is a job: ``submit`` answers at once (``?async=true``),
-``run`` submits and waits for the same job (the original synchronous API).
-A job carries its request and the resolved ConfigBundle it was given, so a
-reload between enqueue and run changes nothing.
+``submit`` enqueues and answers at once (``?async=true``); ``run`` enqueues the
+same task and waits for it (the original synchronous API), so both give the same
+body.  A task carries its request and the fully resolved ConfigBundle (with the
+snapshot generation in ``bundle["meta"]``), so a reload between enqueue and run
+changes nothing.
+
+Three pieces, the same for both deployments:
+
+- a **store** of job records (status, progress, result or error): in process
+  (:class:`MemoryJobStore`) or in Redis (:mod:`mvcore.jobs_redis`), readable by
+  every API process;
+- a **broker**: taskiq's ``InMemoryBroker`` in process, or taskiq-redis'
+  ``ListQueueBroker`` feeding ``mvcore worker`` processes;
+- a :class:`JobRunner` on the executing side: it claims the job (queued ->
+  running, atomically, so a cancelled job is skipped), runs
+  :func:`mvcore.generators.registry.execute`, heartbeats the record, writes
+  throttled progress, polls the cancel flag and writes the outcome.
+
+Environment (read here, not in Settings):
+
+- ``MVCORE_JOB_HEARTBEAT_TIMEOUT`` (seconds, default 30): a running job whose
+  worker has not heartbeaten for this long is marked failed ``WORKER_LOST``;
+- ``MVCORE_JOB_CONCURRENCY`` (default 4): jobs run at once by the in-process
+  runner (no Redis); ``mvcore worker --concurrency N`` sets it per worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import socket
+import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import date, datetime
+from pathlib import PurePath
+from typing import Any, Literal, Protocol
 
+from mvcore import logs
 from mvcore.errors import BadInput, MvcoreError, NotFound
 from mvcore.generators.context import GenContext
 from mvcore.generators.registry import GENERATORS, execute
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+STATUSES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL = ("succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
 MAX_JOBS_KEPT = 1000
+TASK_NAME = "mvcore.run_job"
+
+HEARTBEAT_TIMEOUT_ENV = "MVCORE_JOB_HEARTBEAT_TIMEOUT"
+CONCURRENCY_ENV = "MVCORE_JOB_CONCURRENCY"
+DEFAULT_HEARTBEAT_TIMEOUT = 30.0
+DEFAULT_CONCURRENCY = 4
+PROGRESS_MIN_INTERVAL = 0.25  # seconds between progress writes ...
+PROGRESS_MIN_STEP = 0.05  # ... unless progress moved at least this much
+MAX_TICK = 0.5  # heartbeat + cancel poll period (shorter when the heartbeat timeout is short)
+
+WORKER_LOST = "WORKER_LOST"
+JOB_CANCELLED = "JOB_CANCELLED"
 
 
+def env_number(name: str, default: float, *, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise BadInput(f"{name} must be a number, got {raw!r}") from exc
+    return max(minimum, value)
+
+
+def heartbeat_timeout_from_env() -> float:
+    return env_number(HEARTBEAT_TIMEOUT_ENV, DEFAULT_HEARTBEAT_TIMEOUT, minimum=0.5)
+
+
+def concurrency_from_env() -> int:
+    return int(env_number(CONCURRENCY_ENV, DEFAULT_CONCURRENCY, minimum=1))
+
+
+def tick_for(heartbeat_timeout: float) -> float:
+    return max(0.05, min(MAX_TICK, heartbeat_timeout / 4))
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+# ---------------------------------------------------------------------------------------------- records
 @dataclass
 class JobRecord:
     job_id: str
@@ -37,6 +110,15 @@ class JobRecord:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     error_status: int | None = None
+    # bookkeeping, not on the wire
+    worker: str | None = None
+    heartbeat_at: float | None = None
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
+    cancel_requested: bool = False
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -58,14 +140,28 @@ def error_of(exc: BaseException) -> tuple[dict[str, Any], int]:
     if isinstance(exc, MvcoreError):
         return {"detail": exc.to_detail()}, exc.status_code
     return (
-        {
-            "detail": {
-                "error": "INTERNAL_ERROR",
-                "message": "The job failed unexpectedly",
-                "details": {"hint": "See the server log."},
-            }
-        },
+        {"detail": {"error": "INTERNAL_ERROR", "message": "The job failed unexpectedly",
+                    "details": {"hint": "See the server log."}}},
         500,
+    )
+
+
+def worker_lost_error(worker: str | None = None) -> tuple[dict[str, Any], int]:
+    details: dict[str, Any] = {"hint": "Retry the request; check that `mvcore worker` processes stay up."}
+    if worker:
+        details["worker"] = worker
+    return (
+        {"detail": {"error": WORKER_LOST, "message": "the worker running this job stopped; retry the request",
+                    "details": details}},
+        503,
+    )
+
+
+def cancelled_error() -> tuple[dict[str, Any], int]:
+    return (
+        {"detail": {"error": JOB_CANCELLED, "message": "The job was cancelled",
+                    "details": {"hint": "Submit the request again to run it."}}},
+        409,
     )
 
 
@@ -80,79 +176,516 @@ class JobFailed(MvcoreError):
             code=detail.get("error", "UNKNOWN_ERROR"),
             status_code=record.error_status or 500,
         )
+        self.record = record
 
 
-class JobService:
-    """In-process jobs on the running event loop (no broker needed)."""
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return str(value)
 
-    def __init__(self, ctx: GenContext) -> None:
-        self.ctx = ctx
+
+def plain_json(value: Any) -> Any:
+    """``value`` as JSON would carry it (what a worker in another process can send back)."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+# ---------------------------------------------------------------------------------------------- stores
+class JobStore(Protocol):
+    """Where job records live.  Every transition is atomic in the store."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def create(self, record: JobRecord) -> None: ...
+
+    async def load(self, job_id: str) -> JobRecord | None:
+        """The record; a running job whose worker stopped heartbeating is marked failed first."""
+        ...
+
+    async def claim(self, job_id: str, worker: str) -> JobRecord | None:
+        """queued -> running (heartbeat starts); None when the job is not queued (cancelled, gone)."""
+        ...
+
+    async def beat(self, job_id: str, worker: str, progress: float, message: str) -> str:
+        """Heartbeat + progress of a running job: "ok", "cancel" (requested) or "gone" (not ours)."""
+        ...
+
+    async def finish(
+        self,
+        job_id: str,
+        worker: str | None,
+        status: Status,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        error_status: int | None = None,
+        progress: float | None = None,
+        message: str = "",
+    ) -> bool:
+        """Write the outcome unless the job is already final (first writer wins)."""
+        ...
+
+    async def request_cancel(self, job_id: str) -> str | None:
+        """queued -> cancelled; running -> cancel flag set (returns "running"); None if unknown."""
+        ...
+
+    async def list(self, status: str | None, limit: int) -> list[JobRecord]: ...
+
+    async def wait_change(self, job_id: str, timeout: float) -> None:
+        """Return when the job may have become final, or after ``timeout`` seconds."""
+        ...
+
+
+class MemoryJobStore:
+    """Records in this process (the default, without Redis)."""
+
+    def __init__(self, max_kept: int = MAX_JOBS_KEPT) -> None:
+        self.max_kept = max_kept
         self._jobs: OrderedDict[str, JobRecord] = OrderedDict()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._events: dict[str, asyncio.Event] = {}
 
     async def start(self) -> None:
         return None
 
-    async def stop(self) -> None:
-        for task in list(self._tasks.values()):
+    async def close(self) -> None:
+        return None
+
+    def _notify(self, job_id: str) -> None:
+        event = self._events.pop(job_id, None)
+        if event is not None:
+            event.set()
+
+    async def create(self, record: JobRecord) -> None:
+        self._jobs[record.job_id] = dataclasses.replace(record)
+        if len(self._jobs) > self.max_kept:
+            for job_id in [j for j, r in self._jobs.items() if r.final][: len(self._jobs) - self.max_kept]:
+                del self._jobs[job_id]
+
+    async def load(self, job_id: str) -> JobRecord | None:
+        record = self._jobs.get(job_id)
+        return dataclasses.replace(record) if record is not None else None
+
+    async def claim(self, job_id: str, worker: str) -> JobRecord | None:
+        record = self._jobs.get(job_id)
+        if record is None or record.status != "queued":
+            return None
+        now = time.time()
+        record.status, record.started_at, record.heartbeat_at, record.worker = "running", now, now, worker
+        record.message = "started"
+        return dataclasses.replace(record)
+
+    async def beat(self, job_id: str, worker: str, progress: float, message: str) -> str:
+        record = self._jobs.get(job_id)
+        if record is None or record.status != "running" or record.worker != worker:
+            return "gone"
+        record.progress = max(record.progress, progress)
+        record.message = message if not record.cancel_requested else record.message
+        record.heartbeat_at = time.time()
+        return "cancel" if record.cancel_requested else "ok"
+
+    async def finish(
+        self,
+        job_id: str,
+        worker: str | None,
+        status: Status,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        error_status: int | None = None,
+        progress: float | None = None,
+        message: str = "",
+    ) -> bool:
+        record = self._jobs.get(job_id)
+        if record is None or record.final:
+            return False
+        if worker is not None and record.status == "running" and record.worker != worker:
+            return False
+        record.status, record.finished_at = status, time.time()
+        record.result, record.error, record.error_status = result, error, error_status
+        if progress is not None:
+            record.progress = progress
+        record.message = message
+        self._notify(job_id)
+        return True
+
+    async def request_cancel(self, job_id: str) -> str | None:
+        record = self._jobs.get(job_id)
+        if record is None:
+            return None
+        if record.status == "queued":
+            record.error, record.error_status = cancelled_error()
+            record.status, record.finished_at, record.message = "cancelled", time.time(), "cancelled"
+            self._notify(job_id)
+        elif record.status == "running":
+            record.cancel_requested, record.message = True, "cancelling"
+        return record.status
+
+    async def list(self, status: str | None, limit: int) -> list[JobRecord]:
+        out = []
+        for record in reversed(self._jobs.values()):
+            if status is None or record.status == status:
+                out.append(dataclasses.replace(record))
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def wait_change(self, job_id: str, timeout: float) -> None:
+        event = self._events.setdefault(job_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+
+# ---------------------------------------------------------------------------------------------- runner
+@dataclass
+class _Running:
+    record: JobRecord
+    task: asyncio.Task[dict[str, Any]] | None = None
+    progress: float = 0.0
+    message: str = "started"
+    written_progress: float = 0.0
+    written_at: float = field(default_factory=time.monotonic)
+    writing: bool = False
+    stop_reason: str | None = None  # "cancel" | "gone" | "shutdown"
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class JobRunner:
+    """The executing side: what a taskiq task does with one job (in the API process or a worker)."""
+
+    def __init__(
+        self,
+        ctx: GenContext,
+        store: JobStore,
+        *,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.worker_id = worker_id or new_worker_id()
+        self.concurrency = concurrency
+        self._slots: asyncio.Semaphore | None = None
+        self._running: dict[str, _Running] = {}
+        self.completed = 0
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def _semaphore(self) -> asyncio.Semaphore | None:
+        if self.concurrency and self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        return self._slots
+
+    async def run_job(
+        self, job_id: str, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]
+    ) -> None:
+        slots = self._semaphore()
+        if slots is None:
+            await self._claim_and_run(job_id, kind, request, bundle)
+            return
+        async with slots:
+            await self._claim_and_run(job_id, kind, request, bundle)
+
+    async def _claim_and_run(
+        self, job_id: str, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]
+    ) -> None:
+        record = await self.store.claim(job_id, self.worker_id)
+        if record is None:
+            logs.event("job_skipped", logging.INFO, job_id=job_id, kind=kind, reason="not queued")
+            return
+        logs.event(
+            "job_started", logging.INFO, job_id=job_id, kind=kind, worker=self.worker_id,
+            generation=bundle.get("meta", {}).get("generation"),
+        )
+        state = _Running(record)
+        self._running[job_id] = state
+        try:
+            await self._execute(state, kind, request, bundle)
+        finally:
+            self._running.pop(job_id, None)
+            for task in list(state.background):
+                task.cancel()
+            state.done.set()
+            self.completed += 1
+
+    async def _execute(
+        self, state: _Running, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+        job_id = state.record.job_id
+
+        def progress(fraction: float, message: str) -> None:
+            if threading.get_ident() != loop_thread:
+                loop.call_soon_threadsafe(progress, fraction, message)
+                return
+            state.progress = max(state.progress, min(1.0, max(0.0, float(fraction))))
+            state.message = str(message)[:200]
+            now = time.monotonic()
+            if not state.writing and (
+                state.progress - state.written_progress >= PROGRESS_MIN_STEP
+                or now - state.written_at >= PROGRESS_MIN_INTERVAL
+            ):
+                write = loop.create_task(self._beat(state))
+                state.background.add(write)
+                write.add_done_callback(state.background.discard)
+
+        task = asyncio.create_task(execute(kind, request, bundle, self.ctx.with_progress(progress)))
+        state.task = task
+        tick = tick_for(state.record.heartbeat_timeout)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=tick)
+                if not task.done():
+                    await self._beat(state)
+        except asyncio.CancelledError:
+            # The runner itself is stopped (forced worker shutdown): stop the work and say so.
+            state.stop_reason = state.stop_reason or "shutdown"
             task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(self._conclude(state, task))
+            raise
+        await self._conclude(state, task)
+
+    async def _conclude(self, state: _Running, task: asyncio.Task[dict[str, Any]]) -> None:
+        with contextlib.suppress(BaseException):
+            await asyncio.wait({task})
+        job_id, worker = state.record.job_id, self.worker_id
+        status: Status
+        result = error = None
+        error_status = None
+        progress: float | None = None
+        message = ""
+        if task.cancelled() or isinstance(task.exception(), asyncio.CancelledError):
+            if state.stop_reason == "gone":
+                logs.event("job_abandoned", logging.WARNING, job_id=job_id, worker=worker)
+                return
+            if state.stop_reason == "shutdown":
+                status, message = "failed", "worker stopped"
+                error, error_status = worker_lost_error(worker)
+            else:
+                status, message = "cancelled", "cancelled"
+                error, error_status = cancelled_error()
+        elif task.exception() is not None:
+            exc = task.exception()
+            assert exc is not None
+            status, message = "failed", "failed"
+            error, error_status = error_of(exc)
+            if not isinstance(exc, MvcoreError):
+                logs.event("job_crashed", logging.ERROR, job_id=job_id, error=repr(exc)[:500])
+        else:
+            status, message, progress = "succeeded", "done", 1.0
+            try:
+                result = plain_json(task.result())
+            except (TypeError, ValueError) as exc:
+                status, message, progress = "failed", "failed", None
+                error, error_status = error_of(exc)
+        written = await self.store.finish(
+            job_id, worker, status, result=result, error=error, error_status=error_status,
+            progress=progress, message=message,
+        )
+        logs.event(
+            "job_finished", logging.INFO if status == "succeeded" else logging.WARNING,
+            job_id=job_id, kind=state.record.kind, status=status, written=written,
+            code=(error or {}).get("detail", {}).get("error"),
+        )
+
+    async def _beat(self, state: _Running) -> None:
+        if state.writing or state.task is None:
+            return
+        state.writing = True
+        sent = state.progress
+        try:
+            verdict = await self.store.beat(state.record.job_id, self.worker_id, sent, state.message)
+        except Exception as exc:  # noqa: BLE001 - a store hiccup must not fail the job
+            logs.event("job_heartbeat_failed", logging.WARNING, job_id=state.record.job_id, error=repr(exc))
+            return
+        finally:
+            state.writing = False
+            state.written_at = time.monotonic()
+        state.written_progress = sent
+        if verdict in ("cancel", "gone") and not state.task.done():
+            state.stop_reason = state.stop_reason or verdict
+            state.task.cancel()
+
+    # ---- control from this process -------------------------------------------------------------
+    def cancel_local(self, job_id: str) -> asyncio.Event | None:
+        """Cancel a job running in this process now; the event is set once its outcome is written."""
+        state = self._running.get(job_id)
+        if state is None or state.task is None:
+            return None
+        state.stop_reason = state.stop_reason or "cancel"
+        state.task.cancel()
+        return state.done
+
+    async def cancel_all(self, reason: str = "cancel", timeout: float = 10.0) -> None:
+        states = list(self._running.values())
+        for state in states:
+            if state.task is not None:
+                state.stop_reason = state.stop_reason or reason
+                state.task.cancel()
+        if states:
+            waiters = [asyncio.ensure_future(s.done.wait()) for s in states]
+            _, pending = await asyncio.wait(waiters, timeout=timeout)
+            for waiter in pending:
+                waiter.cancel()
+
+
+def register_job_task(broker: Any, runner: JobRunner) -> Any:
+    """Register the one task every job runs (``mvcore.run_job``) on a taskiq broker."""
+
+    async def run_job(job_id: str, kind: str, request: dict[str, Any], bundle: dict[str, Any]) -> None:
+        await runner.run_job(job_id, kind, request, bundle)
+
+    return broker.register_task(run_job, task_name=TASK_NAME)
+
+
+async def kick(broker: Any, job_id: str, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]) -> None:
+    """Send one job to the broker (taskiq ``kiq``); the taskiq task id is the job id."""
+    from taskiq.kicker import AsyncKicker
+
+    kicker: AsyncKicker[Any, Any] = AsyncKicker(TASK_NAME, broker, {})
+    await kicker.with_task_id(job_id).kiq(job_id, kind, dict(request), dict(bundle))
+
+
+# ---------------------------------------------------------------------------------------------- service
+class JobService:
+    """What the API uses: submit, run (submit and wait), get, cancel, list.
+
+    ``JobService(ctx)`` runs jobs in this process through taskiq's ``InMemoryBroker``;
+    :class:`mvcore.jobs_redis.RedisJobService` sends them to ``mvcore worker`` processes.
+    """
+
+    def __init__(
+        self,
+        ctx: GenContext,
+        *,
+        store: JobStore | None = None,
+        broker: Any = None,
+        runner: JobRunner | None = None,
+        concurrency: int | None = None,
+        heartbeat_timeout: float | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.heartbeat_timeout = heartbeat_timeout or heartbeat_timeout_from_env()
+        if broker is None:
+            from taskiq import InMemoryBroker
+
+            store = store or MemoryJobStore()
+            broker = InMemoryBroker(max_stored_results=1)
+            runner = runner or JobRunner(ctx, store, worker_id="in-process",
+                                         concurrency=concurrency or concurrency_from_env())
+            register_job_task(broker, runner)
+        if store is None:
+            raise ValueError("a JobService with its own broker needs a store")
+        self.store: JobStore = store
+        self.broker = broker
+        self.runner = runner
+        self._started = False
+
+    async def start(self) -> None:
+        if not self._started:
+            await self.store.start()
+            await self.broker.startup()
+            self._started = True
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cancel_all("cancel")
+        if self._started:
+            self._started = False
+            with contextlib.suppress(Exception):
+                await self.broker.shutdown()
+            await self.store.close()
 
     async def submit(self, kind: str, request: dict[str, Any], bundle: dict[str, Any]) -> JobRecord:
         if kind not in GENERATORS:
             raise BadInput(f"Unknown job kind {kind!r}", alternatives=list(GENERATORS))
-        record = JobRecord(str(uuid.uuid4()), kind)
-        self._jobs[record.job_id] = record
-        while len(self._jobs) > MAX_JOBS_KEPT:
-            self._jobs.popitem(last=False)
-        self._tasks[record.job_id] = asyncio.create_task(self._run(record, request, bundle))
+        record = JobRecord(str(uuid.uuid4()), kind, heartbeat_timeout=self.heartbeat_timeout)
+        try:
+            await self.store.create(record)
+            await kick(self.broker, record.job_id, kind, request, bundle)
+        except MvcoreError:
+            raise
+        except Exception as exc:
+            logs.event("job_enqueue_failed", logging.ERROR, job_id=record.job_id, error=repr(exc)[:300])
+            with contextlib.suppress(Exception):
+                error, status = _queue_down_error().to_detail(), 503
+                await self.store.finish(record.job_id, None, "failed", error={"detail": error},
+                                        error_status=status, message="not enqueued")
+            raise _queue_down_error() from exc
+        logs.event("job_queued", logging.INFO, job_id=record.job_id, kind=kind,
+                   generation=bundle.get("meta", {}).get("generation"))
         return record
 
-    async def _run(self, record: JobRecord, request: dict[str, Any], bundle: dict[str, Any]) -> None:
-        record.status, record.started_at = "running", time.time()
-
-        def progress(fraction: float, message: str) -> None:
-            record.progress = max(record.progress, min(1.0, fraction))
-            record.message = message
-
-        try:
-            record.result = await execute(record.kind, request, bundle, self.ctx.with_progress(progress))
-            record.status, record.progress = "succeeded", 1.0
-        except asyncio.CancelledError:
-            record.status = "cancelled"
-        except Exception as exc:
-            record.error, record.error_status = error_of(exc)
-            record.status = "failed"
-        finally:
-            record.finished_at = time.time()
-            self._tasks.pop(record.job_id, None)
+    async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        """Wait until the job is final (or ``timeout`` passes) and return its record."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.05
+        while True:
+            record = await self.get(job_id)
+            if record.final:
+                return record
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return record
+            step = interval if remaining is None else min(interval, remaining)
+            await self.store.wait_change(job_id, step)
+            interval = min(interval * 2, 1.0)
 
     async def run(self, kind: str, request: dict[str, Any], bundle: dict[str, Any]) -> dict[str, Any]:
         record = await self.submit(kind, request, bundle)
-        task = self._tasks.get(record.job_id)
-        if task is not None:
-            await asyncio.shield(task)
+        record = await self.wait(record.job_id)
         if record.status == "succeeded" and record.result is not None:
             return record.result
         raise JobFailed(record)
 
     async def get(self, job_id: str) -> JobRecord:
-        record = self._jobs.get(job_id)
+        try:
+            record = await self.store.load(job_id)
+        except MvcoreError:
+            raise
+        except Exception as exc:
+            raise _queue_down_error() from exc
         if record is None:
             raise NotFound(f"Job {job_id[:64]!r} not found", hint="Use a job_id returned with ?async=true.")
         return record
 
-    async def cancel(self, job_id: str) -> JobRecord:
-        record = await self.get(job_id)
-        task = self._tasks.get(job_id)
-        if task is not None and record.status not in FINAL:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            record.status = "cancelled"
-        return record
+    async def cancel(self, job_id: str, wait: float = 5.0) -> JobRecord:
+        """Cancel a queued job at once; ask a running one to stop and wait (bounded) until it has."""
+        state = await self.store.request_cancel(job_id)
+        if state is None:
+            await self.get(job_id)  # raises the 404
+        if state == "running":
+            done = self.runner.cancel_local(job_id) if self.runner is not None else None
+            if done is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), wait)
+            else:
+                await self.wait(job_id, timeout=wait)
+        logs.event("job_cancel_requested", logging.INFO, job_id=job_id, was=state)
+        return await self.get(job_id)
 
     async def list(self, status: str | None = None, limit: int = 50) -> list[JobRecord]:
-        jobs = [j for j in reversed(self._jobs.values()) if status is None or j.status == status]
-        return jobs[:limit]
+        return await self.store.list(status, max(1, min(limit, 500)))
+
+
+def _queue_down_error() -> MvcoreError:
+    return MvcoreError(
+        "The job queue is not reachable",
+        code="QUEUE_UNAVAILABLE",
+        status_code=503,
+        hint="Check MVCORE_REDIS_URL and that Redis is up, then retry.",
+    )

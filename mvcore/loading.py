@@ -135,7 +135,10 @@ def _read_capped(path: Path, st: os.stat_result) -> bytes | None:
 
 
 def _digest_obj(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, default=str)
+    try:
+        text = json.dumps(obj, sort_keys=True, default=str)
+    except (TypeError, ValueError):  # in-code data with mixed key types: still a stable-enough digest
+        text = repr(obj)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 

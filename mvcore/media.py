@@ -250,10 +250,20 @@ def _check_exists(path: Path) -> None:
         raise MediaError(f"Media file {path.name} does not exist", details={"file": path.name})
 
 
+async def _spawn(cmd: list[str]) -> asyncio.subprocess.Process:
+    try:
+        return await asyncio.create_subprocess_exec(
+            *cmd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:  # binary missing, not executable, or out of processes
+        raise MediaError("Could not start ffmpeg", details={"reason": exc.__class__.__name__}) from None
+
+
 async def _capture(cmd: list[str], timeout: float) -> tuple[str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+    proc = await _spawn(cmd)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
     except TimeoutError:
@@ -344,9 +354,7 @@ async def run_ffmpeg(
     raises -- an orphaned ffmpeg would keep burning CPU and writing files.
     """
     cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-y", "-progress", "pipe:1", *args]
-    proc = await asyncio.create_subprocess_exec(
-        *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+    proc = await _spawn(cmd)
     tail: deque[str] = deque(maxlen=200)
 
     async def read_stderr() -> None:

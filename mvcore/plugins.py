@@ -22,7 +22,7 @@ import pluggy
 from mvcore import builtin, hookspecs, logs
 from mvcore.config_types import ConfigType, ConfigTypeRegistry
 from mvcore.errors import PluginError
-from mvcore.validation import Issue
+from mvcore.validation import Issue, schema_problem
 
 ENTRY_POINT_GROUP = "mvcore"
 HOOK_TIMEOUT_S = 5.0
@@ -181,6 +181,10 @@ class PluginHost:
             if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
                 self._fail(name, "mvcore_flavors: expected {flavor: {config_type: mapping}}")
                 continue
+            bad_names = [k for k in value if not isinstance(k, str)]
+            if bad_names:
+                self._fail(name, f"mvcore_flavors: flavor names must be strings, got {bad_names[0]!r}")
+                value = {k: v for k, v in value.items() if isinstance(k, str)}
             inline.append((name, value))
         return Contributions(registry, tuple(dirs), tuple(inline), tuple(issues))
 
@@ -191,9 +195,12 @@ class PluginHost:
                 self._fail(name, "mvcore_providers: expected {name: provider}")
                 continue
             for key, provider in value.items():
-                out[str(key)] = (
-                    provider(settings) if callable(provider) and isinstance(provider, type) else provider
-                )
+                try:
+                    out[str(key)] = (
+                        provider(settings) if callable(provider) and isinstance(provider, type) else provider
+                    )
+                except Exception as exc:  # a provider that cannot be built is skipped, not fatal
+                    self._fail(name, f"mvcore_providers: {key!s}: raised {exc!r}")
         return out
 
     def notify_reload(self, event: dict[str, Any]) -> None:
@@ -207,12 +214,19 @@ def _as_config_type(item: Any, plugin: str) -> ConfigType:
     if isinstance(item, ConfigType):
         if plugin != "builtin" and item.owner == "builtin":
             item = ConfigType(**{**item.__dict__, "owner": f"plugin:{plugin}"})
+        if plugin != "builtin" and item.model is None:
+            problem = schema_problem(item.schema, item.defaults)
+            if problem:
+                raise TypeError(problem)
         return item
     if not isinstance(item, Mapping) or "name" not in item or not isinstance(item.get("schema"), Mapping):
         raise TypeError("a config type needs at least 'name' and a JSON Schema 'schema'")
     defaults = item.get("defaults")
     if defaults is not None and not isinstance(defaults, Mapping):
         raise TypeError("'defaults' must be a mapping")
+    problem = schema_problem(item["schema"], defaults)
+    if problem:
+        raise TypeError(problem)
     return ConfigType(
         name=str(item["name"]),
         schema=dict(item["schema"]),

@@ -156,7 +156,8 @@ class Reloader:
         self.requested_mode = mode
         self.debounce_s = max(0.0, (DEFAULT_DEBOUNCE_MS if debounce_ms is None else debounce_ms) / 1000)
         default_max_wait = max(0.5, 10 * self.debounce_s)
-        self.max_wait_s = max(self.debounce_s, default_max_wait if max_wait_ms is None else max_wait_ms / 1000)
+        max_wait_s = default_max_wait if max_wait_ms is None else max_wait_ms / 1000
+        self.max_wait_s = max(self.debounce_s, max_wait_s)
         self.poll_interval = poll_interval
         self.health_check_s = health_check_s
         self._cond = threading.Condition(threading.RLock())
@@ -263,7 +264,7 @@ class Reloader:
 
     # ---- waiting (tests, CLI) -------------------------------------------------------
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-        """True as soon as ``predicate()`` holds (re-checked after each rebuild attempt), False at the deadline."""
+        """True once ``predicate()`` holds (re-checked after each rebuild attempt); False at the deadline."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -390,7 +391,9 @@ class Reloader:
                 if target in watches:
                     continue
                 ident = _ident(target)
-                watch = observer.schedule(self._handler, target, recursive=recursive, event_filter=_EVENT_FILTER)
+                watch = observer.schedule(
+                    self._handler, target, recursive=recursive, event_filter=_EVENT_FILTER
+                )
                 watches[target] = _Watch(watch, alias, recursive, ident)
                 changed = True
         finally:
@@ -453,7 +456,7 @@ class Reloader:
         return path
 
     def _classify(self, path: str, is_directory: bool) -> str | None:
-        """``root`` (a root or a directory on the way to one), ``file`` (inside a root) or None (irrelevant)."""
+        """``root`` (a root, or a directory on the way to one), ``file`` (inside a root) or None."""
         parts: list[str] | None = None
         for root in self._roots:
             if path == root or root.startswith(path + os.sep):
@@ -539,7 +542,7 @@ class Reloader:
                     reason = reason or "watched directories changed"
                 if pending:
                     self._rebuild(reason, None if full else paths)
-            except Exception as exc:
+            except Exception as exc:  # the reload thread must survive anything
                 logs.event("flavor_watch_failed", logging.ERROR, error=_describe(exc))
             finally:
                 with self._cond:
@@ -552,7 +555,7 @@ class Reloader:
         error: str | None = None
         try:
             event = self.store.rebuild(reason=reason, changed_paths=None if paths is None else sorted(paths))
-        except Exception as exc:
+        except Exception as exc:  # a broken rebuild keeps the last snapshot
             error = _describe(exc)
             logs.event("flavor_reload_failed", logging.ERROR, reason=reason, error=error)
         duration = time.perf_counter() - started
@@ -663,10 +666,11 @@ def filesystem_type(path: str, mounts: str | None = None) -> str | None:
     return best_type
 
 
-_INOTIFY_CLASS: list[Any] = []
+_InotifyFactory = Callable[[Callable[[], None]], BaseObserver]
+_INOTIFY_CLASS: list[_InotifyFactory] = []
 
 
-def _inotify_observer_class() -> Callable[[Callable[[], None]], BaseObserver] | None:
+def _inotify_observer_class() -> _InotifyFactory | None:
     """An InotifyObserver whose queue overflows are reported to a callback (None off Linux).
 
     watchdog re-adds its watches after ``IN_Q_OVERFLOW`` but cannot replay the lost events; the
@@ -674,15 +678,15 @@ def _inotify_observer_class() -> Callable[[Callable[[], None]], BaseObserver] | 
     internals differ from the version this was written against.
     """
     if _INOTIFY_CLASS:
-        return _INOTIFY_CLASS[0]  # type: ignore[no-any-return]
+        return _INOTIFY_CLASS[0]
     if not sys.platform.startswith("linux"):
         return None
     try:
         from watchdog.observers.inotify import InotifyEmitter, InotifyObserver
-    except Exception:
+    except Exception:  # a libc without inotify, or another watchdog layout
         return None
 
-    class _OverflowAwareEmitter(InotifyEmitter):  # type: ignore[misc]
+    class _OverflowAwareEmitter(InotifyEmitter):
         def __init__(self, *args: Any, on_overflow: Callable[[], None] | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._on_overflow = on_overflow
@@ -701,7 +705,7 @@ def _inotify_observer_class() -> Callable[[Callable[[], None]], BaseObserver] | 
 
             group.on_queue_overflow = on_queue_overflow
 
-    class _OverflowAwareObserver(InotifyObserver):  # type: ignore[misc]
+    class _OverflowAwareObserver(InotifyObserver):
         def __init__(self, on_overflow: Callable[[], None]) -> None:
             super().__init__()
             if hasattr(self, "_emitter_class") and isinstance(getattr(self, "_emitter_kwargs", None), dict):

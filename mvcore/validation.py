@@ -22,6 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 from pydantic import ValidationError as PydanticValidationError
+from referencing import Registry
 
 from mvcore.config_types import ConfigType
 
@@ -36,6 +37,9 @@ MAX_DEPTH = 32
 MAX_ALIASES = 100
 
 _SAFE_SCALARS = yaml.constructor.SafeConstructor.yaml_constructors
+# Only JSON-like data: no timestamps, binary, sets, ordered maps or language-specific tags.
+_PLAIN_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null"))
+_COLLECTION_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
 _scalar_builder = yaml.constructor.SafeConstructor()
 
 
@@ -89,9 +93,9 @@ class _Builder:
         self.lines: dict[str, int] = {}
         self._seen: set[int] = set()
 
-    def fail(self, node: yaml.Node | None, message: str) -> Issue:
+    def fail(self, node: yaml.Node | None, message: str, path: str = "") -> Issue:
         line = node.start_mark.line + 1 if node is not None else None
-        return Issue(self.display, line, "", message)
+        return Issue(self.display, line, path, message)
 
     def build(self, node: yaml.Node, path: str, depth: int) -> Any:
         self.nodes += 1
@@ -106,6 +110,8 @@ class _Builder:
                 if self.aliases > MAX_ALIASES:
                     raise _Stop(self.fail(node, f"more than {MAX_ALIASES} aliases"))
             self._seen.add(id(node))
+            if node.tag != _COLLECTION_TAGS.get(type(node)):
+                raise _Stop(self.fail(node, _unsupported(node.tag), path))
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -118,7 +124,8 @@ class _Builder:
                     raise _Stop(self.fail(key_node, f"keys must be strings, got {type(key).__name__}"))
                 child = f"{path}.{key}" if path else key
                 if key in out:
-                    raise _Stop(self.fail(key_node, f"duplicate key {child!r}"))
+                    first = self.lines.get(child)
+                    raise _Stop(self.fail(key_node, f"duplicate key (first defined on line {first})", child))
                 self.lines[child] = key_node.start_mark.line + 1
                 out[key] = self.build(value_node, child, depth + 1)
             return out
@@ -130,9 +137,13 @@ class _Builder:
                 items.append(self.build(item, child, depth + 1))
             return items
         constructor = _SAFE_SCALARS.get(node.tag)
-        if constructor is None or node.tag == "tag:yaml.org,2002:timestamp":
-            raise _Stop(self.fail(node, f"unsupported YAML tag {node.tag!r} (only plain data is allowed)"))
+        if constructor is None or node.tag not in _PLAIN_SCALAR_TAGS:
+            raise _Stop(self.fail(node, _unsupported(node.tag), path))
         return constructor(_scalar_builder, node)
+
+
+def _unsupported(tag: str) -> str:
+    return f"unsupported YAML tag {tag!r} (only plain data is allowed; quote the value if it is text)"
 
 
 class _Stop(Exception):
@@ -208,13 +219,14 @@ def _bad(path: Path, display: str, message: str) -> ParsedFile:
 
 
 _validators: dict[int, jsonschema.Draft202012Validator] = {}
+_NO_RETRIEVAL: Registry[Any] = Registry()  # a $ref is never fetched from the network
 
 
 def _validator(config_type: ConfigType) -> jsonschema.Draft202012Validator:
     key = id(config_type.schema)
     found = _validators.get(key)
     if found is None:
-        found = _validators[key] = jsonschema.Draft202012Validator(config_type.schema)
+        found = _validators[key] = jsonschema.Draft202012Validator(config_type.schema, registry=_NO_RETRIEVAL)
     return found
 
 
@@ -233,7 +245,12 @@ def check_config(parsed: ParsedFile, config_type: ConfigType, display: str) -> l
     else:
         schema_ok = False
     if not schema_ok:
-        issues.extend(_schema_issues(data, parsed.lines, config_type, display))
+        try:
+            issues.extend(_schema_issues(data, parsed.lines, config_type, display))
+        except Exception as exc:  # a plugin's broken schema must not break loading
+            detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            message = f"cannot check against the {config_type.name!r} schema: {detail}"
+            issues.append(Issue(display, None, "", message))
     issues.extend(check_templates(data, parsed.lines, config_type, display))
     return issues
 
@@ -245,7 +262,7 @@ def _schema_issues(data: Any, lines: Mapping[str, int], config_type: ConfigType,
         base = ".".join(str(p) for p in error.absolute_path)
         if error.validator == "additionalProperties":
             allowed = list(error.schema.get("properties", {}))
-            extra = [k for k in error.instance if k not in allowed]
+            extra = [str(k) for k in error.instance if k not in allowed]
             for key in extra:
                 path = f"{base}.{key}" if base else key
                 guess = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
@@ -254,6 +271,40 @@ def _schema_issues(data: Any, lines: Mapping[str, int], config_type: ConfigType,
             continue
         issues.append(Issue(display, _line_for(lines, base), base, error.message))
     return issues
+
+
+def schema_problem(schema: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> str | None:
+    """Why a plugin's JSON Schema (with its defaults) can't be used, or None when it can."""
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return f"invalid JSON Schema: {exc.message}"
+    remote = _remote_refs(schema)
+    if remote:
+        return f"$ref {remote[0]!r} is not local; remote schemas are never fetched (bundle it under $defs)"
+    try:
+        validator = jsonschema.Draft202012Validator(schema, registry=_NO_RETRIEVAL)
+        error = next(iter(validator.iter_errors(dict(defaults or {}))), None)
+    except Exception as exc:  # unresolvable local $ref and the like
+        return f"schema cannot be used: {exc.__class__.__name__}: {str(exc)[:200]}"
+    if error is not None:
+        where = ".".join(map(str, error.absolute_path))
+        return f"defaults do not match the schema: {where + ': ' if where else ''}{error.message}"
+    return None
+
+
+def _remote_refs(node: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(value, str) and not value.startswith("#"):
+                found.append(value)
+            else:
+                found.extend(_remote_refs(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_remote_refs(item))
+    return found
 
 
 def _line_for(lines: Mapping[str, int], path: str) -> int | None:

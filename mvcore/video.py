@@ -27,6 +27,8 @@ from mvcore.providers.offline_art import draw_scene_background, draw_scene_overl
 _X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-pix_fmt", "yuv420p", "-profile:v", "high"]
 _AAC = ["-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
 _MP4 = ["-movflags", "+faststart", "-f", "mp4"]
+#: mux_audio: picture from input 0 copied, sound from input 1, cut where the picture ends.
+_MUX_COPY_VIDEO = ["-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-shortest", "-map_metadata", "0"]
 _STEREO = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
 #: Semitone offsets of a major pentatonic scale, for the prompt-derived tone.
 _PENTATONIC = (0, 2, 4, 7, 9)
@@ -165,27 +167,9 @@ async def mux_audio(video: Path, audio: Path, out: Path, *, timeout: float) -> M
             f"{audio.name} is not an audio file (it has no audio stream)", details={"file": audio.name}
         )
     with media.atomic_output(out) as tmp:
+        inputs = ["-i", str(video), "-i", str(audio)]
         await media.run_ffmpeg(
-            [
-                "-i",
-                str(video),
-                "-i",
-                str(audio),
-                "-map",
-                "0:v:0",
-                "-map",
-                "1:a:0",
-                "-c:v",
-                "copy",
-                "-af",
-                f"{_STEREO},apad",
-                *_AAC,
-                "-shortest",
-                "-map_metadata",
-                "0",
-                *_MP4,
-                str(tmp),
-            ],
+            [*inputs, *_MUX_COPY_VIDEO, "-af", f"{_STEREO},apad", *_AAC, *_MP4, str(tmp)],
             timeout=timeout,
             expected_duration=v_info.duration,
         )
@@ -297,27 +281,14 @@ async def stitch(
             raise BadInput(f"Clip {index + 1} ({clip.name}) has no video stream", details={"file": clip.name})
     overlay_info = await media.probe(audio_overlay) if audio_overlay is not None else None
     if overlay_info is not None and not overlay_info.has_audio:
-        raise BadInput(f"Audio overlay {Path(audio_overlay or '').name} has no audio stream")
+        raise BadInput(f"The audio overlay {Path(str(audio_overlay)).name} has no audio stream")
     total = sum(info.duration for info in infos)
     with tempfile.TemporaryDirectory(prefix="mvcore-stitch-") as scratch, media.atomic_output(out) as tmp:
         if audio_overlay is None and not suppress_video_audio and _copy_compatible(infos):
+            listing = _concat_list(clips, Path(scratch))
+            concat = ["-f", "concat", "-safe", "0", "-i", str(listing)]
             await media.run_ffmpeg(
-                [
-                    "-f",
-                    "concat",
-                    "-safe",
-                    "0",
-                    "-i",
-                    str(_concat_list(clips, Path(scratch))),
-                    "-map",
-                    "0:v:0",
-                    "-map",
-                    "0:a:0",
-                    "-c",
-                    "copy",
-                    *_MP4,
-                    str(tmp),
-                ],
+                [*concat, "-map", "0:v:0", "-map", "0:a:0", "-c", "copy", *_MP4, str(tmp)],
                 timeout=timeout,
                 progress=progress,
                 expected_duration=total,
@@ -329,22 +300,9 @@ async def stitch(
         inputs = [arg for clip in clips for arg in ("-i", str(clip))]
         if audio_overlay is not None:
             inputs += ["-i", str(audio_overlay)]
+        maps = ["-filter_complex", graph, "-map", "[vout]", "-map", "[aout]"]
         await media.run_ffmpeg(
-            [
-                *inputs,
-                "-filter_complex",
-                graph,
-                "-map",
-                "[vout]",
-                "-map",
-                "[aout]",
-                *_X264,
-                *_AAC,
-                "-t",
-                _num(total),
-                *_MP4,
-                str(tmp),
-            ],
+            [*inputs, *maps, *_X264, *_AAC, "-t", _num(total), *_MP4, str(tmp)],
             timeout=timeout,
             progress=progress,
             expected_duration=total,

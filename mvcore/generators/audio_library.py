@@ -10,7 +10,7 @@ from typing import Any
 
 from mvcore import audio, logs, media
 from mvcore.errors import BadInput, MvcoreError, NotFound
-from mvcore.generators.common import new_id, now_iso, remove_scratch, scratch_dir
+from mvcore.generators.common import new_id, now_iso, remove_scratch, save_metadata, scratch_dir
 from mvcore.generators.context import GenContext
 from mvcore.generators.inputs import download
 from mvcore.generators.requests import AudioDownloadRequest
@@ -78,7 +78,7 @@ async def _store_audio(
     }
     if saved.warning:
         metadata["storage_warning"] = saved.warning
-    await ctx.media.save_json(audio_meta_key(audio_id), metadata)
+    await save_metadata(ctx, audio_meta_key(audio_id), metadata, saved)
     return metadata
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.storage import keys
+from mvcore.storage.media_store import SaveResult
 
 
 def new_id() -> str:
@@ -40,12 +42,25 @@ def base_metadata(bundle: ConfigBundle, timer: Timer, **extra: Any) -> dict[str,
     }
 
 
+async def save_metadata(ctx: GenContext, key: str, metadata: dict[str, Any], media: SaveResult) -> None:
+    """Store the JSON metadata of a media file that was just saved (``media``).
+
+    When the media's upload failed, the metadata stays local too: no second wait for the same
+    unreachable store (retries and all), and never metadata in the bucket without its file.
+    """
+    if ctx.media.cloud is not None and media.local_path is not None and not media.cloud_url:
+        text = json.dumps(metadata, indent=2, ensure_ascii=False, default=str)
+        await ctx.media.local.put_bytes(key, text.encode("utf-8"), "application/json")
+    else:
+        await ctx.media.save_json(key, metadata)
+
+
 async def store_video(
     ctx: GenContext, video_id: str, local: Path, metadata: dict[str, Any]
 ) -> dict[str, Any]:
     """Save a finished video under ``mv/jobs/{id}/`` and fill the URL fields (v3.1 rules)."""
     saved = await ctx.media.save(local, keys.video_key(video_id), "video/mp4")
-    metadata["file_size_bytes"] = saved.local_path.stat().st_size if saved.local_path else None
+    metadata["file_size_bytes"] = Path(local).stat().st_size
     local_url = f"/api/mv/get_video/{video_id}"
     metadata["local_video_url"] = local_url
     if saved.cloud_url:
@@ -54,7 +69,7 @@ async def store_video(
     if saved.warning:
         metadata["storage_warning"] = saved.warning
     metadata["video_id"] = video_id
-    await ctx.media.save_json(keys.video_metadata_key(video_id), metadata)
+    await save_metadata(ctx, keys.video_metadata_key(video_id), metadata, saved)
     # The result is stored: the working copy in this id's scratch dir is no longer needed
     # (without this every generated video stayed on disk twice).
     work = ctx.scratch / video_id

@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,26 +88,28 @@ class LiveServer:
         return int(self.app.state["services"].store.current.generation)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+@contextmanager
+def live_server(root: Path, **overrides: Any) -> Iterator[LiveServer]:
+    """Run ``create_app`` under uvicorn in a background thread on a free 127.0.0.1 port."""
     import uvicorn
 
     from mvcore.api.app import create_app
     from mvcore.settings import Settings
 
-    root = tmp_path_factory.mktemp("browser-server")
     flavors = root / "flavors"
     shutil.copytree(REPO / "flavors", flavors)
-    settings = Settings(
-        flavors_dirs=[flavors],
-        data_dir=root / "data",
-        provider="offline",
-        watch="auto",
-        debounce_ms=50,
-        offline_long_side=320,  # small clips keep the browser tests fast
-        offline_fps=12,
-        api_key=None,
-    )
+    values: dict[str, Any] = {
+        "flavors_dirs": [flavors],
+        "data_dir": root / "data",
+        "provider": "offline",
+        "watch": "auto",
+        "debounce_ms": 50,
+        "offline_long_side": 320,  # small clips keep the browser tests fast
+        "offline_fps": 12,
+        "api_key": None,
+    }
+    values.update(overrides)
+    settings = Settings(**values)
     app = create_app(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -114,7 +117,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
     uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, name="browser-test-server", daemon=True)
+    thread = threading.Thread(
+        target=uv.run, kwargs={"sockets": [sock]}, name=f"browser-test-server-{port}", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 30
     while not uv.started:
@@ -127,6 +132,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         uv.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with live_server(tmp_path_factory.mktemp("browser-server")) as live:
+        yield live
+
+
+KEY = "browser-test-key-123"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A second server with ``API_KEY`` set to ``KEY``."""
+    with live_server(tmp_path_factory.mktemp("keyed-server"), api_key=KEY) as live:
+        yield live
+
+
+@pytest.fixture
+def api_key() -> str:
+    return KEY
 
 
 # --------------------------------------------------------------------------- the browser
@@ -143,7 +169,7 @@ def browser() -> Iterator[Any]:
     playwright = sync_playwright().start()
     try:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-    except Exception as exc:  # noqa: BLE001 - report why chromium would not start
+    except Exception as exc:  # report why chromium would not start
         playwright.stop()
         pytest.fail(f"chromium at {CHROMIUM} did not start: {exc}", pytrace=False)
     try:
@@ -211,7 +237,8 @@ def page(context: Any, guard: PageGuard) -> Iterator[Any]:
     def on_console(message: Any) -> None:
         if message.type == "error":
             location = message.location or {}
-            guard.console_errors.append(f"{message.text} ({location.get('url', '')}:{location.get('lineNumber', '')})")
+            where = f"{location.get('url', '')}:{location.get('lineNumber', '')}"
+            guard.console_errors.append(f"{message.text} ({where})")
 
     page.on("console", on_console)
     page.on("pageerror", lambda exc: guard.page_errors.append(str(exc)))

@@ -119,7 +119,9 @@ def _start_quick_gen(page, server, **overrides):
     }
     data.update(overrides)
     page.goto(server.url("/quick-gen"))
-    page.evaluate("(d) => { sessionStorage.clear(); sessionStorage.setItem('quickJobData', JSON.stringify(d)); }", data)
+    page.evaluate(
+        "(d) => { sessionStorage.clear(); sessionStorage.setItem('quickJobData', JSON.stringify(d)); }", data
+    )
     page.reload()
     return data
 

@@ -1,8 +1,12 @@
-"""The whole quick-gen flow in the browser: flavor → scenes → clips → lipsync → auto re-stitch → final video."""
+"""The whole quick-gen flow in the browser: flavor → scenes → clips → lipsync → auto re-stitch → final."""
 
 from __future__ import annotations
 
 import json
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import expect
@@ -11,6 +15,41 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "screenshots" / "quick-gen.png"
 CLIP_SECONDS = 6  # flavors/example/image_params.yaml: video_duration
 JOB_TIMEOUT = 120_000
+FINAL_READY = "() => (document.querySelector('[data-testid=final-video]') || {}).readyState >= 2"
+
+
+class _Held:
+    def __init__(self, page) -> None:
+        self.page = page
+        self.route = None
+
+    def body(self) -> dict:
+        deadline = time.monotonic() + 15
+        while self.route is None:
+            assert time.monotonic() < deadline, "the request was not sent"
+            self.page.wait_for_timeout(20)
+        return json.loads(self.route.request.post_data or "{}")
+
+
+@contextmanager
+def held_request(page, path: str) -> Iterator[_Held]:
+    """Hold the first POST to ``path`` until the block ends, so the page's busy state can be checked."""
+    held = _Held(page)
+
+    def hold(route) -> None:
+        if route.request.method == "POST" and held.route is None:
+            held.route = route  # answered when the block ends
+        else:
+            route.continue_()
+
+    pattern = f"**{path}*"
+    page.route(pattern, hold)
+    try:
+        yield held
+    finally:
+        if held.route is not None:
+            held.route.continue_()
+        page.unroute(pattern, hold)
 
 
 def _duration(locator) -> float:
@@ -63,18 +102,20 @@ def test_quick_gen_whole_flow(page, guard, server, song):
         expect(card.get_by_test_id("scene-description")).not_to_have_value("")
         expect(card.get_by_test_id("scene-negative")).not_to_have_value("")
         expect(card.get_by_test_id("scene-lipsync-checkbox")).to_be_disabled()  # no clip yet
-        expect(card.get_by_test_id("scene-lipsync")).to_have_attribute("title", "Generate the clip first, then "
-                                                                              "regenerate it with lipsync")
+        expect(card.get_by_test_id("scene-lipsync")).to_have_attribute("title", re.compile("clip first"))
 
     # ---- a clip per scene (both jobs run at once)
     first, second = cards.nth(0), cards.nth(1)
-    with page.expect_request(lambda r: "/api/mv/generate_video" in r.url) as request_info:
+    with held_request(page, "/api/mv/generate_video") as held:
         first.get_by_test_id("scene-video-button").click()
-    body = json.loads(request_info.value.post_data or "{}")
+        body = held.body()
+        expect(first.get_by_test_id("scene-video-button")).to_be_disabled()  # while its job runs
+        expect(first.get_by_test_id("scene-video-button")).to_have_text("Generating…")
+        expect(second.get_by_test_id("scene-video-button")).to_be_enabled()
+        expect(page.get_by_test_id("generate-scenes")).to_be_disabled()
     assert body["config_flavor"] == "example" and body["prompt"] and body["negative_prompt"]
     assert body["character_reference_id"] == reference_id
     second.get_by_test_id("scene-video-button").click()
-    expect(first.get_by_test_id("scene-video-button")).to_be_disabled()
     for card in (first, second):
         expect(card.get_by_test_id("scene-video")).to_have_count(1, timeout=JOB_TIMEOUT)
         expect(card.get_by_test_id("scene-video-button")).to_have_text("Regenerate")
@@ -90,13 +131,15 @@ def test_quick_gen_whole_flow(page, guard, server, song):
     expect(first.get_by_test_id("scene-video-button")).to_have_text("Regenerate")
     expect(second.get_by_test_id("scene-start")).to_have_value(str(CLIP_SECONDS))
     expect(second.get_by_test_id("scene-end")).to_have_value(str(2 * CLIP_SECONDS))
-    with page.expect_request(lambda r: "/api/mv/lipsync" in r.url) as request_info:
+    with held_request(page, "/api/mv/lipsync") as held:
         button.click()
-    body = json.loads(request_info.value.post_data or "{}")
+        body = held.body()
+        expect(checkbox).to_be_disabled()  # while the lipsync job runs
+        expect(button).to_be_disabled()
+        expect(button).to_have_text("Lipsyncing…")
     assert body["video_id"] == clip_ids[1]
     assert body["audio_id"] and body["config_flavor"] == "example"
     assert (body["start_time"], body["end_time"]) == (CLIP_SECONDS, 2 * CLIP_SECONDS)
-    expect(checkbox).to_be_disabled()  # while the lipsync job runs
 
     # ---- lipsync done → the clip is replaced and the final video re-stitched automatically
     expect(second.get_by_test_id("scene-badge")).to_have_text("lipsynced", timeout=JOB_TIMEOUT)
@@ -106,10 +149,7 @@ def test_quick_gen_whole_flow(page, guard, server, song):
     final = page.get_by_test_id("final-video")
     expect(final).to_have_count(1, timeout=JOB_TIMEOUT)
     expect(page.get_by_test_id("stitch-status")).to_contain_text("Stitched 2 clip(s)")
-    page.wait_for_function(
-        "() => { const v = document.querySelector('[data-testid=final-video]'); return v && v.readyState >= 2; }",
-        timeout=30_000,
-    )
+    page.wait_for_function(FINAL_READY, timeout=30_000)
     clip_durations = [_duration(c.get_by_test_id("scene-video")) for c in (first, second)]
     expected = sum(clip_durations)
     assert abs(expected - 2 * CLIP_SECONDS) < 0.2, clip_durations
@@ -130,10 +170,7 @@ def test_quick_gen_whole_flow(page, guard, server, song):
     assert body["audio_overlay_id"] and body["suppress_video_audio"] is True
     expect(final).not_to_have_attribute("data-video-id", first_final or "", timeout=JOB_TIMEOUT)
     expect(page.get_by_test_id("final-meta")).to_contain_text("song as soundtrack")
-    page.wait_for_function(
-        "() => { const v = document.querySelector('[data-testid=final-video]'); return v && v.readyState >= 2; }",
-        timeout=30_000,
-    )
+    page.wait_for_function(FINAL_READY, timeout=30_000)
     guard.assert_clean()
 
     # The offline clips fade in from black: play each (muted) for a moment so the screenshot shows a frame
@@ -141,9 +178,20 @@ def test_quick_gen_whole_flow(page, guard, server, song):
     page.evaluate(
         "() => Promise.all([...document.querySelectorAll('video')].map(async (v) => {"
         " v.muted = true; await v.play();"
-        " await new Promise((ok) => { const tick = () => v.currentTime >= 2.5 ? ok() : setTimeout(tick, 50); tick(); });"
+        " await new Promise((ok) => {"
+        "   const tick = () => (v.currentTime >= 2.5 ? ok() : setTimeout(tick, 50)); tick(); });"
         " v.pause(); }))"
     )
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # ---- a reload keeps the scenes, the clip history and the final video (sessionStorage)
+    final_id = final.get_attribute("data-video-id")
+    assert final_id and final_id != first_final
+    page.reload()
+    expect(cards).to_have_count(2)
+    expect(second.get_by_test_id("scene-badge")).to_have_text("lipsynced")
+    expect(second.get_by_test_id("scene-video")).to_have_attribute("data-video-id", lipsynced_id)
+    expect(final).to_have_attribute("data-video-id", final_id)
+    page.wait_for_function(FINAL_READY, timeout=30_000)
     guard.assert_clean()

@@ -15,23 +15,41 @@ FF = media.ffmpeg_exe()
 TRACK = 3.0
 #: input suffix -> encoder arguments used to make the 3 s test track
 INPUTS = {
-    "mp3": ["-c:a", "libmp3lame", "-b:a", "128k"],
-    "wav": ["-c:a", "pcm_s16le"],
-    "m4a": ["-c:a", "aac"],
-    "ogg": ["-c:a", "libvorbis"],
-    "flac": ["-c:a", "flac"],
+    "mp3": "-c:a libmp3lame -b:a 128k",
+    "wav": "-c:a pcm_s16le",
+    "m4a": "-c:a aac",
+    "ogg": "-c:a libvorbis",
+    "flac": "-c:a flac",
 }
 
 
-def ff(*args: str) -> None:
+def ff(command: str, *paths: Path | str) -> None:
+    """Run ffmpeg; each ``{}`` token of ``command`` is replaced by the next path (safe with spaces)."""
+    queue = list(paths)
+    args = [str(queue.pop(0)) if token == "{}" else token for token in command.split()]
     subprocess.run([FF, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
 def decoded_seconds(path: Path) -> float:
     """Audio length measured independently of mvcore: decode everything and read the clock."""
     out = subprocess.run(
-        [FF, "-nostdin", "-nostats", "-i", str(path), "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-"],
-        capture_output=True, text=True, check=True,
+        [
+            FF,
+            "-nostdin",
+            "-nostats",
+            "-i",
+            str(path),
+            "-map",
+            "0:a:0",
+            "-f",
+            "null",
+            "-progress",
+            "pipe:1",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     times = [int(line.split("=", 1)[1]) for line in out.splitlines() if line.startswith("out_time_us=")]
     return times[-1] / 1e6
@@ -43,12 +61,14 @@ def tracks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     made = {}
     for suffix, codec in INPUTS.items():
         path = d / f"song.{suffix}"
-        ff("-f", "lavfi", "-i", f"sine=f=330:sample_rate=44100:d={TRACK}", "-ac", "2", *codec, str(path))
+        ff(f"-f lavfi -i sine=f=330:sample_rate=44100:d={TRACK} -ac 2 {codec} {{}}", path)
         made[suffix] = path
-    ff("-f", "lavfi", "-i", "testsrc=size=64x64:rate=10:d=1", "-c:v", "libx264", str(d / "silent.mp4"))
+    ff("-f lavfi -i testsrc=size=64x64:rate=10:d=1 -c:v libx264 {}", str(d / "silent.mp4"))
     made["silent.mp4"] = d / "silent.mp4"
-    ff("-f", "lavfi", "-i", "testsrc=size=64x64:rate=10:d=2", "-f", "lavfi", "-i", "sine=d=2",
-       "-c:v", "libx264", "-c:a", "aac", "-shortest", str(d / "music-video.mp4"))
+    ff(
+        "-f lavfi -i testsrc=size=64x64:rate=10:d=2 -f lavfi -i sine=d=2 -c:v libx264 -c:a aac -shortest {}",
+        d / "music-video.mp4",
+    )
     made["music-video.mp4"] = d / "music-video.mp4"
     return made
 
@@ -67,8 +87,15 @@ async def test_clip_audio_is_exact_for_every_input_format(
 
 @pytest.mark.parametrize(
     ("suffix", "codec"),
-    [("mp3", "mp3"), ("wav", "pcm_s16le"), ("m4a", "aac"), ("aac", "aac"), ("ogg", "vorbis"), ("flac", "flac"),
-     ("opus", "opus")],
+    [
+        ("mp3", "mp3"),
+        ("wav", "pcm_s16le"),
+        ("m4a", "aac"),
+        ("aac", "aac"),
+        ("ogg", "vorbis"),
+        ("flac", "flac"),
+        ("opus", "opus"),
+    ],
 )
 async def test_clip_audio_output_format_follows_the_destination_suffix(
     tracks: dict[str, Path], tmp_path: Path, suffix: str, codec: str

@@ -12,37 +12,73 @@ from PIL import Image
 
 from mvcore import media
 from mvcore.errors import BadInput, DeadlineExceeded, MediaError
-from mvcore.media import MediaInfo, aspect_to_size, atomic_output, parse_probe_output, probe, probe_sync, run_ffmpeg
+from mvcore.media import (
+    MediaInfo,
+    aspect_to_size,
+    atomic_output,
+    parse_probe_output,
+    probe,
+    probe_sync,
+    run_ffmpeg,
+)
 
 FF = media.ffmpeg_exe()
 
 
-def ff(*args: str) -> None:
+def ff(command: str, *paths: Path | str) -> None:
+    """Run ffmpeg; each ``{}`` token of ``command`` is replaced by the next path (safe with spaces)."""
+    queue = list(paths)
+    args = [str(queue.pop(0)) if token == "{}" else token for token in command.split()]
     subprocess.run([FF, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("probe")
-    out = {name: d / name for name in ("av.mp4", "v.mp4", "tone.wav", "tone.ogg", "tone.aac", "cover.mp3", "51.m4a")}
-    ff("-f", "lavfi", "-i", "testsrc=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=f=440:sample_rate=44100",
-       "-t", "1.5", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", str(out["av.mp4"]))
-    ff("-f", "lavfi", "-i", "testsrc=size=180x320:rate=30", "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-       str(out["v.mp4"]))
-    ff("-f", "lavfi", "-i", "sine=f=300:sample_rate=22050:d=2", str(out["tone.wav"]))
-    ff("-f", "lavfi", "-i", "sine=f=300:d=2", "-c:a", "libvorbis", str(out["tone.ogg"]))
-    ff("-f", "lavfi", "-i", "sine=f=300:d=2.5", "-c:a", "aac", str(out["tone.aac"]))
+    out = {
+        name: d / name
+        for name in ("av.mp4", "v.mp4", "tone.wav", "tone.ogg", "tone.aac", "cover.mp3", "51.m4a")
+    }
+    ff(
+        "-f lavfi -i testsrc=size=320x180:rate=25 -f lavfi -i sine=f=440:sample_rate=44100 -t 1.5 "
+        "-c:v libx264 -pix_fmt yuv420p -c:a aac -ac 2 {}",
+        out["av.mp4"],
+    )
+    ff("-f lavfi -i testsrc=size=180x320:rate=30 -t 1 -c:v libx264 -pix_fmt yuv420p {}", str(out["v.mp4"]))
+    ff("-f lavfi -i sine=f=300:sample_rate=22050:d=2 {}", str(out["tone.wav"]))
+    ff("-f lavfi -i sine=f=300:d=2 -c:a libvorbis {}", str(out["tone.ogg"]))
+    ff("-f lavfi -i sine=f=300:d=2.5 -c:a aac {}", str(out["tone.aac"]))
     Image.new("RGB", (64, 64), (200, 30, 30)).save(d / "cover.png")
-    ff("-f", "lavfi", "-i", "sine=f=300:d=2", "-i", str(d / "cover.png"), "-map", "0", "-map", "1",
-       "-c:a", "libmp3lame", "-c:v", "png", "-disposition:v", "attached_pic", str(out["cover.mp3"]))
-    ff("-f", "lavfi", "-i", "sine=f=300:d=1", "-af", "aformat=channel_layouts=5.1", "-c:a", "aac",
-       str(out["51.m4a"]))
-    ff("-display_rotation", "90", "-i", str(out["av.mp4"]), "-c", "copy", str(d / "phone.mp4"))
+    ff(
+        "-f lavfi -i sine=f=300:d=2 -i {} -map 0 -map 1 -c:a libmp3lame -c:v png "
+        "-disposition:v attached_pic {}",
+        d / "cover.png",
+        out["cover.mp3"],
+    )
+    ff("-f lavfi -i sine=f=300:d=1 -af aformat=channel_layouts=5.1 -c:a aac {}", str(out["51.m4a"]))
+    ff("-display_rotation 90 -i {} -c copy {}", str(out["av.mp4"]), str(d / "phone.mp4"))
     out["phone.mp4"] = d / "phone.mp4"
     # Written to a pipe, matroska cannot go back and fill in its duration: probe must measure it.
     with (d / "streamed.mkv").open("wb") as sink:
-        subprocess.run([FF, "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=f=300:d=1.7",
-                        "-c:a", "flac", "-f", "matroska", "-"], stdout=sink, check=True)
+        subprocess.run(
+            [
+                FF,
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=f=300:d=1.7",
+                "-c:a",
+                "flac",
+                "-f",
+                "matroska",
+                "-",
+            ],
+            stdout=sink,
+            check=True,
+        )
     out["streamed.mkv"] = d / "streamed.mkv"
     (d / "notes.txt").write_text("not media at all\n" * 50)
     out["notes.txt"] = d / "notes.txt"
@@ -70,9 +106,17 @@ PROBE_CASES = [
     PROBE_CASES,
 )
 async def test_probe_describes_real_files(
-    files: dict[str, Path], name: str, duration: float, has_video: bool, has_audio: bool,
-    size: tuple[int | None, int | None], fps: float | None, vcodec: str | None, acodec: str | None,
-    channels: int | None, rate: int | None,
+    files: dict[str, Path],
+    name: str,
+    duration: float,
+    has_video: bool,
+    has_audio: bool,
+    size: tuple[int | None, int | None],
+    fps: float | None,
+    vcodec: str | None,
+    acodec: str | None,
+    channels: int | None,
+    rate: int | None,
 ) -> None:
     info = await probe(files[name])
     assert info.duration == pytest.approx(duration, abs=0.06)
@@ -96,7 +140,7 @@ async def test_probe_rejects_non_media_as_bad_input_naming_only_the_file(files: 
 
 
 async def test_probe_of_a_missing_file_is_a_media_error(tmp_path: Path) -> None:
-    with pytest.raises(MediaError, match="gone.mp4"):
+    with pytest.raises(MediaError, match=r"gone\.mp4"):
         await probe(tmp_path / "gone.mp4")
 
 
@@ -107,8 +151,16 @@ BANNERS: list[tuple[str, dict[str, Any], bool]] = [
         "  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, progressive), "
         "1920x1080 [SAR 1:1 DAR 16:9], 39 kb/s, 29.97 fps, 29.97 tbr, 30k tbn (default)\n"
         "  Stream #0:1[0x2](und): Audio: aac (LC) (mp4a / 0x6134706D), 48000 Hz, 5.1(side), fltp, 128 kb/s\n",
-        {"duration": 62.5, "width": 1920, "height": 1080, "fps": 29.97, "audio_channels": 6,
-         "pixel_format": "yuv420p", "video_profile": "High", "audio_sample_rate": 48000},
+        {
+            "duration": 62.5,
+            "width": 1920,
+            "height": 1080,
+            "fps": 29.97,
+            "audio_channels": 6,
+            "pixel_format": "yuv420p",
+            "video_profile": "High",
+            "audio_sample_rate": 48000,
+        },
         False,
     ),
     (
@@ -144,11 +196,17 @@ BANNERS: list[tuple[str, dict[str, Any], bool]] = [
 
 
 @pytest.mark.parametrize(("banner", "expected", "needs_measure"), BANNERS)
-def test_parse_probe_output_reads_captured_banners(banner: str, expected: dict[str, Any], needs_measure: bool) -> None:
+def test_parse_probe_output_reads_captured_banners(
+    banner: str, expected: dict[str, Any], needs_measure: bool
+) -> None:
     info, measure = parse_probe_output(banner)
     assert measure is needs_measure
     for field, value in expected.items():
-        assert getattr(info, field) == pytest.approx(value) if isinstance(value, float) else getattr(info, field) == value
+        assert (
+            getattr(info, field) == pytest.approx(value)
+            if isinstance(value, float)
+            else getattr(info, field) == value
+        )
 
 
 def test_parse_probe_output_without_an_input_section_raises() -> None:
@@ -163,7 +221,9 @@ async def test_run_ffmpeg_reports_progress_fractions_up_to_one(tmp_path: Path) -
     seen: list[float] = []
     await run_ffmpeg(
         ["-f", "lavfi", "-i", "testsrc=size=64x64:rate=25:d=2", "-c:v", "libx264", str(tmp_path / "p.mp4")],
-        timeout=30, progress=lambda fraction, message: seen.append(fraction), expected_duration=2.0,
+        timeout=30,
+        progress=lambda fraction, message: seen.append(fraction),
+        expected_duration=2.0,
     )
     assert seen and seen[-1] == 1.0
     assert seen == sorted(seen) and all(0 <= f <= 1 for f in seen)
@@ -197,7 +257,9 @@ def _capture_processes(monkeypatch: pytest.MonkeyPatch) -> list[asyncio.subproce
 ENDLESS = ["-re", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=25", "-f", "null", "-"]
 
 
-async def test_run_ffmpeg_timeout_kills_the_process_and_raises_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_run_ffmpeg_timeout_kills_the_process_and_raises_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     procs = _capture_processes(monkeypatch)
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -246,8 +308,17 @@ async def test_atomic_output_leaves_no_file_when_ffmpeg_fails(tmp_path: Path) ->
     with pytest.raises(MediaError), atomic_output(final) as tmp:
         # Starts writing a real file, then fails on the broken second input.
         await run_ffmpeg(
-            ["-f", "lavfi", "-i", "testsrc=size=64x64:rate=25:d=1", "-i", str(tmp_path / "missing.wav"),
-             "-c:v", "libx264", str(tmp)],
+            [
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=64x64:rate=25:d=1",
+                "-i",
+                str(tmp_path / "missing.wav"),
+                "-c:v",
+                "libx264",
+                str(tmp),
+            ],
             timeout=30,
         )
     assert not final.exists()

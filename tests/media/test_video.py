@@ -17,16 +17,33 @@ from mvcore.video import mux_audio, render_clip, stitch
 FF = media.ffmpeg_exe()
 
 
-def ff(*args: str) -> None:
+def ff(command: str, *paths: Path | str) -> None:
+    """Run ffmpeg; each ``{}`` token of ``command`` is replaced by the next path (safe with spaces)."""
+    queue = list(paths)
+    args = [str(queue.pop(0)) if token == "{}" else token for token in command.split()]
     subprocess.run([FF, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
 def decoded_seconds(path: Path, stream: str) -> float:
     """Length of one stream, measured by decoding it (independent of the container's header)."""
     out = subprocess.run(
-        [FF, "-nostdin", "-nostats", "-i", str(path), "-map", f"0:{stream}:0", "-f", "null", "-progress", "pipe:1",
-         "-"],
-        capture_output=True, text=True, check=True,
+        [
+            FF,
+            "-nostdin",
+            "-nostats",
+            "-i",
+            str(path),
+            "-map",
+            f"0:{stream}:0",
+            "-f",
+            "null",
+            "-progress",
+            "pipe:1",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return [int(v) for v in re.findall(r"^out_time_us=(\d+)$", out, re.MULTILINE)][-1] / 1e6
 
@@ -34,9 +51,27 @@ def decoded_seconds(path: Path, stream: str) -> float:
 def max_volume(path: Path, start: float, length: float) -> float:
     """Peak level in dB of the audio between start and start+length (-91 dB is digital silence)."""
     err = subprocess.run(
-        [FF, "-nostdin", "-hide_banner", "-ss", str(start), "-t", str(length), "-i", str(path), "-map", "0:a:0",
-         "-af", "volumedetect", "-f", "null", "-"],
-        capture_output=True, text=True, check=True,
+        [
+            FF,
+            "-nostdin",
+            "-hide_banner",
+            "-ss",
+            str(start),
+            "-t",
+            str(length),
+            "-i",
+            str(path),
+            "-map",
+            "0:a:0",
+            "-af",
+            "volumedetect",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stderr
     return float(re.findall(r"max_volume: (-?[\d.]+|-inf) dB", err)[-1].replace("-inf", "-200"))
 
@@ -47,14 +82,30 @@ def stream_counts(path: Path) -> tuple[int, int]:
 
 
 def frame_at(path: Path, second: float, out: Path) -> Image.Image:
-    ff("-ss", str(second), "-i", str(path), "-frames:v", "1", str(out))
+    ff("-ss {} -i {} -frames:v 1 {}", str(second), str(path), str(out))
     return Image.open(out).convert("RGB")
 
 
 def video_md5(path: Path) -> str:
     return subprocess.run(
-        [FF, "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "md5", "-"],
-        capture_output=True, text=True, check=True,
+        [
+            FF,
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:v:0",
+            "-c",
+            "copy",
+            "-f",
+            "md5",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
 
 
@@ -65,18 +116,17 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     made = {}
 
     def make(name: str, size: str, rate: int, seconds: float, tone: int | None) -> None:
-        args = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:d={seconds}"]
-        if tone:
-            args += ["-f", "lavfi", "-i", f"sine=f={tone}:sample_rate=44100:d={seconds}", "-c:a", "aac"]
-        ff(*args, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-shortest", str(d / name))
+        sound = f"-f lavfi -i sine=f={tone}:sample_rate=44100:d={seconds} -c:a aac" if tone else ""
+        picture = f"-f lavfi -i testsrc=size={size}:rate={rate}:d={seconds}"
+        ff(f"{picture} {sound} -c:v libx264 -preset ultrafast -pix_fmt yuv420p -shortest {{}}", d / name)
         made[name] = d / name
 
     make("wide_a.mp4", "320x180", 24, 1.5, 440)
     make("tall_silent.mp4", "180x320", 24, 1.0, None)
     make("wide_30fps.mp4", "320x180", 30, 1.2, 660)
     make("square_a.mp4", "240x240", 25, 0.8, 550)
-    ff("-f", "lavfi", "-i", "sine=f=220:d=1", str(d / "short_song.wav"))
-    ff("-f", "lavfi", "-i", "sine=f=880:d=6", "-ac", "2", "-c:a", "aac", str(d / "long_song.m4a"))
+    ff("-f lavfi -i sine=f=220:d=1 {}", str(d / "short_song.wav"))
+    ff("-f lavfi -i sine=f=880:d=6 -ac 2 -c:a aac {}", str(d / "long_song.m4a"))
     made["short_song.wav"] = d / "short_song.wav"
     made["long_song.m4a"] = d / "long_song.m4a"
     return made
@@ -100,8 +150,15 @@ async def test_render_clip_has_requested_duration_size_and_audio(
     out = tmp_path / "clip.mp4"
     progress: list[float] = []
     info = await render_clip(
-        out, prompt="a singer on a rooftop at dusk", duration=duration, aspect_ratio=aspect, fps=fps,
-        long_side=320, with_audio=with_audio, seed=7, timeout=60,
+        out,
+        prompt="a singer on a rooftop at dusk",
+        duration=duration,
+        aspect_ratio=aspect,
+        fps=fps,
+        long_side=320,
+        with_audio=with_audio,
+        seed=7,
+        timeout=60,
         progress=lambda fraction, message: progress.append(fraction),
     )
     assert info == await media.probe(out)
@@ -123,8 +180,16 @@ async def test_rendered_frames_move_and_follow_the_reference_image(tmp_path: Pat
     reference = tmp_path / "ref.png"
     Image.new("RGB", (200, 200), (255, 0, 255)).save(reference)
     out = tmp_path / "clip.mp4"
-    await render_clip(out, prompt="a neon city street at night", duration=2.0, aspect_ratio="16:9", long_side=320,
-                      with_audio=False, reference_image=reference, timeout=60)
+    await render_clip(
+        out,
+        prompt="a neon city street at night",
+        duration=2.0,
+        aspect_ratio="16:9",
+        long_side=320,
+        with_audio=False,
+        reference_image=reference,
+        timeout=60,
+    )
     early, late = frame_at(out, 0.5, tmp_path / "a.png"), frame_at(out, 1.5, tmp_path / "b.png")
     assert ImageChops.difference(early, late).getbbox() is not None
     # The magenta reference sits in the lower-right corner, fixed while the landscape pans.
@@ -141,9 +206,18 @@ async def test_rendered_frames_move_and_follow_the_reference_image(tmp_path: Pat
         ({"fps": 0}, "fps"),
     ],
 )
-async def test_render_clip_rejects_bad_parameters(tmp_path: Path, kwargs: dict[str, object], needle: str) -> None:
-    params: dict[str, object] = {"prompt": "x", "duration": 1.0, "aspect_ratio": "16:9", "with_audio": False,
-                                 "long_side": 320, "timeout": 30, **kwargs}
+async def test_render_clip_rejects_bad_parameters(
+    tmp_path: Path, kwargs: dict[str, object], needle: str
+) -> None:
+    params: dict[str, object] = {
+        "prompt": "x",
+        "duration": 1.0,
+        "aspect_ratio": "16:9",
+        "with_audio": False,
+        "long_side": 320,
+        "timeout": 30,
+        **kwargs,
+    }
     with pytest.raises(BadInput, match=needle):
         await render_clip(tmp_path / "x.mp4", **params)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
@@ -153,7 +227,9 @@ async def test_render_clip_rejects_bad_parameters(tmp_path: Path, kwargs: dict[s
 
 
 @pytest.mark.parametrize("song", ["short_song.wav", "long_song.m4a"])
-async def test_mux_audio_output_is_as_long_as_the_video(clips: dict[str, Path], tmp_path: Path, song: str) -> None:
+async def test_mux_audio_output_is_as_long_as_the_video(
+    clips: dict[str, Path], tmp_path: Path, song: str
+) -> None:
     source = clips["wide_a.mp4"]
     out = tmp_path / "lipsync.mp4"
     info = await mux_audio(source, clips[song], out, timeout=30)
@@ -171,10 +247,13 @@ async def test_mux_audio_onto_a_silent_video(clips: dict[str, Path], tmp_path: P
     assert max_volume(out, 0.6, 0.3) > -30
 
 
-@pytest.mark.parametrize(("video_name", "audio_name", "needle"), [
-    ("short_song.wav", "long_song.m4a", "not a video"),
-    ("wide_a.mp4", "tall_silent.mp4", "not an audio file"),
-])
+@pytest.mark.parametrize(
+    ("video_name", "audio_name", "needle"),
+    [
+        ("short_song.wav", "long_song.m4a", "not a video"),
+        ("wide_a.mp4", "tall_silent.mp4", "not an audio file"),
+    ],
+)
 async def test_mux_audio_rejects_inputs_without_the_needed_stream(
     clips: dict[str, Path], tmp_path: Path, video_name: str, audio_name: str, needle: str
 ) -> None:
@@ -199,14 +278,24 @@ STITCH_CASES = [
 
 @pytest.mark.parametrize(("names", "overlay", "suppress", "size", "song_at_end"), STITCH_CASES)
 async def test_stitch_duration_is_the_sum_with_one_video_and_one_full_length_audio_stream(
-    clips: dict[str, Path], tmp_path: Path, names: list[str], overlay: str | None, suppress: bool,
-    size: tuple[int, int], song_at_end: bool,
+    clips: dict[str, Path],
+    tmp_path: Path,
+    names: list[str],
+    overlay: str | None,
+    suppress: bool,
+    size: tuple[int, int],
+    song_at_end: bool,
 ) -> None:
     sources = [clips[n] for n in names]
     total = sum([(await media.probe(p)).duration for p in sources])
     out = tmp_path / "stitched.mp4"
-    info = await stitch(sources, out, audio_overlay=clips[overlay] if overlay else None,
-                        suppress_video_audio=suppress, timeout=60)
+    info = await stitch(
+        sources,
+        out,
+        audio_overlay=clips[overlay] if overlay else None,
+        suppress_video_audio=suppress,
+        timeout=60,
+    )
     assert info.duration == pytest.approx(total, abs=0.15)
     assert decoded_seconds(out, "v") == pytest.approx(total, abs=0.15)
     assert decoded_seconds(out, "a") == pytest.approx(total, abs=0.15)
@@ -221,11 +310,18 @@ async def test_stitch_duration_is_the_sum_with_one_video_and_one_full_length_aud
     assert [p.name for p in tmp_path.iterdir()] == ["stitched.mp4"]
 
 
-async def test_stitch_overlay_replaces_clip_sound_when_suppressed(clips: dict[str, Path], tmp_path: Path) -> None:
+async def test_stitch_overlay_replaces_clip_sound_when_suppressed(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
     # The short song covers the first second, then only padding silence: the clip's tone must not leak in.
     out = tmp_path / "s.mp4"
-    await stitch([clips["wide_a.mp4"]], out, audio_overlay=clips["short_song.wav"], suppress_video_audio=True,
-                 timeout=30)
+    await stitch(
+        [clips["wide_a.mp4"]],
+        out,
+        audio_overlay=clips["short_song.wav"],
+        suppress_video_audio=True,
+        timeout=30,
+    )
     assert max_volume(out, 0.2, 0.5) > -30
     assert max_volume(out, 1.15, 0.3) < -80
 
@@ -253,8 +349,15 @@ async def test_stitch_of_matching_clips_is_lossless(
 async def test_stitch_of_rendered_clips_keeps_them_in_order(tmp_path: Path) -> None:
     first, second = tmp_path / "1.mp4", tmp_path / "2.mp4"
     for path, aspect in ((first, "16:9"), (second, "9:16")):
-        await render_clip(path, prompt=f"scene {aspect}", duration=1.0, aspect_ratio=aspect, long_side=320,
-                          with_audio=aspect == "16:9", timeout=60)
+        await render_clip(
+            path,
+            prompt=f"scene {aspect}",
+            duration=1.0,
+            aspect_ratio=aspect,
+            long_side=320,
+            with_audio=aspect == "16:9",
+            timeout=60,
+        )
     info = await stitch([first, second], tmp_path / "s.mp4", timeout=60)
     assert info.duration == pytest.approx(2.0, abs=0.15)
     # The portrait clip is letterboxed (pillarboxed) into the first clip's landscape frame.
@@ -267,7 +370,7 @@ async def test_stitch_follows_the_displayed_orientation_of_phone_clips(
     clips: dict[str, Path], tmp_path: Path
 ) -> None:
     phone = tmp_path / "phone.mp4"
-    ff("-display_rotation", "90", "-i", str(clips["wide_a.mp4"]), "-c", "copy", str(phone))
+    ff("-display_rotation 90 -i {} -c copy {}", str(clips["wide_a.mp4"]), str(phone))
     info = await stitch([phone, clips["wide_a.mp4"]], tmp_path / "s.mp4", timeout=30)
     assert (info.width, info.height) == (180, 320)
     assert info.duration == pytest.approx(3.0, abs=0.15)
@@ -286,8 +389,12 @@ async def test_stitch_rejects_an_audio_file_as_a_clip(clips: dict[str, Path], tm
 
 async def test_stitch_progress_reaches_one(clips: dict[str, Path], tmp_path: Path) -> None:
     seen: list[float] = []
-    await stitch([clips["wide_a.mp4"], clips["tall_silent.mp4"]], tmp_path / "s.mp4", timeout=30,
-                 progress=lambda fraction, message: seen.append(fraction))
+    await stitch(
+        [clips["wide_a.mp4"], clips["tall_silent.mp4"]],
+        tmp_path / "s.mp4",
+        timeout=30,
+        progress=lambda fraction, message: seen.append(fraction),
+    )
     assert seen[-1] == 1.0 and seen == sorted(seen)
 
 

@@ -175,7 +175,8 @@ def test_continuous_writes_still_reload_within_max_wait(store: FlavorStore, root
         writer.start()
         try:
             reloaded = reloader.wait_until(
-                lambda: reloader.stats.rebuilds > attempts and str(angle(store)).startswith("stream-"), DEADLINE
+                lambda: reloader.stats.rebuilds > attempts and str(angle(store)).startswith("stream-"),
+                DEADLINE,
             )
             still_writing = writer.is_alive()
         finally:
@@ -264,7 +265,11 @@ def _fail_inotify_add_watch(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EMFILE])
 def test_falls_back_to_polling_when_inotify_cannot_start(
-    store: FlavorStore, root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, code: int
+    store: FlavorStore,
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    code: int,
 ) -> None:
     _fail_inotify_add_watch(monkeypatch, code)
     with caplog.at_level(logging.WARNING, logger="mvcore"), _reloader(store, "auto") as reloader:

@@ -12,7 +12,18 @@ import pytest
 from mvcore.flavor_store import FlavorStore, ReloadEvent
 from mvcore.reload import Reloader
 
-from . import DEADLINE, DEBOUNCE_MS, MODES, POLL_INTERVAL, angle, make_tree, params, status, write, write_atomic
+from . import (
+    DEADLINE,
+    DEBOUNCE_MS,
+    MODES,
+    POLL_INTERVAL,
+    angle,
+    make_tree,
+    params,
+    status,
+    write,
+    write_atomic,
+)
 
 
 @pytest.fixture(params=MODES)
@@ -50,7 +61,9 @@ def _served(store: FlavorStore, flavor: str = "test") -> list[object]:
 
 
 def _settled(reloader: Reloader, store: FlavorStore, value: str, flavor: str = "test") -> bool:
-    return reloader.wait_until(lambda: angle(store, flavor) == value and status(store, flavor) == "ok", DEADLINE)
+    return reloader.wait_until(
+        lambda: angle(store, flavor) == value and status(store, flavor) == "ok", DEADLINE
+    )
 
 
 def test_in_place_write(reloader: Reloader, store: FlavorStore, root: Path) -> None:
@@ -106,7 +119,8 @@ def test_partial_write_completed_later(reloader: Reloader, store: FlavorStore, r
         handle.write('camera_angle: "half-writ')  # an unterminated string: invalid YAML
         handle.flush()
         # let a rebuild see the torn file: it must keep serving the last good version
-        assert reloader.wait_until(lambda: status(store) == "error", DEADLINE), "the partial file was not seen"
+        seen_torn = reloader.wait_until(lambda: status(store) == "error", DEADLINE)
+        assert seen_torn, "no rebuild saw the partial file"
         assert reloader.stats.rebuilds > attempts
         assert angle(store) == "before"
         handle.write('ten-and-complete"\nnumber_of_scenes: 7\n')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,11 +49,13 @@ def test_readers_never_see_half_a_generation(tmp_path: Path, make_store: Callabl
                     inconsistent.append(f"gen {generation}: {angle!r} {scenes!r} {fast!r}")
                 observed.setdefault(generation, set()).add(g)
                 reads[index] += 1
-            except Exception as exc:  # noqa: BLE001 - counted, the test fails on any
+            except Exception as exc:  # counted: the test fails on any
                 errors.append(repr(exc))
+            if reads[index] % 8 == 0:
+                time.sleep(0.0001)  # leave the writer some GIL: 8 spinning readers would starve it
 
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.005)  # hand the GIL around often so reads really interleave with swaps
+    sys.setswitchinterval(0.001)  # hand the GIL around often so reads really interleave with swaps
     threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(READERS)]
     try:
         for thread in threads:
@@ -77,6 +80,9 @@ def test_readers_never_see_half_a_generation(tmp_path: Path, make_store: Callabl
     assert not errors, errors[:5]
     assert not inconsistent, inconsistent[:5]
     assert all(reads), reads
+    generations_seen = set().union(*(observed.keys() for observed in seen))
+    assert len(generations_seen) > REBUILDS // 5, "readers and rebuilds hardly overlapped"
+    print(f"reads per reader: {reads}; generations seen: {len(generations_seen)}")
     for observed in seen:
         for generation, values in observed.items():
             assert values == {expected[generation]}, (generation, values)

@@ -214,7 +214,7 @@ continueButton.addEventListener("click", async () => {
     }
   }
   await config.ready;
-  saveJobData({
+  const data = {
     videoDescription: idea.value.trim(),
     characterDescription: character.value.trim(),
     characterReferenceImageId: state.selectedRef || "",
@@ -225,7 +225,13 @@ continueButton.addEventListener("click", async () => {
     configFlavor: config.value,
     numberOfScenes,
     videoType: videoType.value.trim(),
-  });
+  };
+  try {
+    saveJobData(data);
+  } catch (err) {
+    showError(continueError, `Could not hand the data over to quick-gen (sessionStorage): ${err.message}`);
+    return;
+  }
   window.location.href = "/quick-gen";
 });
 

@@ -85,7 +85,9 @@ const config = createConfigSection(byTestId("config-mount"), {
   initialFlavor: (job && job.configFlavor) || "default",
   initialSource: "from the create page",
   onChange(name) {
-    byTestId("input-config-flavor").textContent = name;
+    const node = byTestId("input-config-flavor");
+    node.textContent = name;
+    node.classList.remove("muted");
   },
 });
 
@@ -117,6 +119,7 @@ function renderInputData() {
     "none — lipsync needs a song");
   text("input-number-of-scenes", job && job.numberOfScenes ? String(job.numberOfScenes) : "", "flavor default");
   text("input-video-type", job && job.videoType, "flavor default");
+  if (!byTestId("input-config-flavor").textContent) text("input-config-flavor", "", "loading…");
 }
 
 const inputToggle = byTestId("input-data-toggle");

@@ -1,0 +1,148 @@
+"""Reliability tests: a live server under load and reloads, and faults injected one at a time.
+
+Helpers shared by ``tests/reliability`` and ``tests/security``:
+
+* :func:`make_settings` -- Settings over a tmp copy of the shipped flavors, local storage in tmp,
+  the offline provider at 160 px / 12 fps (fast media).
+* :class:`LiveServer` -- uvicorn serving an app from a thread on a free 127.0.0.1 port
+  (lifespan on, so the reloader and the job service really run); ``stop()`` is bounded.
+* :func:`fd_count` / :func:`thread_count` -- what leak checks compare before and after.
+* :func:`ffmpeg_children` -- ffmpeg processes started by this process (a ``/proc`` scan, no psutil).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from mvcore.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_FLAVORS = REPO / "flavors"
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    flavors = tmp_path / "flavors"
+    if not flavors.exists():
+        shutil.copytree(SHIPPED_FLAVORS, flavors)
+    values: dict[str, Any] = {
+        "flavors_dirs": [flavors],
+        "data_dir": tmp_path / "data",
+        "watch": "off",
+        "provider": "offline",
+        "offline_long_side": 160,
+        "offline_fps": 12,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def thread_count() -> int:
+    return threading.active_count()
+
+
+def settle(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.02) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes (for counts that drop asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(step)
+
+
+def ffmpeg_children() -> list[int]:
+    """Pids of live ffmpeg processes whose parent is this process."""
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read().decode("latin-1")
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(me) and fields[0] not in ("Z", "X") and b"ffmpeg" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+class LiveServer:
+    """``with LiveServer(app) as server: httpx.get(server.url + "/health")``"""
+
+    def __init__(self, app: Any, *, graceful_s: int = 2) -> None:
+        self.app = app
+        self.graceful_s = graceful_s
+        self.port = 0
+        self._sock: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> LiveServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._sock = sock
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            loop="asyncio",
+            http="h11",
+            ws="none",
+            timeout_graceful_shutdown=self.graceful_s,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="live-uvicorn", daemon=True
+        )
+        self._thread.start()
+        if not settle(lambda: self._server is not None and self._server.started, timeout):
+            self.stop()
+            raise RuntimeError("the live server did not start")
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+            assert not self._thread.is_alive(), "the live server did not stop in time"
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        self._server = self._thread = self._sock = None
+
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
