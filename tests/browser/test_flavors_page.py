@@ -16,6 +16,14 @@ def _value_row(page, config_type: str, key: str):
     return page.locator(f'[data-testid="value-row"][data-type="{config_type}"][data-key="{key}"]')
 
 
+def _server_side(server, generation: int) -> str:
+    """What the server did meanwhile (tells a slow watcher from a slow page)."""
+    reloader = server.app.state["services"].reloader
+    status = reloader.status() if reloader is not None else {}
+    status.pop("watched", None)
+    return f"server generation {server.generation} (was {generation}), reloader {status}"
+
+
 def test_flavors_page_lists_flavors_with_provenance(page, guard, server):
     page.goto(server.url("/flavors"))
     rows = page.get_by_test_id("flavor-row")
@@ -55,7 +63,10 @@ def test_flavors_page_follows_edits_live(page, guard, server):
         # A valid edit shows up within 2 s, with a newer generation on the live badge.
         params.write_text(original.replace("camera_angle: wide", "camera_angle: close-up"))
         started = time.monotonic()
-        expect(row.get_by_test_id("value")).to_have_text("close-up", timeout=2_000)
+        try:
+            expect(row.get_by_test_id("value")).to_have_text("close-up", timeout=2_000)
+        except AssertionError as exc:
+            raise AssertionError(f"page not updated within 2 s; {_server_side(server, generation)}") from exc
         elapsed = time.monotonic() - started
         assert elapsed < 2.0
         assert int(badge.get_attribute("data-generation") or 0) > generation
@@ -68,8 +79,11 @@ def test_flavors_page_follows_edits_live(page, guard, server):
         params.write_text(original.replace("camera_angle: wide", "camera_angle: close-up")
                           .replace("number_of_scenes: 6", 'number_of_scenes: "lots"'))
         errors = page.get_by_test_id("error-list")
-        expect(errors).to_contain_text(
-            re.compile(rf"flavors/example/parameters\.yaml:{line_no}: .*number_of_scenes"), timeout=2_000)
+        try:
+            expect(errors).to_contain_text(
+                re.compile(rf"flavors/example/parameters\.yaml:{line_no}: .*number_of_scenes"), timeout=2_000)
+        except AssertionError as exc:
+            raise AssertionError(f"error not shown within 2 s; {_server_side(server, generation)}") from exc
         example = page.locator('[data-testid="flavor-row"][data-name="example"]')
         expect(example.get_by_test_id("status-badge")).to_have_text("error")
         expect(example.get_by_test_id("flavor-row-errors")).to_contain_text(f"parameters.yaml:{line_no}")
