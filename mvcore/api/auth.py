@@ -53,31 +53,38 @@ def auth_middleware_factory(settings: Settings) -> Any:
     return factory
 
 
-async def _unauthorized(send: Any, *, missing: bool) -> None:
-    message = "Missing API key" if missing else "Invalid API key"
-    body = json.dumps(
-        {
-            "detail": {
-                "error": "UNAUTHORIZED",
-                "message": message,
-                "details": {
-                    "hint": "Send the key in the X-API-Key header (api_key query works on media GETs)."
-                },
-            }
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'ApiKey header="X-API-Key"'),
-            ],
-        }
-    )
+async def send_problem(
+    send: Any,
+    status: int,
+    code: str,
+    message: str,
+    hint: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """The project's error body, sent straight from ASGI middleware (before any routing)."""
+    body = json.dumps({"detail": {"error": code, "message": message, "details": {"hint": hint}}}).encode()
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *(headers or []),
+        ],
+    }
+    await send(start)
     await send({"type": "http.response.body", "body": body})
+
+
+async def _unauthorized(send: Any, *, missing: bool) -> None:
+    await send_problem(
+        send,
+        401,
+        "UNAUTHORIZED",
+        "Missing API key" if missing else "Invalid API key",
+        "Send the key in the X-API-Key header (api_key query works on media GETs).",
+        [(b"www-authenticate", b'ApiKey header="X-API-Key"')],
+    )
 
 
 def json_limit_middleware_factory(max_json_bytes: int) -> Any:
@@ -95,26 +102,13 @@ def json_limit_middleware_factory(max_json_bytes: int) -> Any:
                     and length.isdigit()
                     and int(length) > max_json_bytes
                 ):
-                    body = json.dumps(
-                        {
-                            "detail": {
-                                "error": "PAYLOAD_TOO_LARGE",
-                                "message": f"JSON body over {max_json_bytes} bytes",
-                                "details": {"hint": "Send a smaller body (MVCORE_MAX_JSON_BYTES)."},
-                            }
-                        }
-                    ).encode()
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 413,
-                            "headers": [
-                                (b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                            ],
-                        }
+                    await send_problem(
+                        send,
+                        413,
+                        "PAYLOAD_TOO_LARGE",
+                        f"JSON body over {max_json_bytes} bytes",
+                        "Send a smaller body (MVCORE_MAX_JSON_BYTES).",
                     )
-                    await send({"type": "http.response.body", "body": body})
                     return
             await app(scope, receive, send)
 

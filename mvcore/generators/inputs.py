@@ -26,26 +26,21 @@ def own_audio_id(url: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+async def _stored(ctx: GenContext, key: str, what: str, given: str, hint: str, dest: Path) -> Path:
+    if not await ctx.media.exists(key):
+        raise NotFound(f"{what} {given!r} not found", hint=hint, details={f"{what.lower()}_id": given})
+    return await ctx.media.fetch(key, dest)
+
+
 async def video_file(ctx: GenContext, video_id: str, dest: Path) -> Path:
     key = keys.video_key(keys.parse_id(video_id, "video"))
-    if not await ctx.media.exists(key):
-        raise NotFound(
-            f"Video {video_id!r} not found",
-            hint="Use a video_id returned by generate_video.",
-            details={"video_id": video_id},
-        )
-    return await ctx.media.fetch(key, dest)
+    return await _stored(ctx, key, "Video", video_id, "Use a video_id returned by generate_video.", dest)
 
 
 async def audio_file(ctx: GenContext, audio_id: str, dest: Path) -> Path:
     key = keys.audio_key(keys.parse_id(audio_id, "audio"))
-    if not await ctx.media.exists(key):
-        raise NotFound(
-            f"Audio {audio_id!r} not found",
-            hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.",
-            details={"audio_id": audio_id},
-        )
-    return await ctx.media.fetch(key, dest)
+    hint = "Use an audio_id returned by /api/audio/upload or /api/audio/download."
+    return await _stored(ctx, key, "Audio", audio_id, hint, dest)
 
 
 async def video_from(
@@ -91,24 +86,24 @@ async def download(url: str, target: Path, max_bytes: int, *, timeout: float = 1
     partial = target.with_name(target.name + ".part")
     size = 0
     try:
-        async with httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True
-        ) as client:
-            async with client.stream("GET", url) as response:
-                if response.status_code >= 400:
-                    raise BadInput(
-                        f"Downloading {url[:200]!r} failed with HTTP {response.status_code}",
-                        hint="Check that the URL is reachable from the server.",
-                    )
-                with open(partial, "wb") as out:
-                    async for chunk in response.aiter_bytes(1 << 16):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise PayloadTooLarge(
-                                f"Download is larger than {max_bytes} bytes",
-                                hint="Use a smaller file or raise MVCORE_MAX_UPLOAD_BYTES.",
-                            )
-                        out.write(chunk)
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code >= 400:
+                raise BadInput(
+                    f"Downloading {url[:200]!r} failed with HTTP {response.status_code}",
+                    hint="Check that the URL is reachable from the server.",
+                )
+            with open(partial, "wb") as out:
+                async for chunk in response.aiter_bytes(1 << 16):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise PayloadTooLarge(
+                            f"Download is larger than {max_bytes} bytes",
+                            hint="Use a smaller file or raise MVCORE_MAX_UPLOAD_BYTES.",
+                        )
+                    out.write(chunk)
         partial.replace(target)
     except httpx.TimeoutException:
         raise DeadlineExceeded(f"Downloading {url[:200]!r} took too long") from None
