@@ -45,7 +45,7 @@ def run_area(area: str, quick: bool) -> bool:
         module = importlib.import_module(f"benchmarks.bench_{area}")
         lines = module.run(quick=quick)
         normalized = [_normalize(area, line) for line in lines]
-    except Exception as exc:  # noqa: BLE001 - one area crashing must not stop the others
+    except Exception as exc:
         traceback.print_exc(file=sys.stderr)
         emit(error_line(area, exc))
         return False

@@ -98,10 +98,15 @@ class Server:
 
 
 def start(kind: str, probe: str, workdir: Path) -> Server:
+    return wait_ready(spawn(kind, workdir), probe)
+
+
+def spawn(kind: str, workdir: Path) -> Server:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     if kind == "mvcore":
-        env.update(MVCORE_WATCH="off", MVCORE_DATA_DIR=str(workdir / "data"), MVCORE_FLAVORS_DIR=str(FLAVORS_DIR))
+        env.update(MVCORE_WATCH="off", MVCORE_DATA_DIR=str(workdir / "data"),
+                   MVCORE_FLAVORS_DIR=str(FLAVORS_DIR))
     port = free_port()
     log = workdir / f"{kind}.log"
     with open(log, "wb") as out:
@@ -109,7 +114,11 @@ def start(kind: str, probe: str, workdir: Path) -> Server:
             [sys.executable, "-m", "benchmarks.bench_api", "--serve", kind, "--port", str(port)],
             cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
-    server = Server(kind, port, process, log)
+    return Server(kind, port, process, log)
+
+
+def wait_ready(server: Server, probe: str) -> Server:
+    kind, process, log = server.kind, server.process, server.log
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -283,10 +292,12 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     workdir = Path(tempfile.mkdtemp(prefix="mvcore-bench-api-"))
     servers: list[Server] = []
     try:
-        hello_server = start("hello", "/hello", workdir)
+        hello_server = spawn("hello", workdir)  # both start at once; each is idle while the other is measured
         servers.append(hello_server)
-        mv_server = start("mvcore", "/health", workdir)
+        mv_server = spawn("mvcore", workdir)
         servers.append(mv_server)
+        wait_ready(hello_server, "/hello")
+        wait_ready(mv_server, "/health")
         for route in routes.values():
             probe = httpx.get((hello_server if route == "/hello" else mv_server).url(route), timeout=5)
             if probe.status_code != 200:

@@ -107,7 +107,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                f"RSS after load + {data['warmup']} warm-up rebuilds", data["rss_warm"], target=GROWTH_TARGET,
                growth_mib=data["rss_end"] - data["rss_warm"],
                growth_second_half_mib=data["rss_end"] - data["rss_half"],
-               flavors=flavors, rebuilds=rebuilds, generation=data["generation"], note=f"each edit then {how}"),
+               flavors=flavors, rebuilds=rebuilds, generation=data["generation"],
+               note=f"each edit then {how}"),
     ]
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.common import FLAVORS_DIR, note, per_call, result, skipped, tiny, timed_runs
+from benchmarks.common import FLAVORS_DIR, note, per_call, result, skipped, timed_runs, tiny
 from mvcore.flavor_store import FlavorStore
 from mvcore.plugins import PluginHost
 
@@ -62,7 +62,8 @@ def _ns(stmt: str, ns: dict[str, Any], *, repeat: int = 7) -> tuple[float, float
     return raw * 1e9, net * 1e9
 
 
-def _peer_line(name: str, baseline: str, mv: tuple[float, float], peer: tuple[float, float]) -> dict[str, Any]:
+def _peer_line(name: str, baseline: str, mv: tuple[float, float],
+               peer: tuple[float, float]) -> dict[str, Any]:
     return result(name, mv[0], "ns", baseline, peer[0], target=PEER_TARGET,
                   value_net=mv[1], baseline_net=peer[1], speedup=peer[0] / mv[0])
 
@@ -118,7 +119,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 def _dynaconf(tmp: Path, default: dict[str, Any], example: dict[str, Any], mv: tuple[float, float],
               repeat: int) -> dict[str, Any]:
-    name, baseline = "resolve_lookup_vs_dynaconf", "Dynaconf layered env: settings.parameters.number_of_scenes"
+    name = "resolve_lookup_vs_dynaconf"
+    baseline = "Dynaconf layered env: settings.parameters.number_of_scenes"
     if not _have("dynaconf"):
         return skipped(name, "ns", baseline, "dynaconf not installed", target=PEER_TARGET)
     from dynaconf import Dynaconf
@@ -130,7 +132,10 @@ def _dynaconf(tmp: Path, default: dict[str, Any], example: dict[str, Any], mv: t
     if settings.parameters.number_of_scenes != EXPECTED:
         raise RuntimeError("dynaconf did not layer example over default")
     peer = _ns(f"s.{TYPE}.{KEY}", {"s": settings}, repeat=min(repeat, 3))
-    return _peer_line(name, baseline, mv, peer)
+    dotted = per_call(f's.get("{TYPE}.{KEY}")', {"s": settings}, repeat=min(repeat, 3)) * 1e9
+    line = _peer_line(name, baseline, mv, peer)
+    line["dynaconf_get_dotted_ns"] = round(dotted, 1)  # settings.get("parameters.number_of_scenes")
+    return line
 
 
 def _omegaconf(default: dict[str, Any], example: dict[str, Any], mv: tuple[float, float],

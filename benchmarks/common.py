@@ -244,7 +244,8 @@ def flavor_files(i: int) -> dict[str, str]:
             "  Character: {character_description} ({character_characteristics}).\n"
             "  Shoot every scene {camera_angle}; look: {video_characteristics}.\n"
             "  Every scene must stand alone: restate the character, place, action and camera.\n"
-            '  Reply with JSON only: {{"scenes": [{{"description": "...", "negative_description": "..."}}]}}\n'
+            '  Reply with JSON only: {{"scenes": [{{"description": "...",'
+            ' "negative_description": "..."}}]}}\n'
         ),
     }
 

@@ -65,6 +65,7 @@ class Discovery:
     shadowed: list[Shadowed] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     roots: list[Path] = field(default_factory=list)
+    unreadable: list[Path] = field(default_factory=list)  # roots that exist but could not be listed
 
     def add(self, source: FlavorSource) -> None:
         existing = self.sources.get(source.name)
@@ -99,6 +100,7 @@ def scan_root(root: Path, origin: str, discovery: Discovery) -> None:
         return
     except OSError as exc:
         discovery.issues.append(Issue(str(root), None, "", f"cannot list flavors directory: {exc.strerror}"))
+        discovery.unreadable.append(root)
         return
     for entry in entries:
         if is_ignored(entry.name):

@@ -231,7 +231,14 @@ class Reloader:
                 self._stats.mode = "off"
                 logs.event("flavor_watch_off", logging.INFO)
                 return self
-            self._open_observer()
+            try:
+                self._open_observer()
+            except Exception as exc:  # a server must still start: it serves what it loaded
+                error = _describe(exc)
+                self._observer, self._watches = None, {}
+                self._stats.mode, self._stats.last_error = "off", error
+                logs.event("flavor_watch_failed", logging.ERROR, error=error, action="not watching")
+                return self
             self._worker = threading.Thread(target=self._run, name="mvcore-reload", daemon=True)
             self._worker.start()
         # whatever changed between the store's first load and the watch being in place

@@ -104,7 +104,11 @@ class Snapshot:
         else:
             if strict:
                 raise FlavorNotFound(name[:100], self.names())
-            reason = check_flavor_name(name) or f"flavor {name[:100]!r} does not exist"
+            reason = check_flavor_name(name) or (
+                f"flavor {name!r} is invalid and has never loaded; see /api/mv/flavors/status"
+                if name in self.statuses
+                else f"flavor {name[:100]!r} does not exist"
+            )
             logs.event(
                 "config_flavor_fallback",
                 logging.WARNING,
@@ -261,6 +265,17 @@ def build_snapshot(
                 flavor=name,
                 errors=[str(i) for i in data.issues if i.severity == "error"],
             )
+    if previous is not None and discovery.unreadable:
+        # A root that exists but cannot be listed (permissions, I/O error) is not a deletion: its
+        # flavors keep serving their last good version until it can be read again.
+        for name, kept in previous.flavors.items():
+            if name in loaded or name in discovery.sources or kept.source.root not in discovery.unreadable:
+                continue
+            loaded[name] = kept
+            unreadable = Issue(
+                kept.source.describe, None, "", "its flavors directory cannot be read; serving last good"
+            )
+            statuses[name] = _status(kept, "error", True, (unreadable,))
     if DEFAULT not in loaded and previous is not None and DEFAULT in previous.flavors:
         kept = previous.flavors[DEFAULT]
         if kept.configs:

@@ -62,7 +62,9 @@ def web_router() -> list[Any]:
         def make(file: Path, path: str) -> Any:
             @get(path, include_in_schema=False, name=f"page:{file.stem}")
             async def page_handler() -> File:
-                return File(file, media_type="text/html; charset=utf-8", content_disposition_type="inline")
+                return File(
+                    file, media_type="text/html", content_disposition_type="inline", filename=file.name
+                )
 
             return page_handler
 

@@ -6,11 +6,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from litestar import Router, get, post
+from litestar import Request, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
-from litestar.response import File, Redirect
 
+from mvcore.api.media_response import serve_stored
 from mvcore.api.services import Services
 from mvcore.errors import BadInput, NotFound, PayloadTooLarge
 from mvcore.generators.audio_library import audio_info, download_audio, upload_audio
@@ -48,21 +48,23 @@ def audio_router(services: Services) -> Router:
         return await download_audio(ctx, data)
 
     @get("/get/{audio_id:str}", summary="The mp3 file (or its presigned URL in cloud mode)")
-    async def get_audio(audio_id: FromPath[str], redirect: FromQuery[bool] = True) -> Any:
+    async def get_audio(
+        request: Request[Any, Any, Any], audio_id: FromPath[str], redirect: FromQuery[bool] = True
+    ) -> Any:
         aid = keys.parse_id(audio_id, "audio")
-        key = keys.audio_key(aid)
-        media = ctx.media
-        if settings.serve_from_cloud and media.cloud is not None:
-            url = await media.url_for(key)
-            if url:
-                return Redirect(url, status_code=302) if redirect else {"audio_id": aid, "url": url}
-        if not await media.exists(key):
-            raise NotFound(
-                f"Audio {audio_id!r} not found",
-                hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.",
-            )
-        path = await media.fetch(key, None)
-        return File(path, media_type="audio/mpeg", filename=f"{aid}.mp3", content_disposition_type="inline")
+        missing = NotFound(
+            f"Audio {audio_id!r} not found",
+            hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.",
+        )
+        return await serve_stored(
+            request,
+            ctx.media,
+            keys.audio_key(aid),
+            redirect=redirect,
+            serve_from_cloud=settings.serve_from_cloud,
+            missing=missing,
+            url_body={"audio_id": aid},
+        )
 
     @get("/info/{audio_id:str}", summary="Metadata of a stored song")
     async def info(audio_id: FromPath[str]) -> dict[str, Any]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import mimetypes
-from pathlib import Path
 from typing import Annotated, Any
 
-from litestar import Response, Router, delete, get, post
+from litestar import Request, Response, Router, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.response import File, Redirect
 
+from mvcore.api.media_response import serve_stored
 from mvcore.api.services import Services
 from mvcore.errors import BadInput, NotFound
 from mvcore.generators.character_reference import find_character_reference
@@ -81,33 +79,25 @@ def mv_router(services: Services) -> Router:
     ) -> Any:
         return await dispatch("stitch_videos", data, async_, strict)
 
-    async def serve_media(key: str, redirect: bool, what: str, media_id: str) -> Any:
-        media = services.ctx.media
-        if services.settings.serve_from_cloud and media.cloud is not None:
-            url = await media.url_for(key)
-            if url:
-                if redirect:
-                    return Redirect(url, status_code=302)
-                return {
-                    "id": media_id,
-                    "url": url,
-                    "cloud_url": url,
-                    "expires_in": services.settings.presigned_url_expiry,
-                }
-        if not await media.exists(key):
-            raise NotFound(f"{what} {media_id!r} not found")
-        path = await media.fetch(key, None)
-        return File(
-            path,
-            media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-            filename=Path(key).name,
-            content_disposition_type="inline",
+    async def serve_media(
+        request: Request[Any, Any, Any], key: str, redirect: bool, what: str, media_id: str
+    ) -> Any:
+        return await serve_stored(
+            request,
+            services.ctx.media,
+            key,
+            redirect=redirect,
+            serve_from_cloud=services.settings.serve_from_cloud,
+            missing=NotFound(f"{what} {media_id!r} not found"),
+            url_body={"id": media_id, "expires_in": services.settings.presigned_url_expiry},
         )
 
     @get("/get_video/{video_id:str}", summary="The video file (or its presigned URL in cloud mode)")
-    async def get_video(video_id: FromPath[str], redirect: FromQuery[bool] = True) -> Any:
+    async def get_video(
+        request: Request[Any, Any, Any], video_id: FromPath[str], redirect: FromQuery[bool] = True
+    ) -> Any:
         key = keys.video_key(keys.parse_id(video_id, "video"))
-        return await serve_media(key, redirect, "Video", video_id)
+        return await serve_media(request, key, redirect, "Video", video_id)
 
     @get("/get_video/{video_id:str}/info", summary="Metadata of a video")
     async def get_video_info(video_id: FromPath[str]) -> dict[str, Any]:
@@ -130,9 +120,11 @@ def mv_router(services: Services) -> Router:
         return info
 
     @get("/get_character_reference/{image_id:str}", summary="A character reference image")
-    async def get_character_reference(image_id: FromPath[str], redirect: FromQuery[bool] = True) -> Any:
+    async def get_character_reference(
+        request: Request[Any, Any, Any], image_id: FromPath[str], redirect: FromQuery[bool] = True
+    ) -> Any:
         key = await find_character_reference(services.ctx, image_id)
-        return await serve_media(key, redirect, "Character reference", image_id)
+        return await serve_media(request, key, redirect, "Character reference", image_id)
 
     @get("/jobs", summary="Recent jobs")
     async def list_jobs(status: FromQuery[str | None] = None) -> dict[str, Any]:

@@ -8,6 +8,9 @@
   and recorded; console errors and page errors are collected.  ``guard.assert_clean()`` (called
   by the tests and again at teardown) fails on any blocked request, console error or page error.
 * ``song``    -- a 20 s sine-tone mp3 made with the ffmpeg of imageio-ffmpeg.
+* ``screenshots`` -- where the tests save their screenshots: ``docs/screenshots/`` when
+  ``MVCORE_UPDATE_SCREENSHOTS=1`` (how the README's images are made), else a tmp directory, so a
+  test run never rewrites tracked files.
 """
 
 from __future__ import annotations
@@ -247,6 +250,15 @@ def page(context: Any, guard: PageGuard) -> Iterator[Any]:
 
 
 # --------------------------------------------------------------------------- media
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("MVCORE_UPDATE_SCREENSHOTS", "").strip() in ("1", "true", "yes"):
+        target = REPO / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        return target
+    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="session")

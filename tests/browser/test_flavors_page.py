@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 from playwright.sync_api import expect
-
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOT = REPO / "docs" / "screenshots" / "flavors.png"
 
 
 def _value_row(page, config_type: str, key: str):
@@ -45,7 +41,7 @@ def test_flavors_page_lists_flavors_with_provenance(page, guard, server):
     guard.assert_clean()
 
 
-def test_flavors_page_follows_edits_live(page, guard, server):
+def test_flavors_page_follows_edits_live(page, guard, server, screenshots):
     params = server.flavors_dir / "example" / "parameters.yaml"
     original = params.read_text()
     assert "camera_angle: wide" in original and "number_of_scenes: 6" in original
@@ -93,9 +89,10 @@ def test_flavors_page_follows_edits_live(page, guard, server):
         expect(row.get_by_test_id("value")).to_have_text("close-up")
         assert int(badge.get_attribute("data-generation") or 0) > generation
         guard.assert_clean()
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.set_viewport_size({"width": 1280, "height": 1700})
-        page.screenshot(path=str(SCREENSHOT))
+        shot = screenshots / "flavors.png"
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 10_000
     finally:
         params.write_text(original)
     expect(page.get_by_test_id("no-errors")).to_be_visible(timeout=5_000)

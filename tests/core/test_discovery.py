@@ -91,8 +91,10 @@ def test_shadowed_flavors_show_in_flavors_list(tmp_path: Path) -> None:
     args = ["flavors", "list", "--flavors-dir", str(first), "--flavors-dir", str(second)]
     result = CliRunner().invoke(main, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    body = json.loads(result.output[result.output.index("{"):])
-    assert body["shadowed"] == [{"name": "shared", "used": str(first / "shared"), "shadowed": str(second / "shared")}]
+    body = json.loads(result.output[result.output.index("{") :])
+    assert body["shadowed"] == [
+        {"name": "shared", "used": str(first / "shared"), "shadowed": str(second / "shared")}
+    ]
     text = CliRunner().invoke(main, args).output
     assert "shadowed" in text and str(second / "shared") in text
 
@@ -134,7 +136,11 @@ def test_an_in_code_flavor_resolves_with_plugin_provenance_and_loses_to_director
 
     in_code = snap.resolve("in-code")["parameters"]
     assert in_code["number_of_scenes"] == 3
-    assert in_code.provenance["number_of_scenes"].to_dict() == {"layer": "plugin:code", "file": None, "line": None}
+    assert in_code.provenance["number_of_scenes"].to_dict() == {
+        "layer": "plugin:code",
+        "file": None,
+        "line": None,
+    }
     assert in_code.provenance["camera_angle"].layer == "builtin"
     assert snap.statuses["in-code"].description == "from code"
     assert snap.statuses["in-code"].source == "plugin:code (in code)"
@@ -150,7 +156,9 @@ def test_an_in_code_default_flavor_is_the_middle_layer_when_no_directory_has_one
 ) -> None:
     root = tmp_path / "flavors"
     flavor(root, "mine", parameters="camera_angle: mine\n")
-    snap = make_store(root, ("code", InCode({"default": {"parameters": {"video_type": "from code"}}}))).current
+    snap = make_store(
+        root, ("code", InCode({"default": {"parameters": {"video_type": "from code"}}}))
+    ).current
     mine = snap.resolve("mine")["parameters"]
     assert mine["video_type"] == "from code"
     assert mine.provenance["video_type"].layer == "plugin:code"
@@ -161,7 +169,9 @@ def test_an_in_code_default_flavor_is_the_middle_layer_when_no_directory_has_one
 # ---------------------------------------------------------------------------
 
 
-def test_hidden_dirs_and_editor_temp_files_are_ignored(tmp_path: Path, make_store: Callable[..., FlavorStore]) -> None:
+def test_hidden_dirs_and_editor_temp_files_are_ignored(
+    tmp_path: Path, make_store: Callable[..., FlavorStore]
+) -> None:
     root = tmp_path / "flavors"
     for hidden in (".git", "..data", "..2024_01_01_00_00_00.123", ".cache"):
         flavor(root, hidden, parameters="camera_angle: hidden\n")
@@ -169,8 +179,16 @@ def test_hidden_dirs_and_editor_temp_files_are_ignored(tmp_path: Path, make_stor
     (root / "notes.yaml").write_text("not: a flavor\n")
     real = flavor(root, "real", parameters="camera_angle: real\n")
     for junk in (
-        ".parameters.yaml.swp", ".parameters.yaml.swx", "parameters.yaml~", "#parameters.yaml#", ".#parameters.yaml",
-        "parameters.yaml.tmp", "parameters.yaml.bak", "parameters.yaml.orig", "parameters.yaml.part", "4913",
+        ".parameters.yaml.swp",
+        ".parameters.yaml.swx",
+        "parameters.yaml~",
+        "#parameters.yaml#",
+        ".#parameters.yaml",
+        "parameters.yaml.tmp",
+        "parameters.yaml.bak",
+        "parameters.yaml.orig",
+        "parameters.yaml.part",
+        "4913",
     ):
         (real / junk).write_text("camera_angle: [unclosed\n")
     (real / "notes.txt").write_text("anything")
@@ -195,7 +213,9 @@ def test_a_kubernetes_configmap_layout_loads(tmp_path: Path, make_store: Callabl
     assert snap.resolve("mounted")["parameters"]["camera_angle"] == "from-configmap"
 
 
-def test_a_symlinked_flavor_inside_the_root_is_allowed(tmp_path: Path, make_store: Callable[..., FlavorStore]) -> None:
+def test_a_symlinked_flavor_inside_the_root_is_allowed(
+    tmp_path: Path, make_store: Callable[..., FlavorStore]
+) -> None:
     root = tmp_path / "flavors"
     flavor(root, "original", parameters="camera_angle: shared-look\n")
     (root / "alias").symlink_to("original", target_is_directory=True)
@@ -204,14 +224,19 @@ def test_a_symlinked_flavor_inside_the_root_is_allowed(tmp_path: Path, make_stor
     assert snap.resolve("alias")["parameters"]["camera_angle"] == "shared-look"
 
 
-def test_a_broken_symlink_in_the_root_is_reported(tmp_path: Path, make_store: Callable[..., FlavorStore]) -> None:
+def test_a_broken_symlink_in_the_root_is_reported(
+    tmp_path: Path, make_store: Callable[..., FlavorStore]
+) -> None:
     root = tmp_path / "flavors"
     flavor(root, "real", parameters="camera_angle: real\n")
     (root / "dangling").symlink_to("nowhere", target_is_directory=True)
     (root / "loop").symlink_to("loop")
     snap = make_store(root).current
     texts = sorted(str(i) for i in snap.errors())
-    assert texts == ["flavors/dangling: broken symlink (or a symlink loop)", "flavors/loop: broken symlink (or a symlink loop)"]
+    assert texts == [
+        "flavors/dangling: broken symlink (or a symlink loop)",
+        "flavors/loop: broken symlink (or a symlink loop)",
+    ]
     assert snap.resolve("real")["parameters"]["camera_angle"] == "real"
 
 
@@ -242,7 +267,9 @@ def test_yml_extension_is_accepted(tmp_path: Path, make_store: Callable[..., Fla
     assert snap.resolve("short")["parameters"]["camera_angle"] == "yml"
 
 
-def test_a_missing_root_is_a_warning_not_a_crash(tmp_path: Path, make_store: Callable[..., FlavorStore]) -> None:
+def test_a_missing_root_is_a_warning_not_a_crash(
+    tmp_path: Path, make_store: Callable[..., FlavorStore]
+) -> None:
     missing, root = tmp_path / "not-there", tmp_path / "flavors"
     flavor(root, "real", parameters="camera_angle: real\n")
     snap = make_store([missing, root]).current
@@ -290,7 +317,8 @@ def test_a_root_that_is_a_file_is_reported(tmp_path: Path, make_store: Callable[
             "one, two",
             ["one", "two"],
             marks=pytest.mark.xfail(
-                strict=True, reason="Settings keeps the space: ' two' (settings.py, not a core file; reported)"
+                strict=True,
+                reason="Settings keeps the space: ' two' (settings.py, not a core file; reported)",
             ),
         ),
     ],

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import mvcore_plugin_neon
 import pytest
 
-import mvcore_plugin_neon
 from mvcore import hookimpl
 from mvcore.config_types import ConfigType
 from mvcore.flavor_store import FlavorStore
@@ -137,7 +137,9 @@ def test_a_plugin_that_raises_inside_a_hook_is_reported_and_skipped(
 ) -> None:
     store = make_store(flavors_dir, ("raiser", RaisesInHooks()), ("good", InlineFlavor()))
     errors = record(store.host, "raiser")["errors"]
-    assert any(e.startswith("mvcore_flavors: raised RuntimeError('kaboom in mvcore_flavors')") for e in errors)
+    assert any(
+        e.startswith("mvcore_flavors: raised RuntimeError('kaboom in mvcore_flavors')") for e in errors
+    )
     assert any(e.startswith("mvcore_config_types: raised KeyError") for e in errors)
     assert any(e.startswith("mvcore_flavor_dirs: raised SystemExit") for e in errors)
     assert record(store.host, "good")["errors"] == []
@@ -160,7 +162,9 @@ def test_a_plugin_that_hangs_in_a_hook_is_cut_off_at_the_hook_timeout(
     release = threading.Event()
     try:
         started = time.monotonic()
-        store = make_store(flavors_dir, ("sleeper", Hangs(release)), ("good", InlineFlavor()), hook_timeout=0.2)
+        store = make_store(
+            flavors_dir, ("sleeper", Hangs(release)), ("good", InlineFlavor()), hook_timeout=0.2
+        )
         assert time.monotonic() - started < 5
         errors = record(store.host, "sleeper")["errors"]
         assert errors == ["mvcore_flavor_dirs: did not return within 0.2 s (skipped)"]
@@ -179,7 +183,11 @@ GARBAGE: dict[str, tuple[str, Callable[[], Any], str]] = {
     "types-not-a-list": ("mvcore_config_types", lambda: "nonsense", "needs at least 'name'"),
     "type-without-schema": ("mvcore_config_types", lambda: [{"name": "lonely"}], "needs at least 'name'"),
     "type-bad-name": ("mvcore_config_types", lambda: [{"name": "Bad Type", "schema": {}}], "is not allowed"),
-    "type-named-flavor": ("mvcore_config_types", lambda: [{"name": "flavor", "schema": {}}], "is not allowed"),
+    "type-named-flavor": (
+        "mvcore_config_types",
+        lambda: [{"name": "flavor", "schema": {}}],
+        "is not allowed",
+    ),
     "type-broken-schema": (
         "mvcore_config_types",
         lambda: [{"name": "broken_schema", "schema": {"type": "notatype"}}],
@@ -294,7 +302,9 @@ class DanglingRefSchema:
 
     @hookimpl
     def mvcore_config_types(self) -> list[dict[str, Any]]:
-        return [{"name": "dangling", "schema": {"type": "object", "properties": {"x": {"$ref": "#/$defs/nope"}}}}]
+        return [
+            {"name": "dangling", "schema": {"type": "object", "properties": {"x": {"$ref": "#/$defs/nope"}}}}
+        ]
 
 
 def test_a_schema_that_breaks_while_checking_a_file_is_an_error_of_that_file(
@@ -447,7 +457,9 @@ def test_a_plugin_config_type_clashing_with_a_builtin_is_refused(
     snap = store.current
     assert snap.registry["parameters"].owner == "builtin"
     errors = record(store.host, "clasher")["errors"]
-    assert errors == ["mvcore_config_types: Config type 'parameters' from plugin:clasher clashes with builtin"]
+    assert errors == [
+        "mvcore_config_types: Config type 'parameters' from plugin:clasher clashes with builtin"
+    ]
     assert any(i.file == "plugin:clasher" and "clashes with builtin" in i.message for i in snap.errors())
     values = snap.resolve("default")["parameters"]
     assert "lens" not in values.values and values["number_of_scenes"] == 4
@@ -466,7 +478,10 @@ def test_replaces_builtin_true_replaces_the_builtin_type_on_purpose(
     flavors_dir: Path, make_store: Callable[..., FlavorStore]
 ) -> None:
     replacement = {
-        "name": "parameters", "schema": LENS_SCHEMA, "defaults": {"lens": "35mm"}, "replaces_builtin": True
+        "name": "parameters",
+        "schema": LENS_SCHEMA,
+        "defaults": {"lens": "35mm"},
+        "replaces_builtin": True,
     }
     (flavors_dir / "example" / "parameters.yaml").write_text("lens: 85mm\ncamera_angle: wide\n")
     (flavors_dir / "default" / "parameters.yaml").write_text("camera_angle: front\n")

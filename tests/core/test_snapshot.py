@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from mvcore import hookimpl
+from mvcore.config_types import ConfigType
 from mvcore.errors import FlavorNotFound
 from mvcore.flavor_store import FlavorStore
+from mvcore.snapshot import base_layer
 
 
 def write(path: Path, text: str) -> None:
@@ -86,7 +88,9 @@ def test_a_change_bumps_the_generation_and_reports_the_diff(
     assert store.current.resolve("test_flavor")["parameters"]["video_type"] == "music video"
 
 
-def test_an_old_snapshot_never_changes_after_a_rebuild(flavors_dir: Path, make_store: Callable[..., FlavorStore]) -> None:
+def test_an_old_snapshot_never_changes_after_a_rebuild(
+    flavors_dir: Path, make_store: Callable[..., FlavorStore]
+) -> None:
     store = make_store(flavors_dir)
     old = store.current
     write(flavors_dir / "example" / "parameters.yaml", "number_of_scenes: 9\n")
@@ -109,7 +113,10 @@ def test_an_old_snapshot_never_changes_after_a_rebuild(flavors_dir: Path, make_s
     ("text", "error"),
     [
         ("number_of_scenes: [unclosed\n", "flavors/example/parameters.yaml:2: invalid YAML"),
-        ("number_of_scenes: lots\n", "flavors/example/parameters.yaml:1: number_of_scenes: 'lots' is not of type"),
+        (
+            "number_of_scenes: lots\n",
+            "flavors/example/parameters.yaml:1: number_of_scenes: 'lots' is not of type",
+        ),
         ("numbr_of_scenes: 3\n", "flavors/example/parameters.yaml:1: numbr_of_scenes: unknown key"),
     ],
 )
@@ -159,7 +166,11 @@ def test_a_flavor_that_was_never_valid_is_not_served_and_requests_fall_back(
     ]
     assert "broken" not in snap.names() and not snap.has("broken")
     resolution = snap.resolve("broken")
-    assert (resolution.flavor_requested, resolution.flavor_used, resolution.fallback) == ("broken", "default", True)
+    assert (resolution.flavor_requested, resolution.flavor_used, resolution.fallback) == (
+        "broken",
+        "default",
+        True,
+    )
     with pytest.raises(FlavorNotFound):
         snap.resolve("broken", strict=True)
 
@@ -169,7 +180,9 @@ def test_a_flavor_that_was_never_valid_is_not_served_and_requests_fall_back(
     assert store.current.statuses["broken"].status == "ok"
 
 
-def test_deleting_default_keeps_the_last_good_default(flavors_dir: Path, make_store: Callable[..., FlavorStore]) -> None:
+def test_deleting_default_keeps_the_last_good_default(
+    flavors_dir: Path, make_store: Callable[..., FlavorStore]
+) -> None:
     write(flavors_dir / "default" / "parameters.yaml", "video_type: house style\n")
     store = make_store(flavors_dir)
     before = store.current.resolve("test_flavor").to_wire()["configs"]
@@ -258,7 +271,9 @@ def test_wire_provenance_uses_dotted_paths_for_nested_values(
 class LooksType:
     @hookimpl
     def mvcore_config_types(self) -> list[dict[str, Any]]:
-        return [{"name": "looks", "schema": {"type": "object"}, "defaults": {"grade": {"curve": {"knee": 0.8}}}}]
+        return [
+            {"name": "looks", "schema": {"type": "object"}, "defaults": {"grade": {"curve": {"knee": 0.8}}}}
+        ]
 
 
 def test_snapshot_get_is_the_fast_path_including_dotted_keys(
@@ -336,7 +351,9 @@ def test_a_pin_is_local_to_its_thread(flavors_dir: Path, make_store: Callable[..
     assert seen == [2]
 
 
-async def test_a_pin_is_local_to_its_asyncio_task(flavors_dir: Path, make_store: Callable[..., FlavorStore]) -> None:
+async def test_a_pin_is_local_to_its_asyncio_task(
+    flavors_dir: Path, make_store: Callable[..., FlavorStore]
+) -> None:
     store = make_store(flavors_dir)
     pinned = asyncio.Event()
     rebuilt = asyncio.Event()
@@ -370,3 +387,16 @@ def test_pinning_one_store_does_not_pin_another(
     other = make_store(tmp_path / "empty-root")
     with one.pin():
         assert other.snapshot() is other.current
+
+
+def test_the_base_layer_of_a_plugin_type_never_serves_another_type_s_defaults() -> None:
+    # Short-lived hosts (tests, CLI calls) free their config types; a new type's defaults may
+    # then get the same id() as a freed one.  The cached base layer must not be reused for it.
+    seen_ids = set()
+    for i in range(200):
+        defaults = {"v": i}
+        config_type = ConfigType(name="grading", schema={}, owner="plugin:p", defaults=defaults)
+        seen_ids.add(id(defaults))
+        assert base_layer(config_type).layer.data == {"v": i}
+        del config_type, defaults
+    assert len(seen_ids) < 200  # ids were reused, so the check above meant something

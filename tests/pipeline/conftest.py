@@ -6,7 +6,8 @@
 * ``client``: one such client on ``settings`` (override ``settings`` in a module to change them).
 * ``kit``: :class:`MediaKit` -- test audio made with the ffmpeg binary of imageio-ffmpeg, and
   measurements of results (audio stream length, loudness of a window).
-* ``pipe``: :class:`Pipeline` -- upload / generate / lipsync / stitch / fetch through ``client``.
+* ``pipe``: :class:`Pipeline` -- upload / generate / lipsync / stitch / fetch through ``client``
+  (``make_pipeline(client, root)`` builds one for module-scoped fixtures).
 * ``http_files``: a tiny HTTP server on 127.0.0.1 serving a tmp directory (for direct URLs).
 * ``s3``: a real S3 endpoint (moto's ThreadedMotoServer on 127.0.0.1) shared by a module.
 """
@@ -75,12 +76,12 @@ def client_for(settings: Settings) -> Iterator[TestClient[Any]]:
         yield test_client
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_settings() -> Callable[..., Settings]:
     return build_settings
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def open_client() -> Callable[[Settings], contextlib.AbstractContextManager[TestClient[Any]]]:
     return client_for
 
@@ -280,11 +281,17 @@ def pipe(client: TestClient[Any], kit: MediaKit, tmp_path: Path) -> Pipeline:
     return Pipeline(client, kit, tmp_path / "downloads")
 
 
+@pytest.fixture(scope="session")
+def make_pipeline() -> Callable[[TestClient[Any], Path], Pipeline]:
+    """For module-scoped pipelines: ``make_pipeline(client, root)``."""
+    return lambda client, root: Pipeline(client, MediaKit(root / "kit"), root / "downloads")
+
+
 # --------------------------------------------------------------------------- servers
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def pipe(
+    tmp_path_factory: pytest.TempPathFactory, make_settings: Any, open_client: Any, make_pipeline: Any
+) -> Iterator[Any]:
+    """One app for the whole module: bad requests leave nothing behind that could matter."""
+    root = tmp_path_factory.mktemp("bad_input")
+    with open_client(make_settings(root)) as client:
+        yield make_pipeline(client, root)
+
+
+@pytest.fixture(scope="module")
 def made(pipe: Any) -> dict[str, str]:
     """One clip and one 6 s song to point bad requests at."""
     return {"video_id": pipe.video(1)["video_id"], "audio_id": pipe.song(6.0)["audio_id"]}
@@ -49,18 +60,35 @@ def test_bad_stitch_requests(
         ({"audio_id": "{audio_id}"}, 422, "video_id"),
         ({"video_id": "{video_id}"}, 422, "audio_id"),
         ({}, 422, ""),
-        ({"video_id": "{video_id}", "audio_id": "{audio_id}", "start_time": 3, "end_time": 3}, 422, "end_time"),
-        ({"video_id": "{video_id}", "audio_id": "{audio_id}", "start_time": 4, "end_time": 2}, 422, "end_time"),
+        (
+            {"video_id": "{video_id}", "audio_id": "{audio_id}", "start_time": 3, "end_time": 3},
+            422,
+            "end_time",
+        ),
+        (
+            {"video_id": "{video_id}", "audio_id": "{audio_id}", "start_time": 4, "end_time": 2},
+            422,
+            "end_time",
+        ),
         ({"video_id": "{video_id}", "audio_id": "{audio_id}", "start_time": -1}, 422, "start_time"),
         ({"video_id": "{video_id}", "audio_id": "{audio_id}", "start_time": 4, "end_time": 9}, 400, "6.00 s"),
         ({"video_id": "{video_id}", "audio_id": "{audio_id}", "start_time": 7}, 400, "6.00 s"),
         ({"video_id": "{video_id}", "audio_id": "{audio_id}", "end_time": 60}, 400, "6.00 s"),
         (
-            {"video_id": "{video_id}", "audio_url": "http://127.0.0.1:9/song.mp3", "start_time": 1, "end_time": 2},
+            {
+                "video_id": "{video_id}",
+                "audio_url": "http://127.0.0.1:9/song.mp3",
+                "start_time": 1,
+                "end_time": 2,
+            },
             400,
             "audio_id",
         ),
-        ({"video_id": "{video_id}", "audio_url": "http://127.0.0.1:9/song.mp3", "end_time": 2}, 400, "audio_id"),
+        (
+            {"video_id": "{video_id}", "audio_url": "http://127.0.0.1:9/song.mp3", "end_time": 2},
+            400,
+            "audio_id",
+        ),
         ({"video_id": "../../etc/passwd", "audio_id": "{audio_id}"}, 404, "passwd"),
         ({"video_id": "{video_id}", "audio_id": "../../etc/passwd"}, 404, "passwd"),
         ({"video_id": "not-a-uuid", "audio_id": "{audio_id}"}, 404, "not-a-uuid"),
@@ -86,10 +114,16 @@ def test_lipsync_with_a_silent_video_as_the_audio(
 ) -> None:
     base, root = http_files
     shutil.copy(pipe.fetch(pipe.video(1, audio=False)["video_url"]), root / "silent.mp4")
-    response = _post(pipe, "/api/mv/lipsync", {"video_id": made["video_id"], "audio_url": f"{base}/silent.mp4"})
+    response = _post(
+        pipe, "/api/mv/lipsync", {"video_id": made["video_id"], "audio_url": f"{base}/silent.mp4"}
+    )
     assert "no audio stream" in pipe.detail(response, 400)["message"]
     # our own video URL is not an audio URL
-    response = _post(pipe, "/api/mv/lipsync", {"video_id": made["video_id"], "audio_url": f"/api/mv/get_video/{made['video_id']}"})
+    response = _post(
+        pipe,
+        "/api/mv/lipsync",
+        {"video_id": made["video_id"], "audio_url": f"/api/mv/get_video/{made['video_id']}"},
+    )
     pipe.detail(response, 400)
 
 

@@ -143,15 +143,20 @@ def test_lipsync_with_http_urls(pipe: Any, kit: Any, http_files: tuple[str, Path
 
     # ids win over URLs when both are given
     song = pipe.song(3.0)
-    both = pipe.lipsync(video_id=clip["video_id"], video_url=f"{base}/clip.mp4", audio_id=song["audio_id"],
-                        audio_url=f"{base}/voice.wav")
+    both = pipe.lipsync(
+        video_id=clip["video_id"],
+        video_url=f"{base}/clip.mp4",
+        audio_id=song["audio_id"],
+        audio_url=f"{base}/voice.wav",
+    )
     assert both["metadata"]["source_video_id"] == clip["video_id"]
     assert both["metadata"]["source_audio_id"] == song["audio_id"]
 
-    missing = pipe.client.post("/api/mv/lipsync", json={"video_url": f"{base}/nope.mp4",
-                                                        "audio_url": f"{base}/voice.wav"})
+    missing = pipe.client.post(
+        "/api/mv/lipsync", json={"video_url": f"{base}/nope.mp4", "audio_url": f"{base}/voice.wav"}
+    )
     assert "404" in pipe.detail(missing, 400)["message"]
-    not_video = pipe.client.post("/api/mv/lipsync", json={"video_url": f"{base}/voice.wav",
-                                                          "audio_url": f"{base}/voice.wav"})
+    not_video = pipe.client.post(
+        "/api/mv/lipsync", json={"video_url": f"{base}/voice.wav", "audio_url": f"{base}/voice.wav"}
+    )
     pipe.detail(not_video, 400)
-

@@ -34,7 +34,8 @@ def _assert_in_bucket(s3: MotoS3Server, settings: Settings, body: dict[str, Any]
     """The result's video and metadata are in the bucket; its URLs follow the v3.1 rules."""
     video_id = body["video_id"]
     key = f"mv/jobs/{video_id}/video.mp4"
-    assert s3.keys(f"mv/jobs/{video_id}/") == [f"mv/jobs/{video_id}/metadata.json", key]
+    listing = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=f"mv/jobs/{video_id}/")
+    assert sorted(item["Key"] for item in listing["Contents"]) == [f"mv/jobs/{video_id}/metadata.json", key]
     meta = body["metadata"]
     assert meta["cloud_urls"] == {"video": meta["cloud_url"]}
     assert meta["local_video_url"] == f"/api/mv/get_video/{video_id}"
@@ -55,18 +56,25 @@ def test_generate_video_lands_in_the_bucket(pipe: Any, s3: MotoS3Server, setting
     assert body["video_id"].encode() in stored_meta
 
     song = pipe.song(2.0)
-    assert s3.keys(f"audio/{song['audio_id']}") == [f"audio/{song['audio_id']}.json", f"audio/{song['audio_id']}.mp3"]
+    assert s3.keys(f"audio/{song['audio_id']}") == [
+        f"audio/{song['audio_id']}.json",
+        f"audio/{song['audio_id']}.mp3",
+    ]
     assert _presigned(song["cloud_url"]) == s3.get(f"audio/{song['audio_id']}.mp3")
 
 
-def test_lipsync_and_stitch_results_land_in_the_bucket(pipe: Any, s3: MotoS3Server, settings: Settings) -> None:
+def test_lipsync_and_stitch_results_land_in_the_bucket(
+    pipe: Any, s3: MotoS3Server, settings: Settings
+) -> None:
     song = pipe.song(6.0)
     clips = [pipe.video(duration=1), pipe.video(duration=2)]
     synced = pipe.lipsync(video_id=clips[1]["video_id"], audio_id=song["audio_id"], start_time=1, end_time=3)
     assert synced["metadata"]["model_used"] == "offline/mux"
     _assert_in_bucket(s3, settings, synced)
     stitched = pipe.stitch(
-        [clips[0]["video_id"], synced["video_id"]], audio_overlay_id=song["audio_id"], suppress_video_audio=True
+        [clips[0]["video_id"], synced["video_id"]],
+        audio_overlay_id=song["audio_id"],
+        suppress_video_audio=True,
     )
     assert stitched["audio_overlay_applied"] is True
     data = _assert_in_bucket(s3, settings, stitched)
@@ -177,7 +185,12 @@ def test_upload_failure_keeps_the_result_local(
                 assert song.json()["cloud_url"] is None and song.json()["storage_warning"]
                 synced = client.post(
                     "/api/mv/lipsync",
-                    json={"video_id": video_id, "audio_id": song.json()["audio_id"], "start_time": 0, "end_time": 1},
+                    json={
+                        "video_id": video_id,
+                        "audio_id": song.json()["audio_id"],
+                        "start_time": 0,
+                        "end_time": 1,
+                    },
                 )
                 assert synced.status_code == 200, synced.text
                 assert synced.json()["video_url"] == f"/api/mv/get_video/{synced.json()['video_id']}"

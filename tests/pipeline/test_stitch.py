@@ -26,7 +26,11 @@ def _stitched(pipe: Any, body: dict[str, Any], parts: list[dict[str, Any]]) -> t
 @pytest.mark.parametrize("first", ["16:9", "9:16"])
 def test_landscape_and_portrait_clips_with_and_without_sound(pipe: Any, first: str) -> None:
     other = "9:16" if first == "16:9" else "16:9"
-    clips = [pipe.video(2, first, audio=True), pipe.video(1, other, audio=False), pipe.video(2, first, audio=False)]
+    clips = [
+        pipe.video(2, first, audio=True),
+        pipe.video(1, other, audio=False),
+        pipe.video(2, first, audio=False),
+    ]
     body = pipe.stitch([c["video_id"] for c in clips])
     assert body["audio_overlay_applied"] is False and body["audio_overlay_warning"] is None
     path, info = _stitched(pipe, body, clips)
@@ -50,7 +54,9 @@ def test_overlay_formats(pipe: Any, overlay: str) -> None:
 def test_song_shorter_than_the_video_ends_in_silence(pipe: Any) -> None:
     song = pipe.song(2.0, name="short.mp3")
     clips = [pipe.video(2, audio=True), pipe.video(2, audio=True)]
-    body = pipe.stitch([c["video_id"] for c in clips], audio_overlay_id=song["audio_id"], suppress_video_audio=True)
+    body = pipe.stitch(
+        [c["video_id"] for c in clips], audio_overlay_id=song["audio_id"], suppress_video_audio=True
+    )
     assert body["audio_overlay_applied"] is True
     path, info = _stitched(pipe, body, clips)
     pipe.kit.assert_sound(path, 0.5, 1.0)
@@ -109,7 +115,6 @@ def test_legacy_stitch_paths(pipe: Any) -> None:
         assert response.json()["metadata"]["num_clips"] == 1
 
 
-
 def test_clips_of_other_sizes_rates_and_audio_layouts(
     pipe: Any, settings: Any, open_client: Any, make_settings: Any, tmp_path: Any
 ) -> None:
@@ -125,11 +130,34 @@ def test_clips_of_other_sizes_rates_and_audio_layouts(
     odd = settings.data_dir / "mv" / "jobs" / odd_id / "video.mp4"
     odd.parent.mkdir(parents=True)
     made = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-y", "-f", "lavfi", "-i", "testsrc2=size=151x97:rate=25:duration=1.5",
-         "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=22050:duration=1.5",
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p", "-c:a", "libmp3lame", "-ac", "1",
-         "-shortest", str(odd)],
-        capture_output=True, text=True, check=False,
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=151x97:rate=25:duration=1.5",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=22050:duration=1.5",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv444p",
+            "-c:a",
+            "libmp3lame",
+            "-ac",
+            "1",
+            "-shortest",
+            str(odd),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert made.returncode == 0, made.stderr[-1500:]
     odd_clip = {"video_id": odd_id, "video_url": f"/api/mv/get_video/{odd_id}"}
@@ -140,3 +168,29 @@ def test_clips_of_other_sizes_rates_and_audio_layouts(
     assert (info.width, info.height, info.fps) == (160, 90, 12.0)
     assert info.pixel_format == "yuv420p" and info.audio_channels == 2
     pipe.kit.assert_sound(path, 3.2, 1.0)  # the odd clip's mono tone survives the layout change
+
+
+def test_matching_clips_are_joined_by_stream_copy(pipe: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generated and lipsynced clips share codec/size/rate/audio layout: no re-encode without overlay."""
+    from mvcore import media
+
+    song = pipe.song(4.0)
+    clips = [pipe.video(1), pipe.video(2)]
+    synced = pipe.lipsync(video_id=clips[1]["video_id"], audio_id=song["audio_id"], start_time=0, end_time=2)
+    commands: list[list[str]] = []
+    original = media.run_ffmpeg
+
+    async def recording(args: list[str], **kwargs: Any) -> None:
+        commands.append(list(args))
+        await original(args, **kwargs)
+
+    monkeypatch.setattr(media, "run_ffmpeg", recording)
+    parts = [clips[0], synced, clips[1]]
+    copied = pipe.stitch([p["video_id"] for p in parts])
+    assert len(commands) == 1 and "copy" in commands[0] and "concat" in commands[0], commands
+    _stitched(pipe, copied, parts)
+
+    commands.clear()
+    mixed = pipe.stitch([p["video_id"] for p in parts], audio_overlay_id=song["audio_id"])
+    assert len(commands) == 1 and "-filter_complex" in commands[0] and "copy" not in commands[0]
+    _stitched(pipe, mixed, parts)

@@ -323,6 +323,24 @@ def test_inotify_queue_overflow_triggers_full_rescan(
     assert stats.last_reason == "inotify queue overflow"
 
 
+def test_a_watch_that_cannot_start_leaves_the_store_serving(
+    store: FlavorStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watchdog.observers.polling import PollingObserver
+
+    import mvcore.reload
+
+    class Unreadable(PollingObserver):
+        def start(self) -> None:
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(mvcore.reload, "PollingObserver", Unreadable)
+    with Reloader(store, mode="poll") as reloader:
+        assert reloader.mode == "off" and not reloader.running
+        assert reloader.last_error is not None and "Permission denied" in reloader.last_error
+    assert angle(store) == "before"
+
+
 # ---- API surface -------------------------------------------------------------------------------
 def test_watch_events_yields_reload_events(store: FlavorStore, root: Path) -> None:
     target = root / "test" / "parameters.yaml"

@@ -30,8 +30,34 @@ function layerClass(layer) {
   return `badge layer-${base}`;
 }
 
+// Server paths are shown relative to the directory that holds the flavor roots (as in the error
+// texts: "flavors/example/parameters.yaml:3"); the full path is in the tooltip.
+let pathRoots = [];
+
+function computeRoots(flavors) {
+  const roots = new Set();
+  for (const row of flavors) {
+    if (row.origin !== "dir" || typeof row.source !== "string" || !row.source.startsWith("/")) continue;
+    const flavorRoot = row.source.replace(/\/+$/, "").replace(/\/[^/]+$/, "");
+    const parent = flavorRoot.replace(/\/[^/]+$/, "");
+    roots.add(`${parent}/`);
+  }
+  pathRoots = [...roots].sort((a, b) => b.length - a.length);
+}
+
+function shortPath(path) {
+  const text = String(path ?? "");
+  for (const root of pathRoots) if (text.startsWith(root) && text.length > root.length) return text.slice(root.length);
+  const builtin = text.indexOf("/mvcore/builtin/");
+  return builtin >= 0 ? text.slice(builtin + 1) : text;
+}
+
+function pathCell(attrs, path) {
+  return el("td", { ...attrs, title: path || null }, path ? pathText(shortPath(path)) : "—");
+}
+
 function where(prov) {
-  if (!prov || !prov.file) return "—";
+  if (!prov || !prov.file) return "";
   return prov.line ? `${prov.file}:${prov.line}` : prov.file;
 }
 
@@ -71,6 +97,9 @@ function statusCell(row) {
 function renderList(data) {
   const flavors = Array.isArray(data.flavors) ? data.flavors : [];
   statusByName = new Map(flavors.map((row) => [row.name, row]));
+  const before = pathRoots.join("|");
+  computeRoots(flavors);
+  if (shownDetail && before !== pathRoots.join("|")) renderDetail(shownDetail);
   updateDetailNote();
   const shadowed = Array.isArray(data.shadowed) ? data.shadowed : [];
   const rows = flavors.map((row) => {
@@ -87,7 +116,8 @@ function renderList(data) {
     el("td", { class: "key", testid: "flavor-name" }, row.name),
     el("td", {}, row.description || el("span", { class: "muted" }, "—"),
       row.tags && row.tags.length ? el("div", { class: "status" }, row.tags.join(" · ")) : null),
-    el("td", { class: "source", testid: "flavor-source" }, row.source ? pathText(row.source) : "—",
+    el("td", { class: "source", testid: "flavor-source", title: row.source || null },
+      row.source ? pathText(shortPath(row.source)) : "—",
       row.origin ? el("div", {}, row.origin) : null,
       shadows.length ? el("div", { style: "color: var(--warn)" }, `shadows ${shadows.map((s) => s.shadowed).join(", ")}`) : null),
     statusCell(row));
@@ -97,7 +127,7 @@ function renderList(data) {
     rows.push(el("tr", { testid: "flavor-row-shadowed", dataset: { name: s.name } },
       el("td", { class: "key muted" }, s.name),
       el("td", { class: "muted" }, "A second source with this name; it is not used."),
-      el("td", { class: "source" }, pathText(s.shadowed)),
+      pathCell({ class: "source" }, s.shadowed),
       el("td", { testid: "flavor-status" },
         el("span", { class: "badge warn", testid: "status-badge", dataset: { status: "shadowed" } }, "shadowed"),
         el("div", { class: "status" }, `by ${s.used}`))));
@@ -143,7 +173,7 @@ function renderDetail(data) {
         el("td", { class: "key" }, key),
         el("td", { class: "value", testid: "value" }, valueText(values[key])),
         el("td", {}, el("span", { class: layerClass(prov.layer), testid: "layer" }, prov.layer || "?")),
-        el("td", { class: "where", testid: "where" }, pathText(where(prov))));
+        pathCell({ class: "where", testid: "where" }, where(prov)));
     });
     return el("div", { class: "config-type", testid: "config-type", dataset: { type } },
       el("h3", {}, type),
