@@ -32,7 +32,9 @@ def _detail(response: object) -> dict[str, object]:
         ("/api/mv/generate_video", {"prompt": "p", "character_reference_id": str(uuid.uuid4())}, 404),
     ],
 )
-def test_bad_generator_requests(client: TestClient, path: str, payload: dict[str, object], status: int) -> None:
+def test_bad_generator_requests(
+    client: TestClient, path: str, payload: dict[str, object], status: int
+) -> None:
     response = client.post(path, json=payload)
     assert response.status_code == status, response.text
     detail = _detail(response)
@@ -70,7 +72,11 @@ def test_unknown_ids_are_404(client: TestClient, path: str) -> None:
 
 @pytest.mark.parametrize(
     ("body", "content_type"),
-    [(b"{not json", "application/json"), (b"idea=x", "application/x-www-form-urlencoded"), (b"[]", "application/json")],
+    [
+        (b"{not json", "application/json"),
+        (b"idea=x", "application/x-www-form-urlencoded"),
+        (b"[]", "application/json"),
+    ],
 )
 def test_unreadable_bodies_are_4xx(client: TestClient, body: bytes, content_type: str) -> None:
     response = client.post("/api/mv/create_scenes", content=body, headers={"content-type": content_type})
@@ -85,8 +91,9 @@ def test_oversized_json_is_413(tmp_path: object) -> None:
 
     settings = make_settings(tmp_path, max_json_bytes=1000)  # type: ignore[arg-type]
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        response = test_client.post("/api/mv/create_scenes",
-                                    json={"idea": "x" * 5000, "character_description": "y"})
+        response = test_client.post(
+            "/api/mv/create_scenes", json={"idea": "x" * 5000, "character_description": "y"}
+        )
         assert response.status_code == 413
         assert _detail(response)["error"] == "PAYLOAD_TOO_LARGE"
 

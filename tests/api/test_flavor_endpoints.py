@@ -23,8 +23,21 @@ def test_flavor_show_matches_cli_json(client: TestClient, settings: object) -> N
     api = client.get("/api/mv/flavors/test_flavor").json()
     root = settings.flavors_dirs[0]  # type: ignore[attr-defined]
     cli = subprocess.run(
-        [sys.executable, "-m", "mvcore.cli", "flavors", "show", "test_flavor", "--json", "--flavors-dir", str(root)],
-        capture_output=True, text=True, check=True, env={"MVCORE_PLUGINS": "", "PATH": "/usr/bin:/bin"},
+        [
+            sys.executable,
+            "-m",
+            "mvcore.cli",
+            "flavors",
+            "show",
+            "test_flavor",
+            "--json",
+            "--flavors-dir",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"MVCORE_PLUGINS": "", "PATH": "/usr/bin:/bin"},
     )
     assert json.loads(cli.stdout) == api
 
@@ -85,7 +98,10 @@ def test_status_shows_file_line_for_a_broken_flavor(client: TestClient, settings
     texts = [e["text"] for e in status["errors"]]
     assert any("example/parameters.yaml:1: number_of_scenes:" in t for t in texts), texts
     # last good version keeps serving
-    assert client.get("/api/mv/flavors/example").json()["configs"]["parameters"]["values"]["number_of_scenes"] == 6
+    assert (
+        client.get("/api/mv/flavors/example").json()["configs"]["parameters"]["values"]["number_of_scenes"]
+        == 6
+    )
 
 
 def test_config_debug_has_no_secrets(tmp_path: Path) -> None:
@@ -93,8 +109,12 @@ def test_config_debug_has_no_secrets(tmp_path: Path) -> None:
 
     from .conftest import make_settings
 
-    settings = make_settings(tmp_path, replicate_api_token="r8_supersecrettoken", api_key="letmein-key",
-                             aws_secret_access_key="aws-secret-value-123")
+    settings = make_settings(
+        tmp_path,
+        replicate_api_token="r8_supersecrettoken",
+        api_key="letmein-key",
+        aws_secret_access_key="aws-secret-value-123",
+    )
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         response = test_client.get("/api/mv/config/debug", headers={"X-API-Key": "letmein-key"})
         assert response.status_code == 200

@@ -21,8 +21,12 @@ def _config(body: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("flavor", "used", "fallback", "scenes"),
-    [(None, "default", False, 4), ("example", "example", False, 6), ("test_flavor", "test_flavor", False, 2),
-     ("nosuch", "default", True, 4)],
+    [
+        (None, "default", False, 4),
+        ("example", "example", False, 6),
+        ("test_flavor", "test_flavor", False, 2),
+        ("nosuch", "default", True, 4),
+    ],
 )
 def test_create_scenes_uses_the_flavor(
     client: TestClient, flavor: str | None, used: str, fallback: bool, scenes: int
@@ -45,21 +49,28 @@ def test_create_scenes_uses_the_flavor(
 
 def test_create_scenes_request_values_win_over_flavor(client: TestClient) -> None:
     body = client.post(
-        "/api/mv/create_scenes", json=dict(SCENES, config_flavor="example", number_of_scenes=3, camera_angle="top")
+        "/api/mv/create_scenes",
+        json=dict(SCENES, config_flavor="example", number_of_scenes=3, camera_angle="top"),
     ).json()
     assert len(body["scenes"]) == 3
     assert "top angle" in body["scenes"][0]["description"]
     assert body["metadata"]["parameters_used"]["video_type"] == "short film"
 
 
-@pytest.mark.parametrize(("aspect", "fmt", "ratio"), [("1:1", "png", 1.0), ("16:9", "jpeg", 16 / 9),
-                                                      ("9:16", "webp", 9 / 16)])
+@pytest.mark.parametrize(
+    ("aspect", "fmt", "ratio"), [("1:1", "png", 1.0), ("16:9", "jpeg", 16 / 9), ("9:16", "webp", 9 / 16)]
+)
 def test_character_reference_images_decode_with_right_aspect(
     client: TestClient, aspect: str, fmt: str, ratio: float
 ) -> None:
     response = client.post(
         "/api/mv/generate_character_reference",
-        json={"character_description": "a robot bard", "num_images": 2, "aspect_ratio": aspect, "output_format": fmt},
+        json={
+            "character_description": "a robot bard",
+            "num_images": 2,
+            "aspect_ratio": aspect,
+            "output_format": fmt,
+        },
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -83,8 +94,13 @@ def test_character_reference_defaults_to_four_images(client: TestClient) -> None
 def test_generate_video_is_a_real_mp4(client: TestClient, settings: Any, aspect: str, audio: bool) -> None:
     response = client.post(
         "/api/mv/generate_video",
-        json={"prompt": "a cat surfing", "duration": 2, "aspect_ratio": aspect, "generate_audio": audio,
-              "character_reference_id": ""},
+        json={
+            "prompt": "a cat surfing",
+            "duration": 2,
+            "aspect_ratio": aspect,
+            "generate_audio": audio,
+            "character_reference_id": "",
+        },
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -107,12 +123,17 @@ def test_generate_video_is_a_real_mp4(client: TestClient, settings: Any, aspect:
 
 
 def test_generate_video_with_reference_and_flavor_duration(client: TestClient) -> None:
-    images = client.post("/api/mv/generate_character_reference",
-                         json={"character_description": "x", "num_images": 1}).json()["images"]
+    images = client.post(
+        "/api/mv/generate_character_reference", json={"character_description": "x", "num_images": 1}
+    ).json()["images"]
     body = client.post(
         "/api/mv/generate_video",
-        json={"prompt": "p", "character_reference_id": images[0]["id"], "config_flavor": "example",
-              "generate_audio": False},
+        json={
+            "prompt": "p",
+            "character_reference_id": images[0]["id"],
+            "config_flavor": "example",
+            "generate_audio": False,
+        },
     ).json()
     assert body["metadata"]["parameters_used"]["duration"] == 6  # example's video_duration
     assert body["metadata"]["character_reference_id"] == images[0]["id"]
@@ -122,16 +143,26 @@ def test_generate_video_with_reference_and_flavor_duration(client: TestClient) -
 def test_original_frontend_sequence_runs_end_to_end(client: TestClient) -> None:
     flavors = client.get("/api/mv/get_config_flavors").json()["flavors"]
     flavor = "test_flavor" if "test_flavor" in flavors else "default"
-    images = client.post("/api/mv/generate_character_reference",
-                         json={"character_description": "a fox", "num_images": 1, "config_flavor": flavor}).json()
+    images = client.post(
+        "/api/mv/generate_character_reference",
+        json={"character_description": "a fox", "num_images": 1, "config_flavor": flavor},
+    ).json()
     ref = images["images"][0]["id"]
-    scenes = client.post("/api/mv/create_scenes",
-                         json={"idea": "a fox in the city", "character_description": "a fox",
-                               "config_flavor": flavor}).json()["scenes"]
+    scenes = client.post(
+        "/api/mv/create_scenes",
+        json={"idea": "a fox in the city", "character_description": "a fox", "config_flavor": flavor},
+    ).json()["scenes"]
     assert len(scenes) == 2
     for scene in scenes:
-        video = client.post("/api/mv/generate_video", json={
-            "prompt": scene["description"], "negative_prompt": scene["negative_description"],
-            "character_reference_id": ref, "config_flavor": flavor, "duration": 1}).json()
+        video = client.post(
+            "/api/mv/generate_video",
+            json={
+                "prompt": scene["description"],
+                "negative_prompt": scene["negative_description"],
+                "character_reference_id": ref,
+                "config_flavor": flavor,
+                "duration": 1,
+            },
+        ).json()
         assert video["metadata"]["config"]["flavor_used"] == flavor
         assert client.get(video["video_url"]).status_code == 200

@@ -32,8 +32,21 @@ def _png(tmp: Path) -> bytes:
 def _mp4(tmp: Path) -> bytes:
     path = tmp / "x.mp4"
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-         "color=c=blue:s=64x36:d=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=64x36:d=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
         check=True,
     )
     return path.read_bytes()
@@ -47,7 +60,11 @@ def fake(tmp_path: Path) -> Iterator[FakeReplicateServer]:
 
         def scenes(inp: dict[str, Any]) -> list[str]:
             count = 6 if "6 scenes" in inp["prompt"] or "exactly 6" in inp["prompt"] else 4
-            body = {"scenes": [{"description": f"scene {i}", "negative_description": "blur"} for i in range(count)]}
+            body = {
+                "scenes": [
+                    {"description": f"scene {i}", "negative_description": "blur"} for i in range(count)
+                ]
+            }
             text = json.dumps(body)
             return [text[i : i + 7] for i in range(0, len(text), 7)]  # token stream, like Replicate LLMs
 
@@ -59,8 +76,13 @@ def fake(tmp_path: Path) -> Iterator[FakeReplicateServer]:
 
 @pytest.fixture
 def replicate_client(tmp_path: Path, fake: FakeReplicateServer) -> Iterator[TestClient]:
-    settings = make_settings(tmp_path, replicate_api_token=TOKEN, replicate_base_url=fake.base_url,
-                             replicate_poll_interval_s=0.01, provider="auto")
+    settings = make_settings(
+        tmp_path,
+        replicate_api_token=TOKEN,
+        replicate_base_url=fake.base_url,
+        replicate_poll_interval_s=0.01,
+        provider="auto",
+    )
     store = FlavorStore(list(settings.flavors_dirs), PluginHost(entry_points=False))
     with TestClient(create_app(settings, store=store), raise_server_exceptions=False) as client:
         yield client
@@ -70,8 +92,9 @@ def test_scenes_come_from_the_llm_with_the_flavor_prompt(
     replicate_client: TestClient, fake: FakeReplicateServer
 ) -> None:
     response = replicate_client.post(
-        "/api/mv/create_scenes", json={"idea": "a heist", "character_description": "a raccoon",
-                                       "config_flavor": "example"})
+        "/api/mv/create_scenes",
+        json={"idea": "a heist", "character_description": "a raccoon", "config_flavor": "example"},
+    )
     assert response.status_code == 200, response.text
     assert len(response.json()["scenes"]) == 6
     sent = fake.create_requests[-1].json["input"]["prompt"]  # type: ignore[index]
@@ -82,18 +105,22 @@ def test_scenes_come_from_the_llm_with_the_flavor_prompt(
 def test_images_and_video_are_stored_and_the_reference_is_uploaded(
     replicate_client: TestClient, fake: FakeReplicateServer
 ) -> None:
-    images = replicate_client.post("/api/mv/generate_character_reference",
-                                   json={"character_description": "a raccoon", "num_images": 2}).json()
+    images = replicate_client.post(
+        "/api/mv/generate_character_reference", json={"character_description": "a raccoon", "num_images": 2}
+    ).json()
     assert len(images["images"]) == 2
     assert images["metadata"]["model_used"].startswith("google/imagen-4")
     ref = images["images"][0]["id"]
     assert replicate_client.get(f"/api/mv/get_character_reference/{ref}").content[:4] == b"\x89PNG"
-    video = replicate_client.post("/api/mv/generate_video",
-                                  json={"prompt": "dance", "character_reference_id": ref})
+    video = replicate_client.post(
+        "/api/mv/generate_video", json={"prompt": "dance", "character_reference_id": ref}
+    )
     assert video.status_code == 200, video.text
     body = video.json()
     assert body["metadata"]["backend"] == "replicate"
-    assert replicate_client.get(body["video_url"]).content == fake.file_bytes(f"{fake.base_url}/assets/out.mp4")
+    assert replicate_client.get(body["video_url"]).content == fake.file_bytes(
+        f"{fake.base_url}/assets/out.mp4"
+    )
     assert fake.uploads, "the reference image travels as an uploaded file"
 
 
@@ -111,7 +138,8 @@ def test_content_policy_failure_keeps_the_original_error_code(
 
 
 def test_offline_backend_can_still_be_chosen_per_request(replicate_client: TestClient) -> None:
-    response = replicate_client.post("/api/mv/generate_video",
-                                     json={"prompt": "x", "backend": "offline", "duration": 1})
+    response = replicate_client.post(
+        "/api/mv/generate_video", json={"prompt": "x", "backend": "offline", "duration": 1}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["metadata"]["model_used"] == "offline/ffmpeg"
