@@ -26,7 +26,6 @@ from mvcore.loading import ParseCache
 from mvcore.plugins import Contributions, PluginHost
 from mvcore.snapshot import Snapshot, build_snapshot
 
-_pinned: contextvars.ContextVar[Snapshot | None] = contextvars.ContextVar("mvcore_snapshot", default=None)
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,10 @@ class FlavorStore:
         self.strict = strict
         self.cache = ParseCache()
         self._lock = threading.Lock()
+        # One pin per store: pinning one store must not pin another (tests run several).
+        self._pinned: contextvars.ContextVar[Snapshot | None] = contextvars.ContextVar(
+            f"mvcore_snapshot_{id(self)}", default=None
+        )
         self._listeners: list[Callable[[ReloadEvent], None]] = []
         self._discovery: tuple[Contributions, Discovery] | None = None
         self._current: Snapshot = self._build(None)
@@ -80,15 +83,15 @@ class FlavorStore:
 
     def snapshot(self) -> Snapshot:
         """The pinned snapshot of this request/task if any, else the current one."""
-        return _pinned.get() or self._current
+        return self._pinned.get() or self._current
 
     @contextlib.contextmanager
     def pin(self, snapshot: Snapshot | None = None) -> Iterator[Snapshot]:
-        token = _pinned.set(snapshot or self._current)
+        token = self._pinned.set(snapshot or self._current)
         try:
-            yield _pinned.get() or self._current
+            yield self._pinned.get() or self._current
         finally:
-            _pinned.reset(token)
+            self._pinned.reset(token)
 
     def watch_roots(self) -> list[Path]:
         return self.roots + [d for _, d in self.host.contributions().flavor_dirs]

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             import os
 
-            return [p for p in value.split(os.pathsep if os.pathsep in value else ",") if p.strip()]
+            return [p.strip() for p in value.split(os.pathsep if os.pathsep in value else ",") if p.strip()]
         return value
 
     @field_validator("plugins", "disable_plugins", "cors_origins", mode="before")

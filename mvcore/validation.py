@@ -39,7 +39,10 @@ MAX_ALIASES = 100
 _SAFE_SCALARS = yaml.constructor.SafeConstructor.yaml_constructors
 # Only JSON-like data: no timestamps, binary, sets, ordered maps or language-specific tags.
 _PLAIN_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null"))
-_COLLECTION_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+_COLLECTION_TAGS: dict[type, str] = {
+    yaml.MappingNode: "tag:yaml.org,2002:map",
+    yaml.SequenceNode: "tag:yaml.org,2002:seq",
+}
 _scalar_builder = yaml.constructor.SafeConstructor()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from mvcore import audio, logs, media
 from mvcore.errors import BadInput, MvcoreError, NotFound
-from mvcore.generators.common import new_id, now_iso, remove_scratch, save_metadata, scratch_dir
+from mvcore.generators.common import new_id, now_iso, save_metadata, working_dir
 from mvcore.generators.context import GenContext
 from mvcore.generators.inputs import download
 from mvcore.generators.requests import AudioDownloadRequest
@@ -37,11 +37,8 @@ async def add_audio_file(
 ) -> dict[str, Any]:
     """Convert (and optionally clip) a local file to mp3 and store it with its metadata."""
     audio_id = new_id()
-    work = scratch_dir(ctx, audio_id)
-    try:
+    with working_dir(ctx, audio_id) as work:
         return await _store_audio(ctx, audio_id, work, source, filename, title, source_url, start, end)
-    finally:
-        remove_scratch(work)
 
 
 async def _store_audio(
@@ -95,8 +92,7 @@ async def upload_audio(ctx: GenContext, source: Path, filename: str) -> dict[str
 
 async def download_audio(ctx: GenContext, request: AudioDownloadRequest) -> dict[str, Any]:
     url = request.url.strip()
-    work = scratch_dir(ctx, new_id())
-    try:
+    with working_dir(ctx, new_id()) as work:
         if any(marker in url for marker in _YOUTUBE):
             source, title = await _youtube(url, work, ctx)
         else:
@@ -119,8 +115,6 @@ async def download_audio(ctx: GenContext, request: AudioDownloadRequest) -> dict
             raise
         except Exception as exc:
             raise BadInput(f"Downloaded file is not usable audio: {exc.__class__.__name__}") from None
-    finally:
-        remove_scratch(work)
 
 
 async def _youtube(url: str, work: Path, ctx: GenContext) -> tuple[Path, str]:

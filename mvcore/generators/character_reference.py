@@ -6,7 +6,7 @@ import mimetypes
 from typing import Any
 
 from mvcore.errors import NotFound
-from mvcore.generators.common import Timer, base_metadata, new_id, scratch_dir
+from mvcore.generators.common import Timer, base_metadata, new_id, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.requests import GenerateCharacterReferenceRequest
 from mvcore.generators.templates import fill
@@ -35,36 +35,36 @@ async def generate_character_reference(
         name="character_reference_prompt",
     )
     params = image_params(request, bundle)
-    job = new_id()
-    provider = ctx.provider()
-    result = await provider.generate_images(
-        prompt=prompt,
-        negative_prompt=request.negative_prompt,
-        num_images=request.num_images,
-        params=params,
-        seed=request.seed,
-        out_dir=scratch_dir(ctx, job),
-        progress=ctx.progress,
-    )
-    images = []
-    warnings = []
-    for index, path in enumerate(result.paths):
-        image_id = new_id()
-        ext = path.suffix.lstrip(".").lower() or "png"
-        content_type = mimetypes.types_map.get(f".{ext}", "application/octet-stream")
-        saved = await ctx.media.save(path, keys.character_reference_key(image_id, ext), content_type)
-        if saved.warning:
-            warnings.append(saved.warning)
-        images.append(
-            {
-                "id": image_id,
-                "index": index,
-                "path": keys.character_reference_key(image_id, ext),
-                "url": f"/api/mv/get_character_reference/{image_id}",
-                "cloud_url": saved.cloud_url,
-                "format": ext,
-            }
+    with working_dir(ctx, new_id()) as work:
+        provider = ctx.provider()
+        result = await provider.generate_images(
+            prompt=prompt,
+            negative_prompt=request.negative_prompt,
+            num_images=request.num_images,
+            params=params,
+            seed=request.seed,
+            out_dir=work,
+            progress=ctx.progress,
         )
+        images = []
+        warnings = []
+        for index, path in enumerate(result.paths):
+            image_id = new_id()
+            ext = path.suffix.lstrip(".").lower() or "png"
+            content_type = mimetypes.types_map.get(f".{ext}", "application/octet-stream")
+            saved = await ctx.media.save(path, keys.character_reference_key(image_id, ext), content_type)
+            if saved.warning:
+                warnings.append(saved.warning)
+            images.append(
+                {
+                    "id": image_id,
+                    "index": index,
+                    "path": keys.character_reference_key(image_id, ext),
+                    "url": f"/api/mv/get_character_reference/{image_id}",
+                    "cloud_url": saved.cloud_url,
+                    "format": ext,
+                }
+            )
     ctx.progress(1.0, "done")
     response: dict[str, Any] = {
         "images": images,

@@ -6,6 +6,8 @@ import json
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,11 +72,6 @@ async def store_video(
         metadata["storage_warning"] = saved.warning
     metadata["video_id"] = video_id
     await save_metadata(ctx, keys.video_metadata_key(video_id), metadata, saved)
-    # The result is stored: the working copy in this id's scratch dir is no longer needed
-    # (without this every generated video stayed on disk twice).
-    work = ctx.scratch / video_id
-    if Path(local).resolve().is_relative_to(work.resolve()):
-        remove_scratch(work)
     return {
         "video_id": video_id,
         "video_path": keys.video_key(video_id),
@@ -84,13 +81,16 @@ async def store_video(
     }
 
 
-def scratch_dir(ctx: GenContext, job_id: str) -> Path:
-    """``<scratch>/<job_id>/``: a generator's working directory (see :func:`remove_scratch`)."""
+@contextmanager
+def working_dir(ctx: GenContext, job_id: str) -> Iterator[Path]:
+    """``<scratch>/<job_id>/`` for one generator call, deleted when the call ends.
+
+    Results are copied into storage before the block ends, so nothing a caller needs lives here
+    afterwards; without this every generated file stayed on disk twice.
+    """
     path = ctx.scratch / job_id
     path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def remove_scratch(path: Path) -> None:
-    """Delete a working directory made by :func:`scratch_dir` (missing or half-deleted is fine)."""
-    shutil.rmtree(path, ignore_errors=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

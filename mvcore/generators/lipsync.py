@@ -6,7 +6,7 @@ from typing import Any
 
 from mvcore import audio
 from mvcore.errors import BadInput
-from mvcore.generators.common import Timer, base_metadata, new_id, remove_scratch, scratch_dir, store_video
+from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.inputs import audio_from, own_audio_id, video_from
 from mvcore.generators.requests import LipsyncRequest
@@ -31,8 +31,7 @@ async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
             "or pass an audio_url that is already clipped.",
         )
     video_id = new_id()
-    work = scratch_dir(ctx, video_id)
-    try:
+    with working_dir(ctx, video_id) as work:
         params = lipsync_params(request, bundle)
         ctx.progress(0.05, "fetching inputs")
         video_path, source_video_id = await video_from(ctx, request.video_id, request.video_url, work)
@@ -70,5 +69,3 @@ async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
         response = await store_video(ctx, video_id, result.paths[0], metadata)
         ctx.progress(1.0, "done")
         return response
-    finally:
-        remove_scratch(work)

@@ -7,7 +7,7 @@ from typing import Any
 
 from mvcore import video
 from mvcore.errors import NotFound
-from mvcore.generators.common import Timer, base_metadata, new_id, remove_scratch, scratch_dir, store_video
+from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.inputs import audio_file, video_file
 from mvcore.generators.requests import StitchVideosRequest
@@ -23,11 +23,8 @@ async def stitch_videos(
     if request.audio_overlay_id:
         keys.parse_id(request.audio_overlay_id, "audio")  # malformed is an error; unknown is a warning
     out_id = new_id()
-    work = scratch_dir(ctx, out_id)
-    try:
+    with working_dir(ctx, out_id) as work:
         return await _stitch(request, bundle, ctx, timer, out_id, work)
-    finally:
-        remove_scratch(work)
 
 
 async def _stitch(

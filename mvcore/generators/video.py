@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mvcore.generators.character_reference import find_character_reference
-from mvcore.generators.common import Timer, base_metadata, new_id, scratch_dir, store_video
+from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.requests import GenerateVideoRequest
 from mvcore.generators.templates import fill
@@ -38,33 +38,33 @@ async def generate_video(
     prompt = f"{request.prompt.strip()}\n\n{rules.strip()}".strip()
     provider = ctx.provider(request.backend)
     video_id = new_id()
-    work = scratch_dir(ctx, video_id)
-    reference = None
-    if request.character_reference_id:
-        key = await find_character_reference(ctx, request.character_reference_id)
-        reference = await ctx.media.fetch(key, work)
-    ctx.progress(0.02, "rendering")
-    result = await provider.generate_video(
-        prompt=prompt,
-        negative_prompt=request.negative_prompt,
-        params=params,
-        reference_image=reference,
-        seed=request.seed,
-        out_path=work / "video.mp4",
-        progress=ctx.progress,
-    )
-    ctx.progress(0.95, "uploading")
-    metadata = base_metadata(
-        bundle,
-        timer,
-        prompt=request.prompt,
-        full_prompt=prompt,
-        negative_prompt=request.negative_prompt,
-        character_reference_id=request.character_reference_id,
-        parameters_used={**params, "seed": request.seed},
-        model_used=result.model_used,
-        backend=provider.name,
-    )
-    response = await store_video(ctx, video_id, result.paths[0], metadata)
-    ctx.progress(1.0, "done")
-    return response
+    with working_dir(ctx, video_id) as work:
+        reference = None
+        if request.character_reference_id:
+            key = await find_character_reference(ctx, request.character_reference_id)
+            reference = await ctx.media.fetch(key, work)
+        ctx.progress(0.02, "rendering")
+        result = await provider.generate_video(
+            prompt=prompt,
+            negative_prompt=request.negative_prompt,
+            params=params,
+            reference_image=reference,
+            seed=request.seed,
+            out_path=work / "video.mp4",
+            progress=ctx.progress,
+        )
+        ctx.progress(0.95, "uploading")
+        metadata = base_metadata(
+            bundle,
+            timer,
+            prompt=request.prompt,
+            full_prompt=prompt,
+            negative_prompt=request.negative_prompt,
+            character_reference_id=request.character_reference_id,
+            parameters_used={**params, "seed": request.seed},
+            model_used=result.model_used,
+            backend=provider.name,
+        )
+        response = await store_video(ctx, video_id, result.paths[0], metadata)
+        ctx.progress(1.0, "done")
+        return response

@@ -313,14 +313,7 @@ def test_a_root_that_is_a_file_is_reported(tmp_path: Path, make_store: Callable[
         ("one,two", ["one", "two"]),
         (f"one{os.pathsep}", ["one"]),
         (f"/abs/one{os.pathsep}rel/two", ["/abs/one", "rel/two"]),
-        pytest.param(
-            "one, two",
-            ["one", "two"],
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Settings keeps the space: ' two' (settings.py, not a core file; reported)",
-            ),
-        ),
+        ("one, two", ["one", "two"]),
     ],
 )
 def test_mvcore_flavors_dir_accepts_several_paths(

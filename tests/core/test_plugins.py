@@ -106,11 +106,19 @@ def test_entry_points_that_fail_to_import_are_reported_by_name_and_the_rest_load
 
 
 def test_a_denied_entry_point_is_not_even_imported(fake_entry_points: Path) -> None:
-    host = PluginHost(deny=["boom", "quitter", "missing", "syntax"])
-    for name in ("boom", "quitter", "missing", "syntax"):
+    host = PluginHost(deny=list(FAKE_DISTS))
+    for name in FAKE_DISTS:
         assert record(host, name)["enabled"] is False
         assert record(host, name)["errors"] == []
-    assert "mvcore_test_boom" not in sys.modules
+    assert not {module for module, _ in FAKE_DISTS.values()} & set(sys.modules)
+    assert record(host, "neon")["enabled"] is True
+
+
+def test_an_allow_list_skips_every_other_entry_point(fake_entry_points: Path) -> None:
+    host = PluginHost(allow=["fine"])
+    assert record(host, "fine")["enabled"] is True and record(host, "fine")["errors"] == []
+    assert all(not record(host, n)["enabled"] for n in ("boom", "quitter", "missing", "syntax", "neon"))
+    assert "mvcore_test_fine" in sys.modules and "mvcore_test_boom" not in sys.modules
 
 
 # ---------------------------------------------------------------------------

@@ -115,7 +115,7 @@ def test_test_flavor_shows_all_three_layers_with_their_files_and_lines(shipped_s
     assert resolution["parameters"]["number_of_scenes"] == 2
 
 
-def test_flavors_show_json_prints_exactly_the_resolution(tmp_path: Path) -> None:
+def test_flavors_show_json_prints_exactly_the_resolution() -> None:
     result = CliRunner().invoke(
         main,
         ["flavors", "show", "test_flavor", "--json", "--flavors-dir", str(SHIPPED)],
