@@ -139,8 +139,9 @@ def create_app(
             *web_router(),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        # Auth costs nothing when it is off: the middleware is not installed at all.
         middleware=[
-            auth_middleware_factory(settings),
+            *([auth_middleware_factory(settings)] if settings.auth_enabled else []),
             json_limit_middleware_factory(settings.max_json_bytes),
         ],
         cors_config=cors,

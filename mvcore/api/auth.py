@@ -92,7 +92,7 @@ def json_limit_middleware_factory(max_json_bytes: int) -> Any:
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Any) -> None:
-            if scope["type"] == "http":
+            if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
                 headers = dict(scope.get("headers", []))
                 ctype = headers.get(b"content-type", b"").split(b";")[0].strip()
                 length = headers.get(b"content-length")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from litestar import Router, get
+import msgspec
+from litestar import Response, Router, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -16,9 +17,12 @@ def flavor_router(services: Services) -> Router:
     store = services.store
     settings = services.settings
 
+    cache = WireCache()
+
     @get("/get_config_flavors", summary="Available config flavor names (original API)")
-    async def get_config_flavors() -> dict[str, list[str]]:
-        return {"flavors": store.current.names()}
+    async def get_config_flavors() -> Response[bytes]:
+        snap = store.current
+        return _json_response(cache.get(snap, ("names",), lambda: {"flavors": snap.names()}))
 
     @get("/config/debug", summary="What the server is running with (no secrets)")
     async def config_debug() -> dict[str, Any]:
@@ -82,12 +86,16 @@ def flavor_router(services: Services) -> Router:
         name: FromPath[str],
         config_type: Annotated[str | None, QueryParameter(name="type", max_length=64)] = None,
         strict_flavor: Annotated[bool | None, QueryParameter(name="strict_flavor")] = None,
-    ) -> dict[str, Any]:
+    ) -> Response[bytes]:
         snap = store.current
-        resolution = services.resolve(snap, name, strict_flavor)
-        if config_type is not None:
-            snap.config(name, config_type, strict=bool(strict_flavor))
-        return resolution.to_wire(config_type)
+
+        def build() -> dict[str, Any]:
+            resolution = services.resolve(snap, name, strict_flavor)
+            if config_type is not None:
+                snap.config(name, config_type, strict=bool(strict_flavor))
+            return resolution.to_wire(config_type)
+
+        return _json_response(cache.get(snap, ("show", name, config_type, strict_flavor), build))
 
     return Router(
         "/api/mv",
@@ -101,6 +109,32 @@ def flavor_router(services: Services) -> Router:
         ],
         tags=["flavors"],
     )
+
+
+class WireCache:
+    """Encoded JSON answers per snapshot generation: a hot read is a dict lookup, no serialization.
+
+    Bounded, and emptied whenever the generation moves, so it never serves a stale answer.
+    """
+
+    def __init__(self, limit: int = 512) -> None:
+        self.limit = limit
+        self.generation = -1
+        self.entries: dict[tuple[Any, ...], bytes] = {}
+
+    def get(self, snap: Any, key: tuple[Any, ...], build: Callable[[], Any]) -> bytes:
+        if snap.generation != self.generation:
+            self.entries, self.generation = {}, snap.generation
+        found = self.entries.get(key)
+        if found is None:
+            found = msgspec.json.encode(build())
+            if len(self.entries) < self.limit:
+                self.entries[key] = found
+        return found
+
+
+def _json_response(body: bytes) -> Response[bytes]:
+    return Response(body, media_type="application/json")
 
 
 def _json(data: Any) -> str:
