@@ -137,7 +137,7 @@ def live_server(root: Path, **overrides: Any) -> Iterator[LiveServer]:
         sock.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with live_server(tmp_path_factory.mktemp("browser-server")) as live:
         yield live
@@ -161,7 +161,7 @@ def api_key() -> str:
 # --------------------------------------------------------------------------- the browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         _unavailable(f"chromium not found at {CHROMIUM}")
