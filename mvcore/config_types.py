@@ -64,14 +64,14 @@ class ParametersConfig(_Strict):
 class ScenePromptsConfig(_Strict):
     """The LLM prompt that writes the scene list."""
 
-    scene_generation_prompt: str = optional(description="str.format template; must ask for JSON {scenes:[{description,negative_description}]}",
+    scene_generation_prompt: str = optional(
+        description="str.format template; must ask for JSON {scenes:[{description,negative_description}]}",
     )
     scene_model: str = optional(description="Replicate LLM used to write scenes")
 
 
 class ImagePromptsConfig(_Strict):
-    character_reference_prompt: str = optional(description="str.format template over {character_description}"
-    )
+    character_reference_prompt: str = optional(description="str.format template over {character_description}")
 
 
 class ImageParamsConfig(_Strict):

@@ -28,7 +28,6 @@ from mvcore.plugins import Contributions, PluginHost
 from mvcore.snapshot import Snapshot, build_snapshot
 
 
-
 @dataclass(frozen=True)
 class ReloadEvent:
     generation: int

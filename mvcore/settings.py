@@ -48,7 +48,9 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("MVCORE_REPLICATE_BASE_URL", "replicate_base_url")
     )
     replicate_poll_interval_s: float = Field(
-        1.0, gt=0, validation_alias=AliasChoices("MVCORE_REPLICATE_POLL_INTERVAL", "replicate_poll_interval_s")
+        1.0,
+        gt=0,
+        validation_alias=AliasChoices("MVCORE_REPLICATE_POLL_INTERVAL", "replicate_poll_interval_s"),
     )
     provider_timeout_s: float = Field(
         900.0, gt=0, validation_alias=AliasChoices("MVCORE_PROVIDER_TIMEOUT", "provider_timeout_s")

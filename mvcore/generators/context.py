@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mvcore import logs
-from mvcore.errors import BadInput
+from mvcore.errors import BadInput, DeadlineExceeded
 from mvcore.providers.base import Progress, Provider, no_progress
 from mvcore.resolver import Resolution
 from mvcore.settings import Settings
@@ -73,12 +74,50 @@ class GenContext:
                 alternatives=sorted(self.providers),
                 hint="Use one of the configured providers; 'replicate' needs REPLICATE_API_TOKEN.",
             )
-        return provider
+        return DeadlineProvider(provider, self.settings.provider_timeout_s)  # type: ignore[return-value]
 
     def with_progress(self, progress: Progress) -> GenContext:
         return GenContext(
             self.settings, self.providers, self.media, self.default_provider, self.scratch, progress
         )
+
+
+class DeadlineProvider:
+    """A provider whose generation calls are cut off after ``timeout_s`` (MVCORE_PROVIDER_TIMEOUT).
+
+    Whatever a provider does -- a plugin's backend that never answers, a network call with no
+    timeout of its own -- the request ends with DeadlineExceeded (504 TIMEOUT) instead of hanging.
+    """
+
+    CALLS = frozenset({"generate_scenes", "generate_images", "generate_video", "lipsync"})
+
+    def __init__(self, inner: Provider, timeout_s: float) -> None:
+        self.inner = inner
+        self.timeout_s = timeout_s
+        self.name: str = getattr(inner, "name", "provider")
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self.inner, attr)
+        if attr not in self.CALLS:
+            return value
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            # a little grace, so a provider with a deadline of its own (replicate) reports -- and
+            # cancels its remote prediction -- first
+            deadline = asyncio.timeout(self.timeout_s + min(5.0, 0.1 * self.timeout_s))
+            try:
+                async with deadline:
+                    return await value(*args, **kwargs)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise  # the provider's own timeout, not ours
+                raise DeadlineExceeded(
+                    f"Provider {self.name!r} did not answer within {self.timeout_s:g} s ({attr})",
+                    hint="Try again later, or raise MVCORE_PROVIDER_TIMEOUT on the server.",
+                    details={"provider": self.name, "step": attr, "timeout_s": self.timeout_s},
+                ) from None
+
+        return call
 
 
 def build_providers(settings: Settings, extra: Mapping[str, Any] | None = None) -> dict[str, Provider]:

@@ -88,8 +88,8 @@ class OfflineProvider:
             place = places[index % len(places)]
             action = _ACTIONS[rng.randrange(len(_ACTIONS))]
             description = (
-                f"Scene {index + 1} of {number_of_scenes} of a {kind} about {idea}: the camera ({camera} angle) "
-                f"{beat} {character}, {traits}, in {place}, {action}. Style: {style}."
+                f"Scene {index + 1} of {number_of_scenes} of a {kind} about {idea}: "
+                f"the camera ({camera} angle) {beat} {character}, {traits}, in {place}, {action}. Style: {style}."
             )
             negative = (
                 "blurry, distorted faces, extra limbs, text, captions, watermarks, logos, "

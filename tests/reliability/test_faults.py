@@ -24,6 +24,7 @@ import stat
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,31 @@ def example_values(client: TestClient) -> dict[str, Any]:
 
 
 def scratch_left(settings: Settings) -> list[Path]:
-    """Working files a generator left behind in its scratch space."""
+    """Working files and directories a generator left behind in its scratch space."""
     scratch = settings.data_dir / "tmp"
-    return sorted(p for p in scratch.rglob("*") if p.is_file()) if scratch.exists() else []
+    return sorted(scratch.rglob("*")) if scratch.exists() else []
+
+
+def test_no_generator_leaves_working_files_behind(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    client, _ = app_client(settings)
+    with client:
+        assert client.post("/api/mv/create_scenes", json={"idea": "i", "character_description": "c"}).is_success
+        refs = client.post("/api/mv/generate_character_reference", json={"character_description": "c", "num_images": 2})
+        assert refs.status_code == 200, refs.text
+        ref_id = refs.json()["images"][0]["id"]
+        videos = []
+        for _ in range(2):
+            made = client.post(
+                "/api/mv/generate_video", json={"prompt": "p", "duration": 1, "character_reference_id": ref_id}
+            )
+            assert made.status_code == 200, made.text
+            videos.append(made.json()["video_id"])
+        stitched = client.post("/api/mv/stitch-videos", json={"video_ids": videos})
+        assert stitched.status_code == 200, stitched.text
+        failed = client.post("/api/mv/stitch-videos", json={"video_ids": [videos[0], str(uuid.uuid4())]})
+        assert failed.status_code == 404, failed.text
+    assert not scratch_left(settings), scratch_left(settings)
 
 
 # --------------------------------------------------------------------------- flavors directory

@@ -32,7 +32,12 @@ def mvcore_config_types() -> list[dict[str, Any]]:
         {
             "name": "color_grade",
             "schema": COLOR_GRADE_SCHEMA,
-            "defaults": {"palette": ["#ff00aa", "#00e5ff"], "saturation": 1.0, "contrast": 1.0, "grain": False},
+            "defaults": {
+                "palette": ["#ff00aa", "#00e5ff"],
+                "saturation": 1.0,
+                "contrast": 1.0,
+                "grain": False,
+            },
             "description": "Colour grading applied to rendered clips",
         }
     ]
