@@ -89,7 +89,8 @@ class OfflineProvider:
             action = _ACTIONS[rng.randrange(len(_ACTIONS))]
             description = (
                 f"Scene {index + 1} of {number_of_scenes} of a {kind} about {idea}: "
-                f"the camera ({camera} angle) {beat} {character}, {traits}, in {place}, {action}. Style: {style}."
+                f"the camera ({camera} angle) {beat} {character}, {traits}, in {place}, {action}. "
+                f"Style: {style}."
             )
             negative = (
                 "blurry, distorted faces, extra limbs, text, captions, watermarks, logos, "
