@@ -34,7 +34,6 @@ import dataclasses
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -61,6 +60,15 @@ from watchdog.observers.polling import PollingObserver
 from mvcore import logs
 from mvcore.discovery import is_ignored
 from mvcore.flavor_store import FlavorStore, ReloadEvent
+from mvcore.watching import (
+    NETWORK_FILESYSTEMS,
+    close_observer,
+    describe_error,
+    filesystem_type,
+    inotify_observer_class,
+    nearest_existing_dir,
+    path_identity,
+)
 
 MODES = ("auto", "inotify", "poll", "off")
 DEFAULT_DEBOUNCE_MS = 50
@@ -81,17 +89,6 @@ _EVENT_FILTER: list[type[FileSystemEvent]] = [
     DirDeletedEvent,
     DirMovedEvent,
 ]
-
-# Filesystems where inotify only sees local writes (or nothing): changes made on the server, the
-# host or another client are never reported, so ``auto`` polls them.
-NETWORK_FILESYSTEMS = frozenset(
-    {
-        "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "virtiofs", "vboxsf", "vmhgfs", "ceph",
-        "glusterfs", "lustre", "gpfs", "beegfs", "afs", "davfs", "fuse.sshfs", "fuse.rclone",
-        "fuse.s3fs", "fuse.gcsfuse", "fuse.glusterfs", "fuse.vmhgfs-fuse", "fuse.davfs2",
-        "fuse.grpcfuse", "fuse.osxfs",
-    }
-)  # fmt: skip
 
 
 @dataclass
@@ -234,7 +231,7 @@ class Reloader:
             try:
                 self._open_observer()
             except Exception as exc:  # a server must still start: it serves what it loaded
-                error = _describe(exc)
+                error = describe_error(exc)
                 self._observer, self._watches = None, {}
                 self._stats.mode, self._stats.last_error = "off", error
                 logs.event("flavor_watch_failed", logging.ERROR, error=error, action="not watching")
@@ -243,8 +240,13 @@ class Reloader:
             self._worker.start()
         # whatever changed between the store's first load and the watch being in place
         self._enqueue(None, reason="watch started")
-        logs.event("flavor_watch_started", logging.INFO, mode=self.mode, roots=list(self._roots),
-                   debounce_ms=round(self.debounce_s * 1000, 3))
+        logs.event(
+            "flavor_watch_started",
+            logging.INFO,
+            mode=self.mode,
+            roots=list(self._roots),
+            debounce_ms=round(self.debounce_s * 1000, 3),
+        )
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -258,7 +260,7 @@ class Reloader:
         if worker is not None:
             worker.join(timeout)
         if observer is not None:
-            _close_observer(observer, timeout)
+            close_observer(observer, timeout)
             logs.event("flavor_watch_stopped", logging.INFO, mode=self.mode)
 
     def __enter__(self) -> Reloader:
@@ -317,13 +319,13 @@ class Reloader:
                 return
             except (OSError, ImportError, RuntimeError) as exc:
                 if observer is not None:
-                    _close_observer(observer, 5.0)
+                    close_observer(observer, 5.0)
                 self._observer, self._watches = None, {}
-                self._fall_back(f"{wanted} observer could not start: {_describe(exc)}")
+                self._fall_back(f"{wanted} observer could not start: {describe_error(exc)}")
         self._start_polling()
 
     def _native_observer(self, wanted: str) -> tuple[BaseObserver, str]:
-        inotify = _inotify_observer_class()
+        inotify = inotify_observer_class()
         if inotify is not None:
             return inotify(self._on_overflow), "inotify"
         if wanted == "inotify":
@@ -332,7 +334,7 @@ class Reloader:
 
         observer = Observer()
         if isinstance(observer, PollingObserver):
-            _close_observer(observer, 1.0)
+            close_observer(observer, 1.0)
             raise ImportError("no native observer on this platform")
         return observer, type(observer).__name__.replace("Observer", "").lower() or "native"
 
@@ -346,8 +348,14 @@ class Reloader:
 
     def _fall_back(self, reason: str) -> None:
         self._stats.fallback_reason = reason
-        logs.event("flavor_watch_fallback", logging.WARNING, requested=self.requested_mode, using="poll",
-                   reason=reason, poll_interval_s=self.poll_interval)
+        logs.event(
+            "flavor_watch_fallback",
+            logging.WARNING,
+            requested=self.requested_mode,
+            using="poll",
+            reason=reason,
+            poll_interval_s=self.poll_interval,
+        )
 
     def _network_roots(self) -> str | None:
         for root in _abs_roots(self.store):
@@ -373,7 +381,7 @@ class Reloader:
             if os.path.isdir(root):
                 target, recursive, alias = os.path.realpath(root), True, root
             else:
-                alias = _nearest_existing_dir(root)
+                alias = nearest_existing_dir(root)
                 target, recursive = os.path.realpath(alias), False
             known = desired.get(target)
             if known is None or (recursive and not known[0]):
@@ -386,7 +394,7 @@ class Reloader:
             if (
                 want is None
                 or want != (current.recursive, current.alias)
-                or _ident(target) != current.ident
+                or path_identity(target) != current.ident
                 or (live is not None and current.watch not in live)
             ):
                 with contextlib.suppress(KeyError, RuntimeError, OSError):
@@ -397,7 +405,7 @@ class Reloader:
             for target, (recursive, alias) in desired.items():
                 if target in watches:
                     continue
-                ident = _ident(target)
+                ident = path_identity(target)
                 watch = observer.schedule(
                     self._handler, target, recursive=recursive, event_filter=_EVENT_FILTER
                 )
@@ -419,9 +427,9 @@ class Reloader:
                 if isinstance(self._observer, PollingObserver):
                     raise
                 old = self._observer
-                self._fall_back(f"inotify could not add a watch: {_describe(exc)}")
+                self._fall_back(f"inotify could not add a watch: {describe_error(exc)}")
                 self._start_polling()
-        _close_observer(old, 5.0)
+        close_observer(old, 5.0)
         return True
 
     def _on_overflow(self) -> None:
@@ -520,8 +528,11 @@ class Reloader:
                         return
                     now = time.monotonic()
                     if self._first_at is not None:
-                        due = now if self._immediate else min(self._last_at + self.debounce_s,
-                                                              self._first_at + self.max_wait_s)
+                        due = (
+                            now
+                            if self._immediate
+                            else min(self._last_at + self.debounce_s, self._first_at + self.max_wait_s)
+                        )
                         if now >= due:
                             break
                         wait = due - now
@@ -550,7 +561,7 @@ class Reloader:
                 if pending:
                     self._rebuild(reason, None if full else paths)
             except Exception as exc:  # the reload thread must survive anything
-                logs.event("flavor_watch_failed", logging.ERROR, error=_describe(exc))
+                logs.event("flavor_watch_failed", logging.ERROR, error=describe_error(exc))
             finally:
                 with self._cond:
                     self._busy = False
@@ -563,7 +574,7 @@ class Reloader:
         try:
             event = self.store.rebuild(reason=reason, changed_paths=None if paths is None else sorted(paths))
         except Exception as exc:  # a broken rebuild keeps the last snapshot
-            error = _describe(exc)
+            error = describe_error(exc)
             logs.event("flavor_reload_failed", logging.ERROR, reason=reason, error=error)
         duration = time.perf_counter() - started
         with self._cond:
@@ -618,106 +629,3 @@ def _abs_roots(store: FlavorStore) -> list[str]:
     for root in store.watch_roots():
         seen.setdefault(os.path.abspath(root), None)
     return list(seen)
-
-
-def _nearest_existing_dir(path: str) -> str:
-    current = os.path.dirname(path)
-    while not os.path.isdir(current):
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    return current
-
-
-def _ident(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _close_observer(observer: BaseObserver, timeout: float) -> None:
-    with contextlib.suppress(Exception):
-        observer.stop()
-    if observer.is_alive():
-        with contextlib.suppress(Exception):
-            observer.join(timeout)
-
-
-def filesystem_type(path: str, mounts: str | None = None) -> str | None:
-    """The type of the filesystem holding ``path`` (Linux ``/proc/self/mounts``), or None if unknown."""
-    if mounts is None:
-        if not sys.platform.startswith("linux"):
-            return None
-        try:
-            with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
-                mounts = handle.read()
-        except OSError:
-            return None
-    real = os.path.realpath(path)  # resolves the part that exists
-    best, best_type = "", None
-    for line in mounts.splitlines():
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = fields[1].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
-        inside = real == point or real.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, best_type = point, fields[2]
-    return best_type
-
-
-_InotifyFactory = Callable[[Callable[[], None]], BaseObserver]
-_INOTIFY_CLASS: list[_InotifyFactory] = []
-
-
-def _inotify_observer_class() -> _InotifyFactory | None:
-    """An InotifyObserver whose queue overflows are reported to a callback (None off Linux).
-
-    watchdog re-adds its watches after ``IN_Q_OVERFLOW`` but cannot replay the lost events; the
-    callback makes the reloader rescan everything.  Degrades to no overflow callback if watchdog's
-    internals differ from the version this was written against.
-    """
-    if _INOTIFY_CLASS:
-        return _INOTIFY_CLASS[0]
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        from watchdog.observers.inotify import InotifyEmitter, InotifyObserver
-    except Exception:  # a libc without inotify, or another watchdog layout
-        return None
-
-    class _OverflowAwareEmitter(InotifyEmitter):
-        def __init__(self, *args: Any, on_overflow: Callable[[], None] | None = None, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._on_overflow = on_overflow
-
-        def on_thread_start(self) -> None:
-            super().on_thread_start()
-            group = getattr(self, "_inotify", None)
-            original = getattr(group, "on_queue_overflow", None)
-            callback = self._on_overflow
-            if group is None or not callable(original) or callback is None:
-                return
-
-            def on_queue_overflow() -> None:
-                original()
-                callback()
-
-            group.on_queue_overflow = on_queue_overflow
-
-    class _OverflowAwareObserver(InotifyObserver):
-        def __init__(self, on_overflow: Callable[[], None]) -> None:
-            super().__init__()
-            if hasattr(self, "_emitter_class") and isinstance(getattr(self, "_emitter_kwargs", None), dict):
-                self._emitter_class = _OverflowAwareEmitter
-                self._emitter_kwargs = {**self._emitter_kwargs, "on_overflow": on_overflow}
-
-    _INOTIFY_CLASS.append(_OverflowAwareObserver)
-    return _OverflowAwareObserver

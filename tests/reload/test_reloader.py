@@ -129,6 +129,8 @@ def test_touch_or_identical_rewrite_does_not_bump_generation(
     assert store.current.generation == generation
 
 
+# watchdog warns when `mkdir -p` races its recursive watch registration (harmless: the watch is reused)
+@pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 def test_irrelevant_files_are_ignored(store: FlavorStore, root: Path) -> None:
     with _reloader(store, "inotify") as reloader:
         assert reloader.wait_for_rebuilds(1, DEADLINE)
