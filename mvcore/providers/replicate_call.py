@@ -1,0 +1,437 @@
+"""One Replicate call: uploads, create with safe retries, polling to a deadline, output download.
+
+Split from ``replicate.py`` (which decides *what* to ask each model) because this is *how* a
+prediction is driven, the same for every model: the client per call, the deadline, progress,
+cancellation and the mapping of failures to the original system's error codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import math
+import mimetypes
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import httpx
+from replicate.exceptions import ReplicateError
+from replicate.helpers import FileOutput
+from replicate.prediction import Prediction
+
+from mvcore.errors import DeadlineExceeded, NotFound, ProviderError
+from mvcore.providers.base import Progress
+
+if TYPE_CHECKING:
+    from mvcore.providers.replicate import ReplicateProvider
+
+log = logging.getLogger("mvcore.providers.replicate")
+
+T = TypeVar("T")
+
+_TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+_CONTENT_POLICY = re.compile(
+    r"nsfw|safety(?!_)|unsafe|sensitive|content[ _-]?polic|moderat|flagged|responsible ai|prohibited|"
+    r"\bE005\b|violat",
+    re.IGNORECASE,
+)
+
+
+class PredictionCall:
+    """One provider call: its client, its deadline, its progress and its error mapping."""
+
+    def __init__(self, provider: ReplicateProvider, progress: Progress) -> None:
+        self.p = provider
+        self._progress = progress
+        self._last = 0.0
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self.deadline = loop.time() + provider.timeout_s
+        # A client per call: httpx.AsyncClient pools are bound to the loop that first used them.
+        self.client = provider._new_client()
+
+    async def __aenter__(self) -> PredictionCall:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        # replicate.Client has no public close; its httpx client is private and lazily created.
+        http = getattr(self.client, "_Client__async_client", None)
+        if http is not None:
+            with contextlib.suppress(Exception):
+                await http.aclose()
+
+    # -- progress / time ------------------------------------------------------------------
+
+    def report(self, fraction: float, message: str) -> None:
+        fraction = max(self._last, min(1.0, fraction))  # never goes backwards
+        self._last = fraction
+        try:
+            self._progress(fraction, message)
+        except Exception:  # a broken progress sink must not kill a paid generation
+            log.debug("progress callback failed", exc_info=True)
+
+    def remaining(self) -> float:
+        return self.deadline - self._loop.time()
+
+    def deadline_error(self, what: str, prediction_id: str | None = None) -> DeadlineExceeded:
+        details: dict[str, Any] = {"timeout_s": self.p.timeout_s, "step": what}
+        if prediction_id:
+            details["prediction_id"] = prediction_id
+        return DeadlineExceeded(
+            f"Replicate {what} did not finish within {self.p.timeout_s:g} s",
+            hint="Try again later, or raise the provider timeout.",
+            details=details,
+        )
+
+    async def within_deadline(self, aw: Awaitable[T], what: str, prediction_id: str | None = None) -> T:
+        remaining = self.remaining()
+        if remaining <= 0:
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            raise self.deadline_error(what, prediction_id)
+        try:
+            return await asyncio.wait_for(aw, remaining)
+        except TimeoutError:
+            raise self.deadline_error(what, prediction_id) from None
+
+    # -- predictions ----------------------------------------------------------------------
+
+    async def predict(
+        self,
+        model: str,
+        inp: dict[str, Any],
+        *,
+        label: str,
+        progress: Progress | None = None,
+    ) -> Any:
+        report = progress or self.report
+        report(0.01, f"{label}: uploading inputs" if _has_files(inp) else f"{label}: submitting")
+        encoded = await self._upload_files(inp, model)
+        prediction = await self._create(model, encoded)
+        return await self._wait(prediction, model, label, report)
+
+    async def _retrying(self, make: Callable[[], Awaitable[T]], what: str, model: str) -> T:
+        """Run a request that is safe to repeat: 429/5xx/connection errors retried with backoff."""
+        attempts = max(1, self.p.max_create_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.within_deadline(make(), what)
+            except ReplicateError as exc:
+                status = exc.status or 0
+                if attempt < attempts and (status == 429 or status >= 500):
+                    log.info("replicate %s answered %s; retry %d/%d", what, status, attempt, attempts - 1)
+                    await self._sleep_backoff(attempt, what)
+                    continue
+                raise self.api_error(exc, model, what) from None
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt < attempts:
+                    await self._sleep_backoff(attempt, what)
+                    continue
+                raise self.transport_error(exc, model, what) from None
+            except httpx.HTTPError as exc:  # may have reached the server: not repeated
+                raise self.transport_error(exc, model, what) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _sleep_backoff(self, attempt: int, what: str) -> None:
+        delay = self.p._backoff(attempt)
+        if delay >= self.remaining():
+            raise self.deadline_error(what)
+        await asyncio.sleep(delay)
+
+    async def _upload_files(self, value: Any, model: str) -> Any:
+        """Replace open file handles in the input by uploaded-file URLs (``POST /v1/files``)."""
+        if isinstance(value, dict):
+            return {k: await self._upload_files(v, model) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [await self._upload_files(v, model) for v in value]
+        if _is_file(value):
+            handle = value
+
+            async def upload() -> str:
+                created = await self.client.files.async_create(handle)
+                return str(created.urls["get"])
+
+            return await self._retrying(upload, "file upload", model)
+        return value
+
+    async def _create(self, model: str, inp: dict[str, Any]) -> Prediction:
+        owner_name, _, version = model.partition(":")
+
+        async def create() -> Prediction:
+            created: Prediction
+            if version:
+                created = await self.client.predictions.async_create(version=version, input=inp)
+            else:
+                created = await self.client.models.predictions.async_create(model=owner_name, input=inp)
+            return created
+
+        if "/" not in owner_name:
+            raise ProviderError(
+                f"Invalid Replicate model reference {model!r}",
+                code="UNKNOWN_ERROR",
+                hint="Use owner/name or owner/name:version, e.g. google/imagen-4.",
+                details={"model": model},
+            )
+        return await self._retrying(create, "prediction create", model)
+
+    async def _wait(self, prediction: Prediction, model: str, label: str, report: Progress) -> Any:
+        pid = prediction.id
+        started = self._loop.time()
+        errors = 0
+        fraction = 0.02
+        try:
+            while True:
+                status = prediction.status
+                if status == "succeeded":
+                    report(1.0, f"{label}: succeeded")
+                    return prediction.output
+                if status in ("failed", "canceled"):
+                    raise self.prediction_error(prediction, model)
+                parsed = prediction.progress if prediction.logs else None
+                if parsed is not None:
+                    fraction = max(fraction, 0.05 + 0.9 * parsed.percentage)
+                else:
+                    elapsed = self._loop.time() - started
+                    ramp = 0.05 + 0.9 * (1 - math.exp(-elapsed / max(self.p.progress_ramp_s, 1e-3)))
+                    fraction = max(fraction, min(ramp, 0.95))
+                report(fraction, f"{label}: {status}")
+
+                remaining = self.remaining()
+                if remaining <= 0:
+                    raise self.deadline_error(label, pid)
+                await asyncio.sleep(min(self.p.poll_interval_s, remaining))
+                try:
+                    prediction = await self.within_deadline(
+                        self.client.predictions.async_get(pid), label, pid
+                    )
+                    errors = 0
+                except ReplicateError as exc:
+                    errors += 1
+                    if exc.status in (401, 403) or errors >= self.p.max_poll_errors:
+                        raise self.api_error(exc, model, "prediction status", pid) from None
+                except httpx.HTTPError as exc:
+                    errors += 1
+                    if errors >= self.p.max_poll_errors:
+                        raise self.transport_error(exc, model, "prediction status", pid) from None
+        except BaseException:
+            if prediction.status not in _TERMINAL:
+                await self._cancel_quietly(pid)
+            raise
+
+    async def _cancel_quietly(self, pid: str) -> None:
+        try:
+            await asyncio.shield(asyncio.wait_for(self.client.predictions.async_cancel(pid), 10))
+            log.info("canceled replicate prediction %s", pid)
+        except BaseException:  # best effort; the original error is what matters
+            log.warning("could not cancel replicate prediction %s", pid, exc_info=False)
+
+    # -- downloads ------------------------------------------------------------------------
+
+    async def download(self, url: str, dest: Path) -> Path:
+        """Fetch an output URL (or data URI) to ``dest`` atomically, without our token."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part")
+        try:
+            if url.startswith("data:"):
+                header, _, payload = url.partition(",")
+                data = base64.b64decode(payload) if header.endswith(";base64") else unquote(payload).encode()
+                tmp.write_bytes(data)
+            else:
+                if urlsplit(url).scheme not in ("http", "https"):
+                    raise ProviderError(
+                        "Replicate returned an output that is not a web address",
+                        code="UNKNOWN_ERROR",
+                        details={"output": url[:200]},
+                    )
+                await self.within_deadline(self._fetch(url, tmp), "output download")
+            os.replace(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return dest
+
+    async def _fetch(self, url: str, tmp: Path) -> None:
+        # A plain client: output hosts (replicate.delivery) need no auth, and must not get our token.
+        timeout = httpx.Timeout(30.0, read=120.0)
+        try:
+            async with (
+                httpx.AsyncClient(follow_redirects=True, timeout=timeout) as http,
+                http.stream("GET", url) as resp,
+            ):
+                if resp.status_code >= 400:
+                    raise ProviderError(
+                        f"Downloading the Replicate output failed with HTTP {resp.status_code}",
+                        code="UNKNOWN_ERROR",
+                        details={"status": resp.status_code},
+                    )
+                with tmp.open("wb") as fh:
+                    async for chunk in resp.aiter_bytes():
+                        fh.write(chunk)
+        except httpx.HTTPError as exc:
+            raise ProviderError(
+                f"Downloading the Replicate output failed: {type(exc).__name__}",
+                code="UNKNOWN_ERROR",
+            ) from None
+
+    # -- error mapping --------------------------------------------------------------------
+
+    def api_error(
+        self, exc: ReplicateError, model: str, what: str, prediction_id: str | None = None
+    ) -> ProviderError:
+        status = exc.status or 0
+        text = self.p._scrub(" ".join(s for s in (exc.title, exc.detail) if s) or f"HTTP {status}")
+        details: dict[str, Any] = {"model": model, "replicate_status": status, "step": what}
+        if prediction_id:
+            details["prediction_id"] = prediction_id
+        if status in (401, 403):
+            return ProviderError(
+                f"Replicate rejected the API token ({status}) during {what}",
+                code="AUTHENTICATION_ERROR",
+                status_code=502,
+                hint="Check REPLICATE_API_TOKEN on the server.",
+                details=details,
+            )
+        if status == 429:
+            return ProviderError(
+                f"Replicate rate limit exceeded during {what}: {text}",
+                code="RATE_LIMIT_EXCEEDED",
+                status_code=429,
+                hint="Wait a moment and try again.",
+                details=details,
+            )
+        if status not in (404, 422) and _CONTENT_POLICY.search(text):
+            return _policy_error(text, details)
+        hint = None
+        if status == 404:
+            hint = f"Check that the model {model!r} exists on Replicate."
+        elif status == 422:
+            hint = "The model rejected the input; check the flavor's parameters."
+        elif status == 402:
+            hint = "The Replicate account needs credit."
+        return ProviderError(
+            f"Replicate {what} failed ({status}): {text}",
+            code="UNKNOWN_ERROR",
+            status_code=502,
+            hint=hint,
+            details=details,
+        )
+
+    def transport_error(
+        self, exc: Exception, model: str, what: str, prediction_id: str | None = None
+    ) -> ProviderError:
+        details: dict[str, Any] = {"model": model, "step": what}
+        if prediction_id:
+            details["prediction_id"] = prediction_id
+        return ProviderError(
+            f"Could not reach Replicate during {what}: {type(exc).__name__}",
+            code="UNKNOWN_ERROR",
+            status_code=502,
+            details=details,
+        )
+
+    def prediction_error(self, prediction: Prediction, model: str) -> ProviderError:
+        details: dict[str, Any] = {
+            "model": model,
+            "prediction_id": prediction.id,
+            "status": prediction.status,
+        }
+        if prediction.status == "canceled":
+            return ProviderError(
+                f"The Replicate prediction for {model} was canceled", code="UNKNOWN_ERROR", details=details
+            )
+        text = self.p._scrub(str(prediction.error or "no error message"))
+        if _CONTENT_POLICY.search(text):
+            return _policy_error(text, details)
+        return ProviderError(
+            f"The Replicate prediction for {model} failed: {text}",
+            code="UNKNOWN_ERROR",
+            status_code=502,
+            details=details,
+        )
+
+
+# ---------------------------------------------------------------------- module helpers
+
+
+def _policy_error(text: str, details: dict[str, Any]) -> ProviderError:
+    return ProviderError(
+        f"The model refused the request under its content policy: {text}",
+        code="CONTENT_POLICY_VIOLATION",
+        status_code=400,
+        hint="Rephrase the prompt (or use another reference image) and try again.",
+        details=details,
+    )
+
+
+async def gather_all(aws: list[Awaitable[T]]) -> list[T]:
+    """gather() that cancels the siblings when one fails (so their predictions get canceled too)."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _is_file(value: Any) -> bool:
+    return hasattr(value, "read") and hasattr(value, "seek") and not isinstance(value, str | bytes)
+
+
+def _has_files(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_files(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_files(v) for v in value)
+    return _is_file(value)
+
+
+def open_input(path: Path, what: str) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"The {what} file for Replicate does not exist", details={"file": path.name})
+    return path.open("rb")
+
+
+def output_urls(output: Any) -> list[str]:
+    if output is None:
+        return []
+    if isinstance(output, FileOutput):
+        return [output.url]
+    if isinstance(output, str):
+        return [output] if output.startswith(("http://", "https://", "data:")) else []
+    if isinstance(output, Mapping):
+        return [u for v in output.values() for u in output_urls(v)]
+    if isinstance(output, list | tuple):
+        return [u for v in output for u in output_urls(v)]
+    url = getattr(output, "url", None)
+    return [url] if isinstance(url, str) else []
+
+
+def first_url(output: Any, model: str) -> str:
+    urls = output_urls(output)
+    if not urls:
+        raise ProviderError(
+            f"{model} finished without a downloadable output",
+            code="UNKNOWN_ERROR",
+            details={"model": model, "output_type": type(output).__name__},
+        )
+    return urls[0]
+
+
+def url_ext(url: str, default: str) -> str:
+    if url.startswith("data:"):
+        mime = url[5:].split(";", 1)[0].split(",", 1)[0]
+        guessed = mimetypes.guess_extension(mime) if mime else None
+        return (guessed or f".{default}").lstrip(".").replace("jpeg", "jpg")
+    suffix = Path(urlsplit(url).path).suffix.lower().lstrip(".")
+    if suffix in ("png", "jpg", "jpeg", "webp"):
+        return "jpg" if suffix == "jpeg" else suffix
+    return "jpg" if default == "jpeg" else default
