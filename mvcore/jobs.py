@@ -425,7 +425,6 @@ class JobRunner:
     ) -> None:
         loop = asyncio.get_running_loop()
         loop_thread = threading.get_ident()
-        job_id = state.record.job_id
 
         def progress(fraction: float, message: str) -> None:
             if threading.get_ident() != loop_thread:
@@ -509,7 +508,7 @@ class JobRunner:
         sent = state.progress
         try:
             verdict = await self.store.beat(state.record.job_id, self.worker_id, sent, state.message)
-        except Exception as exc:  # noqa: BLE001 - a store hiccup must not fail the job
+        except Exception as exc:  # a store hiccup must not fail the job
             logs.event("job_heartbeat_failed", logging.WARNING, job_id=state.record.job_id, error=repr(exc))
             return
         finally:
@@ -552,7 +551,9 @@ def register_job_task(broker: Any, runner: JobRunner) -> Any:
     return broker.register_task(run_job, task_name=TASK_NAME)
 
 
-async def kick(broker: Any, job_id: str, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]) -> None:
+async def kick(
+    broker: Any, job_id: str, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]
+) -> None:
     """Send one job to the broker (taskiq ``kiq``); the taskiq task id is the job id."""
     from taskiq.kicker import AsyncKicker
 
@@ -580,6 +581,9 @@ class JobService:
     ) -> None:
         self.ctx = ctx
         self.heartbeat_timeout = heartbeat_timeout or heartbeat_timeout_from_env()
+        receiver_log = logging.getLogger("taskiq.receiver.receiver")
+        if receiver_log.level == logging.NOTSET:
+            receiver_log.setLevel(logging.WARNING)  # one INFO line per job; mvcore logs job_* events itself
         if broker is None:
             from taskiq import InMemoryBroker
 
@@ -621,11 +625,11 @@ class JobService:
             raise
         except Exception as exc:
             logs.event("job_enqueue_failed", logging.ERROR, job_id=record.job_id, error=repr(exc)[:300])
+            down = _queue_down_error()
             with contextlib.suppress(Exception):
-                error, status = _queue_down_error().to_detail(), 503
-                await self.store.finish(record.job_id, None, "failed", error={"detail": error},
-                                        error_status=status, message="not enqueued")
-            raise _queue_down_error() from exc
+                await self.store.finish(record.job_id, None, "failed", error={"detail": down.to_detail()},
+                                        error_status=down.status_code, message="not enqueued")
+            raise down from exc
         logs.event("job_queued", logging.INFO, job_id=record.job_id, kind=kind,
                    generation=bundle.get("meta", {}).get("generation"))
         return record
@@ -665,7 +669,12 @@ class JobService:
 
     async def cancel(self, job_id: str, wait: float = 5.0) -> JobRecord:
         """Cancel a queued job at once; ask a running one to stop and wait (bounded) until it has."""
-        state = await self.store.request_cancel(job_id)
+        try:
+            state = await self.store.request_cancel(job_id)
+        except MvcoreError:
+            raise
+        except Exception as exc:
+            raise _queue_down_error() from exc
         if state is None:
             await self.get(job_id)  # raises the 404
         if state == "running":
@@ -679,7 +688,12 @@ class JobService:
         return await self.get(job_id)
 
     async def list(self, status: str | None = None, limit: int = 50) -> list[JobRecord]:
-        return await self.store.list(status, max(1, min(limit, 500)))
+        try:
+            return await self.store.list(status, max(1, min(limit, 500)))
+        except MvcoreError:
+            raise
+        except Exception as exc:
+            raise _queue_down_error() from exc
 
 
 def _queue_down_error() -> MvcoreError:

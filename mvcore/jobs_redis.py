@@ -26,6 +26,7 @@ by the first reader that sees it.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import logging
@@ -34,6 +35,8 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from mvcore import logs
 from mvcore.generators.context import GenContext
@@ -83,7 +86,9 @@ return 'ok'
 _FINISH = """
 local st = redis.call('HGET', KEYS[1], 'status')
 if st ~= 'queued' and st ~= 'running' then return st end
-if ARGV[2] ~= '' and st == 'running' and redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then return 'gone' end
+if ARGV[2] ~= '' and st == 'running' and redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then
+  return 'gone'
+end
 local fields = {'finished_at', ARGV[1]}
 for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
@@ -111,7 +116,9 @@ return st
 
 # ARGV: now, channel, job id, error_status; the error JSON is built per worker
 _LOST = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('EXISTS', KEYS[2]) == 1 then return false end
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('EXISTS', KEYS[2]) == 1 then
+  return false
+end
 local worker = redis.call('HGET', KEYS[1], 'worker') or ''
 local err = string.gsub(ARGV[5], '__WORKER__', worker)
 redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[1], 'error', err,
@@ -162,6 +169,10 @@ def record_from_hash(job_id: str, data: dict[str, str]) -> JobRecord:
     )
 
 
+def _strs(data: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (data or {}).items()}
+
+
 def _s(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
@@ -173,7 +184,9 @@ class RedisJobStore:
         self.url = url
         self.prefix = prefix or os.environ.get(PREFIX_ENV, "").strip() or DEFAULT_PREFIX
         self.ttl = int(ttl or env_number(TTL_ENV, DEFAULT_TTL, minimum=60))
-        self.redis: Redis = Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        self.redis: Redis = Redis.from_url(
+            url, decode_responses=True, health_check_interval=30, retry=reconnecting_retry()
+        )
         self.channel = f"{self.prefix}:events"
         self.index = f"{self.prefix}:jobs"
         self._claim = self.redis.register_script(_CLAIM)
@@ -183,6 +196,7 @@ class RedisJobStore:
         self._lost = self.redis.register_script(_LOST)
         self._events: dict[str, asyncio.Event] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._closing = False
 
     def key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
@@ -194,22 +208,23 @@ class RedisJobStore:
     async def start(self) -> None:
         """Listen for "job final" notifications so waiters wake at once (polling still backs them up)."""
         if self._listener is None:
+            self._closing = False
             self._listener = asyncio.create_task(self._listen())
 
     async def close(self) -> None:
+        self._closing = True
         listener, self._listener = self._listener, None
         if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(BaseException):
-                await listener
+            listener.cancel()  # redis-py can swallow a cancel while connecting: the flag ends the loop too
+            await asyncio.wait({listener}, timeout=3.0)
         await self.redis.aclose()
 
     async def _listen(self) -> None:
-        while True:
+        while not self._closing:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                while True:
+                while not self._closing:
                     message = await pubsub.get_message(timeout=1.0)
                     if message and message.get("type") == "message":
                         event = self._events.pop(str(message["data"]), None)
@@ -217,9 +232,10 @@ class RedisJobStore:
                             event.set()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - reconnect; waiters fall back to polling meanwhile
-                logs.event("jobs_listener_error", logging.WARNING, error=repr(exc)[:300])
-                await asyncio.sleep(1.0)
+            except Exception as exc:  # reconnect; waiters poll meanwhile
+                if not self._closing:
+                    logs.event("jobs_listener_error", logging.WARNING, error=repr(exc)[:300])
+                    await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -252,21 +268,24 @@ class RedisJobStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.key(job_id))
             pipe.exists(self.alive_key(job_id))
-            data, alive = await pipe.execute()
+            raw, alive = await pipe.execute()
+        data = _strs(raw)
         if not data:
             return None
         if data.get("status") == "running" and not alive:
             await self._lost_check(job_id)
-            data = await self.redis.hgetall(self.key(job_id))
+            data = _strs(await self.redis.hgetall(self.key(job_id)))
             if not data:
                 return None
         return record_from_hash(job_id, data)
 
     async def claim(self, job_id: str, worker: str) -> JobRecord | None:
-        verdict = await self._claim(keys=[self.key(job_id), self.alive_key(job_id)], args=[_s(time.time()), worker])
+        verdict = await self._claim(
+            keys=[self.key(job_id), self.alive_key(job_id)], args=[_s(time.time()), worker]
+        )
         if verdict != "claimed":
             return None
-        data = await self.redis.hgetall(self.key(job_id))
+        data = _strs(await self.redis.hgetall(self.key(job_id)))
         return record_from_hash(job_id, data) if data else None
 
     async def beat(self, job_id: str, worker: str, progress: float, message: str) -> str:
@@ -312,7 +331,7 @@ class RedisJobStore:
         out: list[JobRecord] = []
         start, batch = 0, max(limit, 50) if status else limit
         while len(out) < limit and start < LIST_SCAN_MAX:
-            ids = await self.redis.zrevrange(self.index, start, start + batch - 1)
+            ids = [str(i) for i in await self.redis.zrevrange(self.index, start, start + batch - 1)]
             if not ids:
                 break
             start += len(ids)
@@ -323,13 +342,13 @@ class RedisJobStore:
                 rows = await pipe.execute()
             expired = []
             for index, job_id in enumerate(ids):
-                data, alive = rows[2 * index], rows[2 * index + 1]
+                data, alive = _strs(rows[2 * index]), rows[2 * index + 1]
                 if not data:
                     expired.append(job_id)
                     continue
                 if data.get("status") == "running" and not alive:
                     await self._lost_check(job_id)
-                    data = await self.redis.hgetall(self.key(job_id)) or data
+                    data = _strs(await self.redis.hgetall(self.key(job_id))) or data
                 record = record_from_hash(job_id, data)
                 if status is None or record.status == status:
                     out.append(record)
@@ -354,7 +373,7 @@ class RedisJobStore:
     async def worker_gone(self, worker_id: str) -> None:
         await self.redis.delete(f"{self.prefix}:worker:{worker_id}")
 
-    async def workers(self) -> list[dict[str, Any]]:
+    async def workers(self) -> builtins.list[dict[str, Any]]:
         out = []
         async for key in self.redis.scan_iter(match=f"{self.prefix}:worker:*", count=200):
             raw = await self.redis.get(key)
@@ -362,6 +381,23 @@ class RedisJobStore:
                 with contextlib.suppress(ValueError):
                     out.append(json.loads(raw))
         return sorted(out, key=lambda w: str(w.get("worker_id")))
+
+
+def reconnecting_retry() -> Retry:
+    """Retry a command a few times (reconnecting) on ConnectionError/TimeoutError, ~1.5 s in all.
+
+    A pool built by ``from_url`` retries nothing by default, so after Redis restarts the first
+    command on each pooled (now dead) connection failed -- a worker lost the job it had just
+    popped, an API process answered 503 to a request that could simply have reconnected.
+    """
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 5)
+
+
+def _raise_if_cancelling() -> None:
+    """redis-py may swallow a CancelledError while (re)connecting; honour the pending cancel anyway."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def make_broker(url: str, prefix: str) -> Any:
@@ -379,6 +415,7 @@ def make_broker(url: str, prefix: str) -> Any:
     class PollingListQueueBroker(ListQueueBroker):
         async def listen(self) -> AsyncGenerator[bytes, None]:
             while True:
+                _raise_if_cancelling()
                 try:
                     async with Redis(connection_pool=self.connection_pool) as conn:
                         popped = await conn.brpop([self.queue_name], timeout=BRPOP_TIMEOUT_S)
@@ -387,9 +424,10 @@ def make_broker(url: str, prefix: str) -> Any:
                     await asyncio.sleep(1.0)
                     continue
                 if popped is not None:
-                    yield popped[1]
+                    data = popped[1]
+                    yield data if isinstance(data, bytes) else str(data).encode()
 
-    return PollingListQueueBroker(url, queue_name=f"{prefix}:queue")
+    return PollingListQueueBroker(url, queue_name=f"{prefix}:queue", retry=reconnecting_retry())
 
 
 class RedisJobService(JobService):

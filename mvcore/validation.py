@@ -184,6 +184,36 @@ def read_yaml(path: Path, *, display: str | None = None, max_bytes: int = MAX_FI
     return parse_yaml_bytes(raw, path=path, display=shown)
 
 
+# libyaml's composer is recursive C code with no depth limit: a 200 KB file of nested brackets
+# overflows the C stack (the whole process dies with SIGSEGV, sooner on a thread's smaller stack),
+# and a 1 MiB file of half a million tiny nodes takes seconds and ~100 MiB to compose before the
+# node cap is even checked.  A file this small cannot do either (at most ~1,000 levels); bigger
+# ones are first scanned as an event stream, which stops at the first level or node over the caps.
+_PRESCAN_ABOVE_BYTES = 2048
+
+
+def _shape_problem(text: str) -> tuple[int | None, str] | None:
+    """(line, message) when the document nests deeper or holds more nodes than the caps allow."""
+    depth = nodes = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+                nodes += 1
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                nodes += 1
+                depth += 1
+                if depth > MAX_DEPTH + 1:  # the builder counts the top-level collection as depth 0
+                    return event.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels"
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+            if nodes > MAX_NODES:
+                line = event.start_mark.line + 1
+                return line, f"too many YAML nodes (over {MAX_NODES}); aliases expanding?"
+    except yaml.YAMLError:
+        return None  # not well-formed: compose reports it, with its line
+    return None
+
+
 def parse_yaml_bytes(raw: bytes, *, path: Path, display: str) -> ParsedFile:
     if b"\x00" in raw:
         return _bad(path, display, "file contains a NUL byte; is it binary?")
@@ -191,6 +221,10 @@ def parse_yaml_bytes(raw: bytes, *, path: Path, display: str) -> ParsedFile:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return _bad(path, display, f"file is not valid UTF-8 (byte {exc.start})")
+    if len(raw) > _PRESCAN_ABOVE_BYTES:
+        shape = _shape_problem(text)
+        if shape is not None:
+            return ParsedFile(path, None, issues=[Issue(display, shape[0], "", shape[1])])
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:

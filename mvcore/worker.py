@@ -67,7 +67,7 @@ class Worker:
         while True:
             try:
                 await self.store.worker_beat(self.worker_id, self.info())
-            except Exception as exc:  # noqa: BLE001 - Redis may blip; keep working
+            except Exception as exc:  # Redis may blip; keep working
                 logs.event("worker_announce_failed", logging.WARNING, error=repr(exc)[:300])
             await asyncio.sleep(2.0)
 
@@ -122,7 +122,8 @@ async def serve_worker(settings: Settings, concurrency: int = 2) -> None:
         nonlocal signals
         signals += 1
         if signals == 1:
-            logs.event("worker_draining", logging.INFO, worker=worker.worker_id, running=worker.runner.running)
+            logs.event("worker_draining", logging.INFO, worker=worker.worker_id,
+                       running=worker.runner.running)
             worker.stop()
         elif main is not None:
             main.cancel()

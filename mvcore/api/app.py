@@ -20,7 +20,7 @@ from mvcore.api.audio import audio_router
 from mvcore.api.auth import auth_middleware_factory, json_limit_middleware_factory
 from mvcore.api.flavors import flavor_router
 from mvcore.api.mv import mv_router
-from mvcore.api.problems import EXCEPTION_HANDLERS
+from mvcore.api.problems import EXCEPTION_HANDLERS, document_responses
 from mvcore.api.services import Services
 from mvcore.flavor_store import FlavorStore
 from mvcore.generators.context import build_context
@@ -151,6 +151,7 @@ def create_app(
         debug=False,
     )
     app.state["services"] = services
+    document_responses(app.openapi_schema)
     return app
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Router, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery, JSONBody
 
 from mvcore.api.media_response import serve_stored
 from mvcore.api.services import Services
@@ -18,21 +20,32 @@ from mvcore.generators.requests import AudioDownloadRequest
 from mvcore.storage import keys
 
 
+@dataclass
+class AudioUpload:
+    """The upload form: one file in the multipart field ``data``."""
+
+    data: UploadFile
+
+
 def audio_router(services: Services) -> Router:
     ctx = services.ctx
     settings = services.settings
 
     @post("/upload", status_code=200, summary="Upload a song (mp3/wav/m4a/ogg/flac), stored as mp3")
     async def upload(
-        data: MultipartBody[UploadFile],
+        data: Annotated[AudioUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> dict[str, Any]:
-        if not isinstance(data, UploadFile) or not data.filename:
+        # A form model, not ``MultipartBody[UploadFile]``: Litestar's single-file extraction raises
+        # StopIteration (a 500) for a form without a file or with the field given twice; the model
+        # answers those with a validation error naming the field.
+        upload = data.data
+        if not isinstance(upload, UploadFile) or not upload.filename:
             raise BadInput("Send the audio as a multipart field named 'data' with a filename")
         with tempfile.TemporaryDirectory(dir=ctx.scratch) as tmp:
-            target = Path(tmp) / ("upload" + Path(data.filename).suffix.lower()[:8])
+            target = Path(tmp) / ("upload" + Path(upload.filename).suffix.lower()[:8])
             size = 0
             with open(target, "wb") as out:
-                while chunk := await data.read(1 << 20):
+                while chunk := await upload.read(1 << 20):
                     size += len(chunk)
                     if size > settings.max_upload_bytes:
                         raise PayloadTooLarge(
@@ -40,8 +53,8 @@ def audio_router(services: Services) -> Router:
                             hint="Use a smaller file or raise MVCORE_MAX_UPLOAD_BYTES.",
                         )
                     out.write(chunk)
-            await data.close()
-            return await upload_audio(ctx, target, data.filename)
+            await upload.close()
+            return await upload_audio(ctx, target, upload.filename)
 
     @post("/download", status_code=200, summary="Download audio from a URL (YouTube needs the yt-dlp extra)")
     async def download(data: JSONBody[AudioDownloadRequest]) -> dict[str, Any]:

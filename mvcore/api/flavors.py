@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, Router, get
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -19,7 +20,12 @@ def flavor_router(services: Services) -> Router:
 
     cache = WireCache()
 
-    @get("/get_config_flavors", summary="Available config flavor names (original API)")
+    # The two hot reads answer pre-encoded JSON bytes; ResponseSpec documents the JSON they hold.
+    @get(
+        "/get_config_flavors",
+        summary="Available config flavor names (original API)",
+        responses={200: ResponseSpec(dict[str, list[str]], description="The flavor names, default first")},
+    )
     async def get_config_flavors() -> Response[bytes]:
         snap = store.current
         return _json_response(cache.get(snap, ("names",), lambda: {"flavors": snap.names()}))
@@ -81,7 +87,11 @@ def flavor_router(services: Services) -> Router:
 
         return ServerSentEvent(messages())
 
-    @get("/flavors/{name:str}", summary="Resolved values of a flavor with provenance")
+    @get(
+        "/flavors/{name:str}",
+        summary="Resolved values of a flavor with provenance",
+        responses={200: ResponseSpec(dict[str, Any], description="Resolved values with provenance")},
+    )
     async def show_flavor(
         name: FromPath[str],
         config_type: Annotated[str | None, QueryParameter(name="type", max_length=64)] = None,

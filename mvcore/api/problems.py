@@ -116,3 +116,62 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: handle_http,
     Exception: handle_unexpected,
 }
+
+
+def document_responses(openapi: Any) -> None:
+    """Make the generated OpenAPI document describe the answers the handlers really give.
+
+    Litestar documents a 400 in its own ``{status_code, detail, extra}`` shape, which no
+    handler answers (every error goes through the handlers above), and nothing else: the
+    real error body is documented as ``Problem`` for 400 and as the ``default`` response
+    (any other status), and the ``?async=true`` 202 of the generator endpoints as ``JobQueued``.
+    """
+    from litestar.openapi.spec import (
+        Components,
+        OpenAPIMediaType,
+        OpenAPIResponse,
+        OpenAPIType,
+        Reference,
+        Schema,
+    )
+
+    text = Schema(type=OpenAPIType.STRING)
+    components = openapi.components or Components()
+    schemas = dict(components.schemas or {})
+    schemas["Problem"] = Schema(
+        type=OpenAPIType.OBJECT,
+        required=["detail"],
+        properties={
+            "detail": Schema(
+                type=OpenAPIType.OBJECT,
+                required=["error", "message", "details"],
+                properties={"error": text, "message": text, "details": Schema(type=OpenAPIType.OBJECT)},
+            )
+        },
+        description="Every error: a stable code, a human message, and details (hint, valid values...)",
+    )
+    schemas["JobQueued"] = Schema(
+        type=OpenAPIType.OBJECT,
+        required=["job_id", "status", "status_url"],
+        properties={"job_id": text, "status": text, "status_url": text},
+    )
+    components.schemas = schemas
+    openapi.components = components
+
+    def answer(description: str, name: str) -> OpenAPIResponse:
+        media = OpenAPIMediaType(schema=Reference(ref=f"#/components/schemas/{name}"))
+        return OpenAPIResponse(description=description, content={"application/json": media})
+
+    error = answer("An error (see Problem)", "Problem")
+    for item in (openapi.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "patch", "head"):
+            operation = getattr(item, method, None)
+            if operation is None:
+                continue
+            responses = dict(operation.responses or {})
+            responses["400"] = error
+            responses["default"] = error
+            if any(getattr(param, "name", None) == "async" for param in operation.parameters or ()):
+                responses["202"] = answer("Queued (?async=true): poll status_url", "JobQueued")
+            operation.responses = responses
+

@@ -1,0 +1,289 @@
+"""Fixtures for the jobs tests.
+
+* ``make_settings`` -- Settings over a tmp copy of the shipped flavors, small offline media.
+* ``GateProvider`` -- an offline provider whose ``generate_scenes`` holds ideas starting with
+  ``hold`` until the test releases them (an asyncio.Event per idea, set from the test thread
+  through the TestClient's portal) and fails ideas starting with ``fail`` with the original
+  system's ``CONTENT_POLICY_VIOLATION`` (400).
+* ``redis_url`` -- a real ``redis-server`` (session-wide, flushed before each test).  Skipped
+  with a reason when the binary is missing and ``CI`` is unset; under ``CI=true`` a missing
+  binary fails the tests instead.
+* ``workers`` -- starts ``python -m mvcore.cli worker`` subprocesses against that Redis and
+  always terminates them; ``slow_plugin`` is a plugin (installed on the worker's PYTHONPATH as
+  a dist-info with an ``mvcore`` entry point) whose ``slow`` provider renders a video only once
+  a release file exists, reporting progress meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mvcore.errors import ProviderError
+from mvcore.providers.base import Progress, Scene, no_progress
+from mvcore.providers.offline import OfflineProvider
+from mvcore.settings import Settings
+from mvcore.testing.redis import RedisServer, redis_available
+
+REPO = Path(__file__).resolve().parents[2]
+SCENES = {"idea": "a cat learns to surf", "character_description": "an orange tabby cat"}
+WAIT_S = 30.0
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    flavors = tmp_path / "flavors"
+    if not flavors.exists():
+        shutil.copytree(REPO / "flavors", flavors)
+    values: dict[str, Any] = {
+        "flavors_dirs": [flavors],
+        "data_dir": tmp_path / "data",
+        "watch": "off",
+        "provider": "offline",
+        "offline_long_side": 160,
+        "offline_fps": 12,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def wait_until(
+    check: Callable[[], Any], timeout: float = WAIT_S, interval: float = 0.02, what: str = ""
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what or check}")
+        time.sleep(interval)
+
+
+class GateProvider(OfflineProvider):
+    name = "gate"
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self.gates: dict[str, asyncio.Event] = {}
+        self.entered: list[str] = []
+
+    def gate(self, key: str) -> asyncio.Event:
+        return self.gates.setdefault(key, asyncio.Event())
+
+    def release(self, key: str) -> None:
+        """Call on the app's loop (``client.blocking_portal.call(provider.release, key)``)."""
+        self.gate(key).set()
+
+    async def generate_scenes(
+        self,
+        *,
+        prompt: str,
+        inputs: dict[str, Any],
+        number_of_scenes: int,
+        model: str,
+        progress: Progress = no_progress,
+    ) -> list[Scene]:
+        idea = str(inputs.get("idea", ""))
+        self.entered.append(idea)
+        if idea.startswith("hold"):
+            progress(0.5, "held")
+            await asyncio.wait_for(self.gate(idea).wait(), WAIT_S)
+        if idea.startswith("fail"):
+            raise ProviderError(
+                "The model refused the input (flagged as sensitive)",
+                code="CONTENT_POLICY_VIOLATION",
+                status_code=400,
+                details={"model": "gate", "hint": "Rephrase the idea."},
+            )
+        return await super().generate_scenes(
+            prompt=prompt, inputs=inputs, number_of_scenes=number_of_scenes, model=model, progress=progress
+        )
+
+
+# ------------------------------------------------------------------------------------------- redis
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    if not redis_available():
+        if _ci():
+            pytest.fail("CI is set but the redis-server binary is missing (apt-get install redis-server)")
+        pytest.skip("redis-server binary not found (Debian package redis-server); under CI=true this fails")
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url
+
+
+def live_workers(url: str, prefix: str = "mvcore") -> int:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return len(list(client.scan_iter(match=f"{prefix}:worker:*")))
+    finally:
+        client.close()
+
+
+PLUGIN_SOURCE = '''
+"""Test plugin: a provider whose videos wait for a release file (jobs tests)."""
+import asyncio, os, time
+from pathlib import Path
+
+import mvcore
+from mvcore.providers.offline import OfflineProvider
+
+
+class SlowProvider(OfflineProvider):
+    name = "slow"
+
+    async def generate_video(self, *, prompt, negative_prompt, params, reference_image, seed, out_path,
+                             progress=lambda f, m: None):
+        control = Path(os.environ["MVCORE_TEST_SLOW_DIR"])
+        (control / f"started-{os.getpid()}").write_text(prompt)
+        deadline = time.monotonic() + 60
+        step = 0
+        while not (control / "release").exists() and time.monotonic() < deadline:
+            step += 1
+            progress(min(0.9, step / 100), "waiting for release")
+            await asyncio.sleep(0.05)
+        return await super().generate_video(
+            prompt=prompt, negative_prompt=negative_prompt, params=params, reference_image=reference_image,
+            seed=seed, out_path=out_path, progress=progress)
+
+
+@mvcore.hookimpl
+def mvcore_providers():
+    return {"slow": SlowProvider}
+'''
+
+
+@pytest.fixture(scope="session")
+def slow_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("plugin")
+    (root / "mvcore_jobs_testplugin.py").write_text(PLUGIN_SOURCE)
+    info = root / "mvcore_jobs_testplugin-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mvcore-jobs-testplugin\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text("[mvcore]\njobs_slow = mvcore_jobs_testplugin\n")
+    return root
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return int(self.process.returncode)
+
+
+@dataclass
+class Workers:
+    url: str
+    tmp: Path
+    plugin: Path
+    started: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def control(self) -> Path:
+        path = self.tmp / "slow-control"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("MVCORE_") and k != "REPLICATE_API_TOKEN"}
+        env.update(
+            MVCORE_REDIS_URL=self.url,
+            MVCORE_DATA_DIR=str(self.tmp / "data"),
+            MVCORE_FLAVORS_DIR=str(self.tmp / "flavors"),
+            MVCORE_OFFLINE_LONG_SIDE="160",
+            MVCORE_OFFLINE_FPS="12",
+            MVCORE_PROVIDER="offline",
+            MVCORE_WATCH="off",
+            MVCORE_TEST_SLOW_DIR=str(self.control),
+            PYTHONPATH=os.pathsep.join(
+                [str(self.plugin), str(REPO), env.get("PYTHONPATH", "")]
+            ).rstrip(os.pathsep),
+        )
+        env.update(extra)
+        return env
+
+    def start(self, concurrency: int = 2, wait: bool = True, **extra_env: str) -> WorkerProcess:
+        before = live_workers(self.url)
+        log = self.tmp / f"worker-{len(self.started)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "mvcore.cli", "worker", "--concurrency", str(concurrency)],
+                env=self.env(**extra_env), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=self.tmp,
+            )
+        worker = WorkerProcess(process, log)
+        self.started.append(worker)
+        if wait:
+            def ready() -> bool:
+                if process.poll() is not None:
+                    pytest.fail(f"worker exited with {process.returncode}:\n{worker.log_text()}")
+                return live_workers(self.url) > before
+
+            wait_until(ready, what="the worker to announce itself in Redis")
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+@pytest.fixture
+def workers(redis_url: str, tmp_path: Path, slow_plugin: Path) -> Iterator[Workers]:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    if not (tmp_path / "flavors").exists():
+        shutil.copytree(REPO / "flavors", tmp_path / "flavors")
+    pool = Workers(redis_url, tmp_path, slow_plugin)
+    try:
+        yield pool
+    finally:
+        pool.stop_all()
