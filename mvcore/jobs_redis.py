@@ -40,14 +40,8 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from mvcore import logs
 from mvcore.generators.context import GenContext
-from mvcore.jobs import (
-    JobRecord,
-    JobService,
-    Status,
-    cancelled_error,
-    env_number,
-    worker_lost_error,
-)
+from mvcore.job_records import JobRecord, Status, cancelled_error, env_number, worker_lost_error
+from mvcore.jobs import JobService
 
 PREFIX_ENV = "MVCORE_REDIS_PREFIX"
 TTL_ENV = "MVCORE_JOB_TTL"
@@ -65,7 +59,7 @@ local ttl = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_timeout')) or 30
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'heartbeat_at', ARGV[1],
            'worker', ARGV[2], 'message', 'started')
 redis.call('SET', KEYS[2], ARGV[2], 'PX', math.floor(ttl * 1000))
-return 'claimed'
+return redis.call('HGETALL', KEYS[1])
 """
 
 _BEAT = """
@@ -283,10 +277,10 @@ class RedisJobStore:
         verdict = await self._claim(
             keys=[self.key(job_id), self.alive_key(job_id)], args=[_s(time.time()), worker]
         )
-        if verdict != "claimed":
+        if not isinstance(verdict, list) or not verdict:  # not queued: cancelled, already taken or gone
             return None
-        data = _strs(await self.redis.hgetall(self.key(job_id)))
-        return record_from_hash(job_id, data) if data else None
+        data = {str(verdict[i]): str(verdict[i + 1]) for i in range(0, len(verdict) - 1, 2)}
+        return record_from_hash(job_id, data)
 
     async def beat(self, job_id: str, worker: str, progress: float, message: str) -> str:
         verdict = await self._beat(
@@ -449,6 +443,6 @@ class RedisJobService(JobService):
         )
         self.redis_store = store
 
-    async def workers(self) -> list[dict[str, Any]]:
+    async def workers(self) -> builtins.list[dict[str, Any]]:
         """The live ``mvcore worker`` processes (each refreshes its entry every 2 s)."""
         return await self.redis_store.workers()

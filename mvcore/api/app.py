@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Litestar, Router, get
 from litestar.config.cors import CORSConfig
+from litestar.file_system import BaseLocalFileSystem
 from litestar.openapi import OpenAPIConfig
 from litestar.response import File
 from litestar.static_files import create_static_files_router
@@ -54,6 +55,20 @@ def _job_service(settings: Settings, ctx: Any) -> JobService:
     return JobService(ctx)
 
 
+class StaticFileSystem(BaseLocalFileSystem):
+    """The static files' file system: a name the OS refuses is a file that does not exist.
+
+    Without this, ``/static/a%00b`` (ValueError: embedded null byte) or a 10,000-character name
+    (OSError: File name too long) were answered with a 500.
+    """
+
+    async def info(self, path: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().info(path, **kwargs)
+        except (ValueError, OSError):
+            raise FileNotFoundError(path) from None
+
+
 def web_router() -> list[Any]:
     handlers: list[Any] = []
     for path, page in PAGES.items():
@@ -72,7 +87,12 @@ def web_router() -> list[Any]:
             handlers.append(make(file, path))
     if (WEB_DIR / "static").is_dir():
         handlers.append(
-            create_static_files_router("/static", directories=[WEB_DIR / "static"], include_in_schema=False)
+            create_static_files_router(
+                "/static",
+                directories=[WEB_DIR / "static"],
+                file_system=StaticFileSystem(),
+                include_in_schema=False,
+            )
         )
     return handlers
 

@@ -18,8 +18,10 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from mvcore.settings import Settings
 
 OPEN_PATHS = re.compile(r"^/(health|favicon\.ico|create|quick-gen|flavors)?/?$|^/static/")
+# Media GETs (used as <video src>/<img src>/<audio src>, downloads) and the SSE stream only --
+# not /get_video/{id}/info, which is JSON metadata a client fetches with the header.
 QUERY_KEY_PATHS = re.compile(
-    r"^/api/(mv/get_video/[^/]+(/info)?|mv/get_character_reference/[^/]+|audio/get/[^/]+|mv/flavors/events)$"
+    r"^/api/(mv/get_video/[^/]+|mv/get_character_reference/[^/]+|audio/get/[^/]+|mv/flavors/events)$"
 )
 
 
@@ -88,29 +90,68 @@ async def _unauthorized(send: Any, *, missing: bool) -> None:
 
 
 def json_limit_middleware_factory(max_json_bytes: int) -> Any:
-    """413 for JSON bodies over the cap, before anything reads them."""
+    """Request bodies other than multipart uploads are JSON, at most ``max_json_bytes`` (413).
+
+    Litestar decodes a JSON body whatever its Content-Type says, so the cap is applied to every
+    body that is not ``multipart/*`` (uploads have their own cap, MVCORE_MAX_UPLOAD_BYTES); a
+    body declared as something else than JSON is refused with 415; and the bytes are counted as
+    they arrive, so a chunked body (no Content-Length) cannot slip past the cap either.
+    """
 
     def factory(app: ASGIApp) -> ASGIApp:
+        async def too_large(send: Any) -> None:
+            await send_problem(
+                send,
+                413,
+                "PAYLOAD_TOO_LARGE",
+                f"JSON body over {max_json_bytes} bytes",
+                "Send a smaller body (MVCORE_MAX_JSON_BYTES).",
+            )
+
         async def middleware(scope: Scope, receive: Receive, send: Any) -> None:
-            if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
-                headers = dict(scope.get("headers", []))
-                ctype = headers.get(b"content-type", b"").split(b";")[0].strip()
-                length = headers.get(b"content-length")
-                if (
-                    ctype == b"application/json"
-                    and length
-                    and length.isdigit()
-                    and int(length) > max_json_bytes
-                ):
-                    await send_problem(
-                        send,
-                        413,
-                        "PAYLOAD_TOO_LARGE",
-                        f"JSON body over {max_json_bytes} bytes",
-                        "Send a smaller body (MVCORE_MAX_JSON_BYTES).",
-                    )
+            if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+                await app(scope, receive, send)
+                return
+            headers = dict(scope.get("headers", []))
+            ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if ctype.startswith(b"multipart/"):
+                await app(scope, receive, send)
+                return
+            if ctype and ctype != b"application/json" and not ctype.endswith(b"+json"):
+                shown = ctype.decode("latin-1")[:100]
+                await send_problem(
+                    send,
+                    415,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    f"Content-Type {shown!r} is not accepted here",
+                    "Send a JSON body with Content-Type: application/json (uploads: multipart/form-data).",
+                )
+                return
+            length = headers.get(b"content-length")
+            if length and length.isdigit() and int(length) > max_json_bytes:
+                await too_large(send)
+                return
+            body = bytearray()
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                body += message.get("body", b"")
+                if len(body) > max_json_bytes:
+                    await too_large(send)
                     return
-            await app(scope, receive, send)
+                if not message.get("more_body", False):
+                    break
+            replayed = False
+
+            async def replay() -> Any:
+                nonlocal replayed
+                if replayed:
+                    return await receive()
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+            await app(scope, replay, send)
 
         return middleware
 

@@ -80,15 +80,17 @@ def test_no_generator_leaves_working_files_behind(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     client, _ = app_client(settings)
     with client:
-        assert client.post("/api/mv/create_scenes", json={"idea": "i", "character_description": "c"}).is_success
-        refs = client.post("/api/mv/generate_character_reference", json={"character_description": "c", "num_images": 2})
+        scenes = client.post("/api/mv/create_scenes", json={"idea": "i", "character_description": "c"})
+        assert scenes.status_code == 200, scenes.text
+        refs = client.post(
+            "/api/mv/generate_character_reference", json={"character_description": "c", "num_images": 2}
+        )
         assert refs.status_code == 200, refs.text
         ref_id = refs.json()["images"][0]["id"]
         videos = []
         for _ in range(2):
-            made = client.post(
-                "/api/mv/generate_video", json={"prompt": "p", "duration": 1, "character_reference_id": ref_id}
-            )
+            request = {"prompt": "p", "duration": 1, "character_reference_id": ref_id}
+            made = client.post("/api/mv/generate_video", json=request)
             assert made.status_code == 200, made.text
             videos.append(made.json()["video_id"])
         stitched = client.post("/api/mv/stitch-videos", json={"video_ids": videos})
@@ -269,7 +271,7 @@ def test_disk_full_while_storing_a_video(tmp_path: Path, monkeypatch: pytest.Mon
     try:
         client, _ = app_client(settings)
         with client:
-            first = client.post("/api/mv/generate_video", json={"prompt": "before the disk fills", "duration": 1})
+            first = client.post("/api/mv/generate_video", json={"prompt": "before it fills", "duration": 1})
             assert first.status_code == 200, first.text
             first_id = first.json()["video_id"]
             first_bytes = client.get(f"/api/mv/get_video/{first_id}").content
@@ -333,11 +335,11 @@ def test_s3_unreachable_mid_upload_keeps_the_result_locally(
         real_put_file = S3Storage.put_file
         stopped = threading.Event()
 
-        async def put_file_then_vanish(self: S3Storage, local: Path, key: str, content_type: Any = None) -> None:
+        async def put_file_then_vanish(self: S3Storage, local: Path, key: str, ctype: Any = None) -> None:
             if not stopped.is_set():
                 stopped.set()
                 s3.stop()  # the store goes away in the middle of the upload
-            await real_put_file(self, local, key, content_type)
+            await real_put_file(self, local, key, ctype)
 
         monkeypatch.setattr(S3Storage, "put_file", put_file_then_vanish)
         with client:
@@ -449,7 +451,8 @@ def test_provider_timing_out_is_a_504(tmp_path: Path) -> None:
     client, _ = app_client(settings, extra_providers={"slow": slow})
     with client:
         started = time.monotonic()
-        response = client.post("/api/mv/generate_video", json={"prompt": "p", "duration": 1, "backend": "slow"})
+        request = {"prompt": "p", "duration": 1, "backend": "slow"}
+        response = client.post("/api/mv/generate_video", json=request)
         elapsed = time.monotonic() - started
         assert response.status_code == 504, response.text
         body = detail(response)
@@ -497,7 +500,8 @@ def _start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
     assert binary is not None
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", str(directory), "--logfile", str(directory / "redis.log")]  # fmt: skip
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    quiet = subprocess.DEVNULL
+    process = subprocess.Popen(args, stdin=quiet, stdout=quiet, stderr=quiet)
     assert settle(lambda: _ping(port), timeout=10), "redis-server did not start"
     return process
 

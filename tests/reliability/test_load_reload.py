@@ -88,7 +88,9 @@ class Tally:
             if len(self.failures) < 50:
                 self.failures.append(message)
 
-    def seen(self, status: int, flavor: str | None = None, generation: int | None = None, g: Any = None) -> None:
+    def seen(
+        self, status: int, flavor: str | None = None, generation: int | None = None, g: Any = None
+    ) -> None:
         with self.lock:
             self.requests += 1
             self.statuses[status] += 1
@@ -128,7 +130,8 @@ def check_one(client: httpx.Client, kind: int, tally: Tally) -> None:
             assert body["flavor_used"] == "load" and not body["fallback"], body
         else:
             # churn comes and goes: either itself, or default with fallback -- never a mix
-            assert body["fallback"] == (g is None) and body["flavor_used"] == ("default" if g is None else "churn")
+            assert body["fallback"] == (g is None), body
+            assert body["flavor_used"] == ("default" if g is None else "churn"), body
         tally.seen(response.status_code, flavor, body["generation"], g)
     else:
         response = client.post(
