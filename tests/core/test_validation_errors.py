@@ -199,7 +199,7 @@ CASES: dict[str, Case] = {
         "positional placeholders",
     ),
     "anchor/alias bomb": Case(_write(P, _alias_bomb()), P, 2, "", "aliases"),
-    "100-level nesting": Case(_write(P, _deep_nesting()), P, 33, "", "nesting deeper than 32 levels"),
+    "100-level nesting": Case(_write(P, _deep_nesting()), P, 34, "", "nesting deeper than 32 levels"),
     "100-level flow nesting": Case(
         _write(P, "a: " + "[" * 100 + "]" * 100 + "\n"), P, 1, "", "nesting deeper"
     ),
