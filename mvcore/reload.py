@@ -37,31 +37,24 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileAttribEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from mvcore import logs
 from mvcore.discovery import is_ignored
 from mvcore.flavor_store import FlavorStore, ReloadEvent
 from mvcore.watching import (
+    EVENT_FILTER,
     NETWORK_FILESYSTEMS,
+    ReloadStats,
+    Watch,
     close_observer,
     describe_error,
     filesystem_type,
@@ -75,50 +68,6 @@ DEFAULT_DEBOUNCE_MS = 50
 DEFAULT_POLL_INTERVAL_S = 0.25
 HEALTH_CHECK_S = 2.0
 _CONFIG_SUFFIXES = (".yaml", ".yml")
-
-# Only what can change a flavor: no "opened"/"closed_no_write" (our own reads would wake us up) and no
-# "directory modified" (always accompanied by the event of the entry that changed).
-_EVENT_FILTER: list[type[FileSystemEvent]] = [
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileClosedEvent,
-    FileAttribEvent,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-]
-
-
-@dataclass
-class ReloadStats:
-    """What the reloader did so far (a copy; see ``Reloader.stats``)."""
-
-    requested_mode: str
-    mode: str = "off"  # the observer actually used: inotify | poll | off | fsevents/kqueue/... elsewhere
-    fallback_reason: str | None = None  # why ``mode`` differs from the requested one
-    rebuilds: int = 0  # rebuild attempts
-    swaps: int = 0  # attempts that published a new generation
-    failures: int = 0  # attempts that raised
-    events: int = 0  # relevant filesystem events
-    ignored_events: int = 0
-    overflows: int = 0  # inotify queue overflows (each one triggers a full rescan)
-    last_reason: str = ""
-    last_duration_s: float | None = None
-    last_rebuild_at: float | None = None  # epoch seconds
-    last_error: str | None = None  # the exception of the last attempt; None when it succeeded
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class _Watch:
-    watch: ObservedWatch
-    alias: str  # the configured (absolute, unresolved) path this watch stands for
-    recursive: bool
-    ident: tuple[int, int] | None  # (st_dev, st_ino) when scheduled: a replaced directory is re-watched
 
 
 class _Handler(FileSystemEventHandler):
@@ -162,7 +111,7 @@ class Reloader:
         self._handler = _Handler(self)
         self._observer: BaseObserver | None = None
         self._worker: threading.Thread | None = None
-        self._watches: dict[str, _Watch] = {}
+        self._watches: dict[str, Watch] = {}
         self._roots: tuple[str, ...] = ()
         self._stats = ReloadStats(requested_mode=mode)
         # the pending batch (guarded by _cond)
@@ -407,9 +356,9 @@ class Reloader:
                     continue
                 ident = path_identity(target)
                 watch = observer.schedule(
-                    self._handler, target, recursive=recursive, event_filter=_EVENT_FILTER
+                    self._handler, target, recursive=recursive, event_filter=EVENT_FILTER
                 )
-                watches[target] = _Watch(watch, alias, recursive, ident)
+                watches[target] = Watch(watch, alias, recursive, ident)
                 changed = True
         finally:
             self._watches = watches

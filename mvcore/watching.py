@@ -8,12 +8,71 @@ inode identities -- not about flavors.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from watchdog.observers.api import BaseObserver
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+)
+from watchdog.observers.api import BaseObserver, ObservedWatch
+
+# Only what can change a flavor: no "opened"/"closed_no_write" (our own reads would wake us up) and no
+# "directory modified" (always accompanied by the event of the entry that changed).
+EVENT_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    FileAttribEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
+
+
+@dataclass
+class ReloadStats:
+    """What the reloader did so far (a copy; see ``Reloader.stats``)."""
+
+    requested_mode: str
+    mode: str = "off"  # the observer actually used: inotify | poll | off | fsevents/kqueue/... elsewhere
+    fallback_reason: str | None = None  # why ``mode`` differs from the requested one
+    rebuilds: int = 0  # rebuild attempts
+    swaps: int = 0  # attempts that published a new generation
+    failures: int = 0  # attempts that raised
+    events: int = 0  # relevant filesystem events
+    ignored_events: int = 0
+    overflows: int = 0  # inotify queue overflows (each one triggers a full rescan)
+    last_reason: str = ""
+    last_duration_s: float | None = None
+    last_rebuild_at: float | None = None  # epoch seconds
+    last_error: str | None = None  # the exception of the last attempt; None when it succeeded
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Watch:
+    watch: ObservedWatch
+    alias: str  # the configured (absolute, unresolved) path this watch stands for
+    recursive: bool
+    ident: tuple[int, int] | None  # (st_dev, st_ino) when scheduled: a replaced directory is re-watched
+
 
 # Filesystems where inotify only sees local writes (or nothing): changes made on the server, the
 # host or another client are never reported, so ``auto`` polls them.
