@@ -13,6 +13,8 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
+from mvcore import logs
+
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """Return the closest choice to ``word`` or None when nothing is close."""
@@ -53,7 +55,7 @@ class MvcoreError(Exception):
             details.setdefault("hint", self.hint)
         if self.alternatives is not None:
             details.setdefault("valid", self.alternatives)
-        return {"error": self.code, "message": self.message, "details": details}
+        return logs.scrub_value({"error": self.code, "message": self.message, "details": details})
 
 
 class BadInput(MvcoreError):

@@ -409,7 +409,17 @@ class JobService:
 
     async def run(self, kind: str, request: dict[str, Any], bundle: dict[str, Any]) -> dict[str, Any]:
         record = await self.submit(kind, request, bundle)
-        record = await self.wait(record.job_id)
+        try:
+            record = await self.wait(record.job_id)
+        except NotFound:
+            # the caller never saw a job id: "job not found, use an id from ?async=true" would be
+            # nonsense to them; what happened is that the job store lost the record mid-request
+            raise MvcoreError(
+                "The job's record disappeared while the request waited for it",
+                code="JOB_LOST",
+                status_code=503,
+                hint="The job store lost its data (was Redis restarted without persistence?); retry.",
+            ) from None
         if record.status == "succeeded" and record.result is not None:
             return record.result
         raise JobFailed(record)

@@ -39,6 +39,20 @@ def scrub(text: str) -> str:
     return text
 
 
+def scrub_value(value: Any) -> Any:
+    """``value`` with every secret replaced in its strings (mappings and lists walked): error
+    details echo what callers sent, and a caller may send a secret (a key as a flavor name...)."""
+    if not _secrets:
+        return value
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub_value(k): scrub_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_value(v) for v in value]
+    return value
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, str):
         text = value if value.isidentifier() else json.dumps(value)
@@ -75,7 +89,24 @@ class ScrubbingFilter(logging.Filter):
             cleaned = scrub(message)
             if cleaned != message:
                 record.msg, record.args = cleaned, ()
+            if record.exc_info and not record.exc_text:
+                # a traceback's text can carry a secret too (an exception message, a URL): format it
+                # now, scrubbed; formatters use ``exc_text`` when it is set
+                record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+def litestar_logging_config() -> Any:
+    """Litestar's default logging setup, with :class:`ScrubbingFilter` on each of its handlers.
+
+    Building a Litestar app configures the root logger and *replaces* the handlers already there
+    (the scrubbing one :func:`setup_logging` installs included), so without this the scrubber
+    silently disappeared as soon as the app existed.
+    """
+    from litestar.logging.config import LoggingConfig, default_handlers
+
+    handlers = {name: {**spec, "filters": ["mvcore_scrub"]} for name, spec in default_handlers.items()}
+    return LoggingConfig(filters={"mvcore_scrub": {"()": ScrubbingFilter}}, handlers=handlers)
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -76,6 +76,10 @@ class PluginHost:
         self._order: list[str] = []
         self._contributions: Contributions | None = None
         self._lock = threading.Lock()
+        # (plugin, hook) -> the thread of a call that timed out: while it still runs, that hook is
+        # not called again (a hung mvcore_on_reload would otherwise stall every reload by the
+        # timeout and leave one more thread behind each time)
+        self._hung: dict[tuple[str, str], threading.Thread] = {}
         self.register(builtin, "builtin", source="builtin", version=_version("mvcore"))
         if entry_points:
             self.load_entry_points()
@@ -132,8 +136,13 @@ class PluginHost:
             impl = impls.get(name)
             if impl is None:
                 continue
+            hung = self._hung.get((name, hook_name))
+            if hung is not None and hung.is_alive():
+                continue  # reported when it timed out; still stuck
             args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
-            ok, value = _call_with_deadline(impl.function, args, self.hook_timeout)
+            ok, value, thread = _call_with_deadline(impl.function, args, self.hook_timeout)
+            if thread is not None:
+                self._hung[(name, hook_name)] = thread
             if ok:
                 results.append((name, value))
             else:
@@ -238,7 +247,10 @@ def _as_config_type(item: Any, plugin: str) -> ConfigType:
     )
 
 
-def _call_with_deadline(function: Any, args: dict[str, Any], timeout: float) -> tuple[bool, Any]:
+def _call_with_deadline(
+    function: Any, args: dict[str, Any], timeout: float
+) -> tuple[bool, Any, threading.Thread | None]:
+    """(ok, value or error message, the thread when it is still running after ``timeout``)."""
     box: dict[str, Any] = {}
 
     def run() -> None:
@@ -251,10 +263,10 @@ def _call_with_deadline(function: Any, args: dict[str, Any], timeout: float) -> 
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        return False, f"did not return within {timeout:g} s (skipped)"
+        return False, f"did not return within {timeout:g} s (skipped)", thread
     if "error" in box:
-        return False, box["error"]
-    return True, box.get("value")
+        return False, box["error"], None
+    return True, box.get("value"), None
 
 
 def _version(dist: str) -> str | None:

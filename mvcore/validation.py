@@ -192,6 +192,10 @@ def read_yaml(path: Path, *, display: str | None = None, max_bytes: int = MAX_FI
 _PRESCAN_ABOVE_BYTES = 2048
 
 
+def _event_line(event: yaml.Event) -> int | None:
+    return event.start_mark.line + 1 if event.start_mark is not None else None
+
+
 def _shape_problem(text: str) -> tuple[int | None, str] | None:
     """(line, message) when the document nests deeper or holds more nodes than the caps allow."""
     depth = nodes = 0
@@ -203,12 +207,11 @@ def _shape_problem(text: str) -> tuple[int | None, str] | None:
                 nodes += 1
                 depth += 1
                 if depth > MAX_DEPTH + 1:  # the builder counts the top-level collection as depth 0
-                    return event.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels"
+                    return _event_line(event), f"nesting deeper than {MAX_DEPTH} levels"
             elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
                 depth -= 1
             if nodes > MAX_NODES:
-                line = event.start_mark.line + 1
-                return line, f"too many YAML nodes (over {MAX_NODES}); aliases expanding?"
+                return _event_line(event), f"too many YAML nodes (over {MAX_NODES}); aliases expanding?"
     except yaml.YAMLError:
         return None  # not well-formed: compose reports it, with its line
     return None

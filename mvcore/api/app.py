@@ -168,6 +168,7 @@ def create_app(
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="mvcore", version=__version__, path="/schema"),
         request_max_body_size=settings.max_upload_bytes,
+        logging_config=logs.litestar_logging_config(),
         debug=False,
     )
     app.state["services"] = services

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
@@ -12,6 +13,14 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from mvcore.api.services import Services
+
+
+@dataclass
+class EventMessage:
+    """One server-sent event (documentation only): ``hello`` first, then ``reload`` events."""
+
+    event: str
+    data: str  # JSON: {"generation": N} for hello, the ReloadEvent for reloads
 
 
 def flavor_router(services: Services) -> Router:
@@ -77,7 +86,15 @@ def flavor_router(services: Services) -> Router:
         body["watch"] = getattr(reloader, "mode", "off") if reloader is not None else "off"
         return body
 
-    @get("/flavors/events", summary="Server-sent events, one per reload")
+    @get(
+        "/flavors/events",
+        summary="Server-sent events, one per reload",
+        responses={
+            200: ResponseSpec(
+                EventMessage, media_type="text/event-stream", description="hello, then one event per reload"
+            )
+        },
+    )
     async def flavor_events() -> ServerSentEvent:
         first = {"generation": store.current.generation}
 

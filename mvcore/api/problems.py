@@ -37,7 +37,8 @@ def problem(
     details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
-    body = {"detail": {"error": code, "message": logs.scrub(message), "details": details or {}}}
+    details = logs.scrub_value(details or {})
+    body = {"detail": {"error": code, "message": logs.scrub(message), "details": details}}
     return Response(body, status_code=status, headers=headers)
 
 

@@ -74,7 +74,7 @@ class GenContext:
                 alternatives=sorted(self.providers),
                 hint="Use one of the configured providers; 'replicate' needs REPLICATE_API_TOKEN.",
             )
-        return DeadlineProvider(provider, self.settings.provider_timeout_s)  # type: ignore[return-value]
+        return DeadlineProvider(provider, self.settings.provider_timeout_s)
 
     def with_progress(self, progress: Progress) -> GenContext:
         return GenContext(
