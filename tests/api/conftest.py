@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,24 +12,13 @@ from mvcore.api.app import create_app
 from mvcore.flavor_store import FlavorStore
 from mvcore.plugins import PluginHost
 from mvcore.settings import Settings
+from mvcore.testing.settings import offline_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    flavors = tmp_path / "flavors"
-    if not flavors.exists():
-        shutil.copytree(REPO / "flavors", flavors)
-    values: dict[str, object] = {
-        "flavors_dirs": [flavors],
-        "data_dir": tmp_path / "data",
-        "watch": "off",
-        "provider": "offline",
-        "offline_long_side": 160,
-        "offline_fps": 12,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return offline_settings(tmp_path, flavors_from=REPO / "flavors", **overrides)
 
 
 @pytest.fixture

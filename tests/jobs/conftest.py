@@ -35,6 +35,7 @@ from mvcore.providers.base import Progress, Scene, no_progress
 from mvcore.providers.offline import OfflineProvider
 from mvcore.settings import Settings
 from mvcore.testing.redis import RedisServer, redis_available
+from mvcore.testing.settings import offline_settings
 
 REPO = Path(__file__).resolve().parents[2]
 SCENES = {"idea": "a cat learns to surf", "character_description": "an orange tabby cat"}
@@ -42,19 +43,7 @@ WAIT_S = 30.0
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    flavors = tmp_path / "flavors"
-    if not flavors.exists():
-        shutil.copytree(REPO / "flavors", flavors)
-    values: dict[str, Any] = {
-        "flavors_dirs": [flavors],
-        "data_dir": tmp_path / "data",
-        "watch": "off",
-        "provider": "offline",
-        "offline_long_side": 160,
-        "offline_fps": 12,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    return offline_settings(tmp_path, flavors_from=REPO / "flavors", **overrides)
 
 
 def wait_until(
@@ -234,8 +223,9 @@ class Workers:
         return path
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("MVCORE_") and k != "REPLICATE_API_TOKEN"}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("MVCORE_") and k != "REPLICATE_API_TOKEN"
+        }
         env.update(
             MVCORE_REDIS_URL=self.url,
             MVCORE_DATA_DIR=str(self.tmp / "data"),
@@ -245,9 +235,9 @@ class Workers:
             MVCORE_PROVIDER="offline",
             MVCORE_WATCH="off",
             MVCORE_TEST_SLOW_DIR=str(self.control),
-            PYTHONPATH=os.pathsep.join(
-                [str(self.plugin), str(REPO), env.get("PYTHONPATH", "")]
-            ).rstrip(os.pathsep),
+            PYTHONPATH=os.pathsep.join([str(self.plugin), str(REPO), env.get("PYTHONPATH", "")]).rstrip(
+                os.pathsep
+            ),
         )
         env.update(extra)
         return env
@@ -258,12 +248,16 @@ class Workers:
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "mvcore.cli", "worker", "--concurrency", str(concurrency)],
-                env=self.env(**extra_env), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env(**extra_env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 cwd=self.tmp,
             )
         worker = WorkerProcess(process, log)
         self.started.append(worker)
         if wait:
+
             def ready() -> bool:
                 if process.poll() is not None:
                     pytest.fail(f"worker exited with {process.returncode}:\n{worker.log_text()}")

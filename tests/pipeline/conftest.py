@@ -18,7 +18,6 @@ import contextlib
 import functools
 import http.server
 import re
-import shutil
 import subprocess
 import threading
 import uuid
@@ -36,6 +35,7 @@ from mvcore.media import MediaInfo, probe_sync
 from mvcore.plugins import PluginHost
 from mvcore.settings import Settings
 from mvcore.testing.s3 import MotoS3Server
+from mvcore.testing.settings import offline_settings
 
 REPO = Path(__file__).resolve().parents[2]
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -52,20 +52,9 @@ _ENCODERS = {
 
 
 def build_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    flavors = tmp_path / "flavors"
-    if not flavors.exists():
-        shutil.copytree(REPO / "flavors", flavors)
-    values: dict[str, Any] = {
-        "flavors_dirs": [flavors],
-        "data_dir": tmp_path / "data",
-        "watch": "off",
-        "provider": "offline",
-        "offline_long_side": 160,
-        "offline_fps": 12,
-        "media_timeout_s": 120.0,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    return offline_settings(
+        tmp_path, flavors_from=REPO / "flavors", **{"media_timeout_s": 120.0, **overrides}
+    )
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import threading
 import time
@@ -26,25 +25,14 @@ from typing import Any
 import uvicorn
 
 from mvcore.settings import Settings
+from mvcore.testing.settings import offline_settings
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_FLAVORS = REPO / "flavors"
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    flavors = tmp_path / "flavors"
-    if not flavors.exists():
-        shutil.copytree(SHIPPED_FLAVORS, flavors)
-    values: dict[str, Any] = {
-        "flavors_dirs": [flavors],
-        "data_dir": tmp_path / "data",
-        "watch": "off",
-        "provider": "offline",
-        "offline_long_side": 160,
-        "offline_fps": 12,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    return offline_settings(tmp_path, flavors_from=SHIPPED_FLAVORS, **overrides)
 
 
 def fd_count() -> int:
