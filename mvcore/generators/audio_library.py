@@ -21,10 +21,6 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _YOUTUBE = ("youtube.com/", "youtu.be/", "music.youtube.com/")
 
 
-def audio_meta_key(audio_id: str) -> str:
-    return f"audio/{audio_id}.json"
-
-
 async def add_audio_file(
     ctx: GenContext,
     source: Path,
@@ -75,7 +71,7 @@ async def _store_audio(
     }
     if saved.warning:
         metadata["storage_warning"] = saved.warning
-    await save_metadata(ctx, audio_meta_key(audio_id), metadata, saved)
+    await save_metadata(ctx, keys.audio_metadata_key(audio_id), metadata, saved)
     return metadata
 
 
@@ -155,7 +151,7 @@ async def _youtube(url: str, work: Path, ctx: GenContext) -> tuple[Path, str]:
 async def audio_info(ctx: GenContext, audio_id: str) -> dict[str, Any]:
     keys.parse_id(audio_id, "audio")
     try:
-        return await ctx.media.load_json(audio_meta_key(audio_id))
+        return await ctx.media.load_json(keys.audio_metadata_key(audio_id))
     except NotFound:
         raise NotFound(
             f"Audio {audio_id!r} not found",

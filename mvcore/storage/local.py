@@ -140,9 +140,7 @@ class LocalStorage:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise _not_found(key) from None
         except OSError as exc:
-            raise StorageError(
-                f"could not read {key!r}: {exc.strerror or type(exc).__name__}", details={"key": key}
-            ) from exc
+            raise _read_error(key, exc) from exc
         with handle:
             dest = Path(dest)
             tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
@@ -167,9 +165,7 @@ class LocalStorage:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise _not_found(key) from None
         except OSError as exc:
-            raise StorageError(
-                f"could not read {key!r}: {exc.strerror or type(exc).__name__}", details={"key": key}
-            ) from exc
+            raise _read_error(key, exc) from exc
 
     async def get_bytes(self, key: str) -> bytes:
         return await asyncio.to_thread(self._get_bytes_sync, key)
@@ -211,3 +207,7 @@ class LocalStorage:
 
     async def presigned_url(self, key: str, expires: int) -> str | None:
         return None
+
+
+def _read_error(key: str, exc: OSError) -> StorageError:
+    return StorageError(f"could not read {key!r}: {exc.strerror or type(exc).__name__}", details={"key": key})
