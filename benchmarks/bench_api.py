@@ -43,8 +43,17 @@ P99_TARGET = ("<=", 1.12)  # 90% of the throughput ~ at most 1/0.9 of the latenc
 MAX_REQUESTS_PER_RUN = 500_000
 UVICORN = {"workers": 1, "log_level": "warning", "access_log": False}
 # Nothing that would make the app talk to the outside world or require a key.
-_SCRUB = ("API_KEY", "REPLICATE_API_TOKEN", "MVCORE_REDIS_URL", "STORAGE_BUCKET", "MVCORE_PROVIDER",
-          "MVCORE_PLUGINS", "MVCORE_STRICT_FLAVOR", "CORS_ORIGINS", "MV_DEBUG_MODE")
+_SCRUB = (
+    "API_KEY",
+    "REPLICATE_API_TOKEN",
+    "MVCORE_REDIS_URL",
+    "STORAGE_BUCKET",
+    "MVCORE_PROVIDER",
+    "MVCORE_PLUGINS",
+    "MVCORE_STRICT_FLAVOR",
+    "CORS_ORIGINS",
+    "MV_DEBUG_MODE",
+)
 
 
 # ---- the servers ------------------------------------------------------------------------------------
@@ -105,14 +114,18 @@ def spawn(kind: str, workdir: Path) -> Server:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     if kind == "mvcore":
-        env.update(MVCORE_WATCH="off", MVCORE_DATA_DIR=str(workdir / "data"),
-                   MVCORE_FLAVORS_DIR=str(FLAVORS_DIR))
+        env.update(
+            MVCORE_WATCH="off", MVCORE_DATA_DIR=str(workdir / "data"), MVCORE_FLAVORS_DIR=str(FLAVORS_DIR)
+        )
     port = free_port()
     log = workdir / f"{kind}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.bench_api", "--serve", kind, "--port", str(port)],
-            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     return Server(kind, port, process, log)
 
@@ -233,8 +246,9 @@ def client_kind() -> str:
     return kind
 
 
-def hammer(url: str, seconds: float, server: Server, concurrency: int = CONCURRENCY,
-           client: str = "raw") -> Load:
+def hammer(
+    url: str, seconds: float, server: Server, concurrency: int = CONCURRENCY, client: str = "raw"
+) -> Load:
     generator = _raw_hammer if client == "raw" else _hammer
     return asyncio.run(generator(url, seconds, concurrency, server))
 
@@ -266,16 +280,35 @@ def _lines(name: str, route: str, load: Load, hello: Load, client: str) -> list[
         "concurrency": CONCURRENCY,
         "client": client,
     }
-    hint = ("the server used < 85% of a core: the client (or other load on the machine) limits "
-            "throughput; see the _server_cpu line" if client_bound else None)
+    hint = (
+        "the server used < 85% of a core: the client (or other load on the machine) limits "
+        "throughput; see the _server_cpu line"
+        if client_bound
+        else None
+    )
     baseline = f"Litestar hello-world GET /hello (same uvicorn settings, same {client} client)"
     return [
         result(f"{name}_rps", load.rps, "req/s", baseline, hello.rps, target=RPS_TARGET, note=hint, **extra),
-        result(f"{name}_p99", percentile(load.latencies, 99) * 1e3, "ms", baseline,
-               percentile(hello.latencies, 99) * 1e3, target=P99_TARGET, route=route),
+        result(
+            f"{name}_p99",
+            percentile(load.latencies, 99) * 1e3,
+            "ms",
+            baseline,
+            percentile(hello.latencies, 99) * 1e3,
+            target=P99_TARGET,
+            route=route,
+        ),
         # >= 90% of hello-world's throughput when the server is the bottleneck <=> <= 1/0.9 its CPU
-        result(f"{name}_server_cpu", cpu_us(load), "us/req", baseline, cpu_us(hello), target=P99_TARGET,
-               route=route, note="server process CPU (user+sys) per request"),
+        result(
+            f"{name}_server_cpu",
+            cpu_us(load),
+            "us/req",
+            baseline,
+            cpu_us(hello),
+            target=P99_TARGET,
+            route=route,
+            note="server process CPU (user+sys) per request",
+        ),
     ]
 
 
@@ -286,8 +319,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         seconds, rounds = 2.0, 1
     else:
         seconds, rounds = 10.0, 2
-    routes = {"hello": "/hello", "api_get_config_flavors": "/api/mv/get_config_flavors",
-              "api_flavor_example": "/api/mv/flavors/example"}
+    routes = {
+        "hello": "/hello",
+        "api_get_config_flavors": "/api/mv/get_config_flavors",
+        "api_flavor_example": "/api/mv/flavors/example",
+    }
     client = client_kind()
     workdir = Path(tempfile.mkdtemp(prefix="mvcore-bench-api-"))
     servers: list[Server] = []
@@ -309,8 +345,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 loads[name].append(hammer(server.url(route), seconds / rounds, server, client=client))
         merged = {name: _merge(x) for name, x in loads.items()}
         for name, load in merged.items():
-            note(f"api {name}: {load.rps:.0f} req/s, p99 {percentile(load.latencies, 99) * 1e3:.2f} ms, "
-                 f"server cpu {load.server_cpu_s / load.seconds:.0%}")
+            note(
+                f"api {name}: {load.rps:.0f} req/s, p99 {percentile(load.latencies, 99) * 1e3:.2f} ms, "
+                f"server cpu {load.server_cpu_s / load.seconds:.0%}"
+            )
             if not load.requests:
                 raise RuntimeError(f"no successful request on {routes[name]} ({load.errors} errors)")
         lines = []

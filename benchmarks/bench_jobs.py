@@ -41,15 +41,20 @@ def _settings(tmp: Path, **extra: Any) -> Any:
     from mvcore.settings import Settings
 
     return Settings(
-        flavors_dirs=[FLAVORS_DIR], data_dir=tmp / "data", watch="off", provider="offline",
-        offline_long_side=160, offline_fps=12, **extra,
+        flavors_dirs=[FLAVORS_DIR],
+        data_dir=tmp / "data",
+        watch="off",
+        provider="offline",
+        offline_long_side=160,
+        offline_fps=12,
+        **extra,
     )
 
 
 def _bundle() -> dict[str, Any]:
-    from mvcore.flavor_store import FlavorStore
+    from mvcore.config.plugins import PluginHost
+    from mvcore.config.store import FlavorStore
     from mvcore.generators.context import ConfigBundle
-    from mvcore.plugins import PluginHost
 
     store = FlavorStore([FLAVORS_DIR], PluginHost(entry_points=False))
     return ConfigBundle.from_resolution(store.current.resolve(None)).to_dict()
@@ -79,7 +84,7 @@ async def _drive(service: Any, jobs: list[tuple[str, dict[str, Any]]], bundle: d
 
 def _in_process(tmp: Path, jobs: list[tuple[str, dict[str, Any]]], bundle: dict[str, Any]) -> float:
     from mvcore.generators.context import build_context
-    from mvcore.jobs import JobService
+    from mvcore.jobs.service import JobService
 
     ctx = build_context(_settings(tmp))
     return asyncio.run(_drive(JobService(ctx, concurrency=WORKER_CONCURRENCY), jobs, bundle))
@@ -89,7 +94,7 @@ def _through_redis(
     tmp: Path, url: str, jobs: list[tuple[str, dict[str, Any]]], bundle: dict[str, Any]
 ) -> float:
     from mvcore.generators.context import build_context
-    from mvcore.jobs_redis import RedisJobService
+    from mvcore.jobs.redis_store import RedisJobService
 
     ctx = build_context(_settings(tmp))
     return asyncio.run(_drive(RedisJobService(ctx, url), jobs, bundle))
@@ -118,18 +123,28 @@ def _flush(url: str) -> None:
 def _start_workers(count: int, url: str, tmp: Path) -> list[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MVCORE_") and k != "REPLICATE_API_TOKEN"}
     env.update(
-        MVCORE_REDIS_URL=url, MVCORE_DATA_DIR=str(tmp / "data"), MVCORE_FLAVORS_DIR=str(FLAVORS_DIR),
-        MVCORE_PROVIDER="offline", MVCORE_OFFLINE_LONG_SIDE="160", MVCORE_OFFLINE_FPS="12",
+        MVCORE_REDIS_URL=url,
+        MVCORE_DATA_DIR=str(tmp / "data"),
+        MVCORE_FLAVORS_DIR=str(FLAVORS_DIR),
+        MVCORE_PROVIDER="offline",
+        MVCORE_OFFLINE_LONG_SIDE="160",
+        MVCORE_OFFLINE_FPS="12",
         MVCORE_WATCH="off",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
     )
     processes = []
     for index in range(count):
         log = open(tmp / f"worker-{count}-{index}.log", "wb")  # noqa: SIM115 - closed with the process
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "mvcore.cli", "worker", "--concurrency", str(WORKER_CONCURRENCY)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp,
-        ))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "mvcore.cli", "worker", "--concurrency", str(WORKER_CONCURRENCY)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=tmp,
+            )
+        )
         log.close()
     deadline = time.monotonic() + 60
     while _live_workers(url) < count:
@@ -162,9 +177,15 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     rounds = 1 if quick or tiny() else 3  # best of: the machine may be shared
     if not redis_available():
         return [
-            skipped(f"jobs_{kind}_{n}_worker{'s' if n > 1 else ''}", "jobs/s", "in-process JobService",
-                    "redis-server not installed", target=SCENES_TARGET if kind == "scenes" else VIDEO_TARGET)
-            for kind in sizes for n in counts
+            skipped(
+                f"jobs_{kind}_{n}_worker{'s' if n > 1 else ''}",
+                "jobs/s",
+                "in-process JobService",
+                "redis-server not installed",
+                target=SCENES_TARGET if kind == "scenes" else VIDEO_TARGET,
+            )
+            for kind in sizes
+            for n in counts
         ]
     bundle = _bundle()
     tmp = Path(tempfile.mkdtemp(prefix="mvcore-bench-jobs-"))
@@ -185,14 +206,22 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     finally:
                         _stop_workers(processes)
                     note(f"jobs {kind}: {count} worker(s) {rates[count]:.1f} jobs/s")
-                    lines.append(result(
-                        f"jobs_{kind}_{count}_worker{'s' if count > 1 else ''}",
-                        rates[count], "jobs/s",
-                        f"in-process JobService (InMemoryBroker, concurrency {WORKER_CONCURRENCY})", baseline,
-                        target=SCENES_TARGET if kind == "scenes" else VIDEO_TARGET,
-                        jobs=size, rounds=rounds, workers=count, worker_concurrency=WORKER_CONCURRENCY,
-                        speedup_vs_1_worker=rates[count] / rates[1], cpus=os.cpu_count(),
-                    ))
+                    lines.append(
+                        result(
+                            f"jobs_{kind}_{count}_worker{'s' if count > 1 else ''}",
+                            rates[count],
+                            "jobs/s",
+                            f"in-process JobService (InMemoryBroker, concurrency {WORKER_CONCURRENCY})",
+                            baseline,
+                            target=SCENES_TARGET if kind == "scenes" else VIDEO_TARGET,
+                            jobs=size,
+                            rounds=rounds,
+                            workers=count,
+                            worker_concurrency=WORKER_CONCURRENCY,
+                            speedup_vs_1_worker=rates[count] / rates[1],
+                            cpus=os.cpu_count(),
+                        )
+                    )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return lines

@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from benchmarks.common import linear_fit, make_flavor_tree, note, result, tiny
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 
 RATIO_TARGET = ("<=", 1.5)
 THOUSAND_BUDGET_S = 1.0
@@ -89,26 +89,64 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
     for count, mv, base, mv_cpu, base_cpu in points:
-        lines.append(result(f"load_cold_{count}_flavors", mv * 1e3, "ms",
-                            "yaml.load(CSafeLoader) of the same files", base * 1e3, target=RATIO_TARGET,
-                            files=count * 4 + 5, cpu_ms=mv_cpu * 1e3, baseline_cpu_ms=base_cpu * 1e3,
-                            ratio_cpu=mv_cpu / base_cpu if base_cpu else None))
+        lines.append(
+            result(
+                f"load_cold_{count}_flavors",
+                mv * 1e3,
+                "ms",
+                "yaml.load(CSafeLoader) of the same files",
+                base * 1e3,
+                target=RATIO_TARGET,
+                files=count * 4 + 5,
+                cpu_ms=mv_cpu * 1e3,
+                baseline_cpu_ms=base_cpu * 1e3,
+                ratio_cpu=mv_cpu / base_cpu if base_cpu else None,
+            )
+        )
     xs = [p[0] for p in points]
     slope, intercept, r2 = linear_fit(xs, [p[1] for p in points])
     base_slope, base_intercept, base_r2 = linear_fit(xs, [p[2] for p in points])
-    lines.append(result("load_slope_per_flavor", slope * 1e6, "us/flavor",
-                        "yaml.load(CSafeLoader) slope of the same files", base_slope * 1e6,
-                        target=RATIO_TARGET, intercept_ms=intercept * 1e3, r2=r2,
-                        baseline_intercept_ms=base_intercept * 1e3, baseline_r2=base_r2,
-                        sizes=",".join(map(str, xs))))
+    lines.append(
+        result(
+            "load_slope_per_flavor",
+            slope * 1e6,
+            "us/flavor",
+            "yaml.load(CSafeLoader) slope of the same files",
+            base_slope * 1e6,
+            target=RATIO_TARGET,
+            intercept_ms=intercept * 1e3,
+            r2=r2,
+            baseline_intercept_ms=base_intercept * 1e3,
+            baseline_r2=base_r2,
+            sizes=",".join(map(str, xs)),
+        )
+    )
     thousand = next((p for p in points if p[0] == 1000), None)
     if thousand is not None:
-        lines.append(result("load_cold_1000_flavors_wall", thousand[1], "s", "budget", THOUSAND_BUDGET_S,
-                            target=("<", THOUSAND_BUDGET_S), on="value"))
+        lines.append(
+            result(
+                "load_cold_1000_flavors_wall",
+                thousand[1],
+                "s",
+                "budget",
+                THOUSAND_BUDGET_S,
+                target=("<", THOUSAND_BUDGET_S),
+                on="value",
+            )
+        )
     else:
         predicted = slope * 1000 + intercept
-        lines.append(result("load_cold_1000_flavors_wall", None, "s", "budget", THOUSAND_BUDGET_S,
-                            target=("<", THOUSAND_BUDGET_S), on="value",
-                            note=f"not measured at this size; linear fit predicts {predicted:.3f} s",
-                            predicted_s=predicted))
+        lines.append(
+            result(
+                "load_cold_1000_flavors_wall",
+                None,
+                "s",
+                "budget",
+                THOUSAND_BUDGET_S,
+                target=("<", THOUSAND_BUDGET_S),
+                on="value",
+                note=f"not measured at this size; linear fit predicts {predicted:.3f} s",
+                predicted_s=predicted,
+            )
+        )
     return lines

@@ -1,15 +1,15 @@
 """Media: mvcore's ffmpeg steps against the bare ffmpeg command doing the same job, same run.
 
-1. ``media_render_720p``: :func:`mvcore.video.render_clip` of an 8 s 1280x720 clip (pictures drawn
+1. ``media_render_720p``: :func:`mvcore.providers.offline_video.render_clip`, 8 s at 1280x720 (drawn
    with Pillow, one ffmpeg run, output probed) against that very ffmpeg command run bare on the
    same pictures.  The command is not re-typed here: one untimed render runs with
-   ``mvcore.media.run_ffmpeg`` wrapped to record its arguments and keep its input files, so the
+   ``mvcore.media.ffmpeg.run_ffmpeg`` wrapped to record its arguments and keep its input files, so the
    baseline is exactly the filter graph and encoder settings mvcore uses.
-2. ``media_audio_clip``: :func:`mvcore.audio.clip_audio` of 8 s from the middle of a 3-minute mp3
+2. ``media_audio_clip``: :func:`mvcore.media.audio.clip_audio` of 8 s from the middle of a 3-minute mp3
    against ``ffmpeg -ss S -t 8 -i song.mp3 -c:a libmp3lame -b:a 192k clip.mp3`` (mvcore decodes
    from the start and trims with ``atrim`` so the cut is sample-accurate, and probes input and
    output; the bare command seeks the input).
-3. ``media_stitch_8x8s_720p``: :func:`mvcore.video.stitch` of 8 clips of 8 s at 1280x720 (same
+3. ``media_stitch_8x8s_720p``: :func:`mvcore.media.video.stitch` of 8 clips of 8 s at 1280x720 (same
    codec, size, rate and audio layout, no overlay) against ``ffmpeg -f concat -safe 0 -i list.txt
    -c copy``.  ``path`` says whether mvcore took its stream-copy fast path.  An extra line,
    ``media_stitch_overlay_reencode``, times the usual pipeline stitch (song overlay, clip sound
@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import note, result, tiny
-from mvcore import audio, media, video
+from mvcore.media import audio, ffmpeg, video
+from mvcore.providers import offline_video
 
 TARGET = ("<=", 1.2)
 TARGET_TEXT = "≤ 1.2×"  # noqa: RUF001 - the wording of the target
@@ -55,7 +56,7 @@ def _line(name: str, mvcore_s: float, baseline: str, bare_s: float, **extra: Any
 def _bare(args: list[str]) -> None:
     """Run ``ffmpeg <args>`` the plain way (no progress pipe, no probing)."""
     done = subprocess.run(
-        [media.ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y", *args],
+        [ffmpeg.ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y", *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -92,12 +93,12 @@ def _is_file(arg: str) -> bool:
 
 
 class _Recorder:
-    """Wraps ``mvcore.media.run_ffmpeg``: keeps every command and a copy of its input files."""
+    """Wraps ``mvcore.media.ffmpeg.run_ffmpeg``: keeps every command and a copy of its input files."""
 
     def __init__(self, keep: Path) -> None:
         self.keep = keep
         self.commands: list[list[str]] = []
-        self._original = media.run_ffmpeg
+        self._original = ffmpeg.run_ffmpeg
 
     async def __call__(self, args: list[str], **kwargs: Any) -> None:
         kept = list(args)
@@ -110,15 +111,15 @@ class _Recorder:
         await self._original(args, **kwargs)
 
     def __enter__(self) -> _Recorder:
-        media.run_ffmpeg = self  # type: ignore[assignment]
+        ffmpeg.run_ffmpeg = self  # type: ignore[assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        media.run_ffmpeg = self._original  # type: ignore[assignment]
+        ffmpeg.run_ffmpeg = self._original  # type: ignore[assignment]
 
 
 def _render(out: Path, size: dict[str, Any], prompt: str) -> Awaitable[Any]:
-    return video.render_clip(
+    return offline_video.render_clip(
         out,
         prompt=prompt,
         duration=float(size["clip_s"]),
@@ -143,7 +144,7 @@ def _bench_render(loop: asyncio.AbstractEventLoop, work: Path, size: dict[str, A
         lambda: _bare(args),
         size["render_runs"],
     )
-    bare_info = media.probe_sync(work / "bare_render.mp4")
+    bare_info = ffmpeg.probe_sync(work / "bare_render.mp4")
     return _line(
         f"media_render_{info.height}p",
         ours,
@@ -237,7 +238,7 @@ def _bench_stitch(loop: asyncio.AbstractEventLoop, work: Path, size: dict[str, A
         lambda: _bare(bare_args),
         size["runs"],
     )
-    label = f"{size['clips']}x{size['clip_s']}s_{media.probe_sync(clips[0]).height}p"
+    label = f"{size['clips']}x{size['clip_s']}s_{ffmpeg.probe_sync(clips[0]).height}p"
     lines = [
         _line(
             f"media_stitch_{label}",

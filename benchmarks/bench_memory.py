@@ -29,8 +29,8 @@ GROWTH_TARGET = ("<=", 1.05)
 
 
 def child(root: Path, flavors: int, rebuilds: int) -> dict[str, Any]:
-    from mvcore.flavor_store import FlavorStore
-    from mvcore.plugins import PluginHost
+    from mvcore.config.plugins import PluginHost
+    from mvcore.config.store import FlavorStore
 
     gc.collect()
     rss_imports = rss_mib()
@@ -88,9 +88,23 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_memory", "--child", "--root", str(root),
-             "--flavors", str(flavors), "--rebuilds", str(rebuilds)],
-            env=env, capture_output=True, text=True, timeout=900, check=False,
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.bench_memory",
+                "--child",
+                "--root",
+                str(root),
+                "--flavors",
+                str(flavors),
+                "--rebuilds",
+                str(rebuilds),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"memory child failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -100,15 +114,30 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     store_mib = data["rss_loaded"] - data["rss_imports"]
     how = "rebuild(changed_paths=[file])" if data["targeted"] else "rebuild() (full rescan)"
     return [
-        result(f"memory_rss_{flavors}_flavors", data["rss_loaded"], "MiB",
-               "same process before building the store (interpreter + imports)", data["rss_imports"],
-               target="report", store_mib=store_mib, per_flavor_kib=store_mib * 1024 / flavors),
-        result(f"memory_growth_{rebuilds}_rebuilds", data["rss_end"], "MiB",
-               f"RSS after load + {data['warmup']} warm-up rebuilds", data["rss_warm"], target=GROWTH_TARGET,
-               growth_mib=data["rss_end"] - data["rss_warm"],
-               growth_second_half_mib=data["rss_end"] - data["rss_half"],
-               flavors=flavors, rebuilds=rebuilds, generation=data["generation"],
-               note=f"each edit then {how}"),
+        result(
+            f"memory_rss_{flavors}_flavors",
+            data["rss_loaded"],
+            "MiB",
+            "same process before building the store (interpreter + imports)",
+            data["rss_imports"],
+            target="report",
+            store_mib=store_mib,
+            per_flavor_kib=store_mib * 1024 / flavors,
+        ),
+        result(
+            f"memory_growth_{rebuilds}_rebuilds",
+            data["rss_end"],
+            "MiB",
+            f"RSS after load + {data['warmup']} warm-up rebuilds",
+            data["rss_warm"],
+            target=GROWTH_TARGET,
+            growth_mib=data["rss_end"] - data["rss_warm"],
+            growth_second_half_mib=data["rss_end"] - data["rss_half"],
+            flavors=flavors,
+            rebuilds=rebuilds,
+            generation=data["generation"],
+            note=f"each edit then {how}",
+        ),
     ]
 
 

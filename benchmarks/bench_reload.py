@@ -45,9 +45,9 @@ def _edit(path: Path, i: int) -> str:
 
 
 def measure(mode: str, others: int, edits: int, workdir: Path) -> dict[str, Any]:
-    from mvcore.flavor_store import FlavorStore
-    from mvcore.plugins import PluginHost
-    from mvcore.reload import DEFAULT_DEBOUNCE_MS, DEFAULT_POLL_INTERVAL_S, Reloader
+    from mvcore.config.plugins import PluginHost
+    from mvcore.config.reload import DEFAULT_DEBOUNCE_MS, DEFAULT_POLL_INTERVAL_S, Reloader
+    from mvcore.config.store import FlavorStore
 
     root = workdir / f"{mode}-{others}"
     make_flavor_tree(root, others)

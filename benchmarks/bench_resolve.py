@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 
 from benchmarks.common import FLAVORS_DIR, note, per_call, result, skipped, timed_runs, tiny
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 
 FLAVOR, TYPE, KEY, EXPECTED = "example", "parameters", "number_of_scenes", 6
 LOOKUP_TARGET = ("<=", 2.0)  # at most 2x the plain dict
@@ -62,10 +62,20 @@ def _ns(stmt: str, ns: dict[str, Any], *, repeat: int = 7) -> tuple[float, float
     return raw * 1e9, net * 1e9
 
 
-def _peer_line(name: str, baseline: str, mv: tuple[float, float],
-               peer: tuple[float, float]) -> dict[str, Any]:
-    return result(name, mv[0], "ns", baseline, peer[0], target=PEER_TARGET,
-                  value_net=mv[1], baseline_net=peer[1], speedup=peer[0] / mv[0])
+def _peer_line(
+    name: str, baseline: str, mv: tuple[float, float], peer: tuple[float, float]
+) -> dict[str, Any]:
+    return result(
+        name,
+        mv[0],
+        "ns",
+        baseline,
+        peer[0],
+        target=PEER_TARGET,
+        value_net=mv[1],
+        baseline_net=peer[1],
+        speedup=peer[0] / mv[0],
+    )
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
@@ -80,9 +90,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     ns = {"snap": snap, "d": plain}
     mv = _ns(MVCORE_STMT, ns, repeat=repeat)
     floor = _ns(DICT_STMT, ns, repeat=repeat)
-    lines.append(result("resolve_lookup_vs_dict", mv[0], "ns", "plain nested dict lookup", floor[0],
-                        target=LOOKUP_TARGET, value_net=mv[1], baseline_net=floor[1],
-                        ratio_net=mv[1] / floor[1]))
+    lines.append(
+        result(
+            "resolve_lookup_vs_dict",
+            mv[0],
+            "ns",
+            "plain nested dict lookup",
+            floor[0],
+            target=LOOKUP_TARGET,
+            value_net=mv[1],
+            baseline_net=floor[1],
+            ratio_net=mv[1] / floor[1],
+        )
+    )
 
     default, example = _layers()
     tmp = Path(tempfile.mkdtemp(prefix="mvcore-bench-resolve-"))
@@ -98,11 +118,21 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     warm = per_call("snap.resolve(FLAVOR).to_wire()", resolve_ns, repeat=repeat) * 1e6
     same_shape = {"meta": {k: v for k, v in wire.items() if k != "configs"}, "configs": wire["configs"]}
     build_ns = {"w": same_shape}
-    floor_wire = per_call('{**w["meta"], "configs": {t: c for t, c in w["configs"].items()}}', build_ns,
-                          repeat=repeat) * 1e6
-    lines.append(result("resolve_to_wire_warm", warm, "us",
-                        "building the same-shape dict from prebuilt plain dicts", floor_wire,
-                        target="report", note="to_wire of each config is cached on the snapshot"))
+    floor_wire = (
+        per_call('{**w["meta"], "configs": {t: c for t, c in w["configs"].items()}}', build_ns, repeat=repeat)
+        * 1e6
+    )
+    lines.append(
+        result(
+            "resolve_to_wire_warm",
+            warm,
+            "us",
+            "building the same-shape dict from prebuilt plain dicts",
+            floor_wire,
+            target="report",
+            note="to_wire of each config is cached on the snapshot",
+        )
+    )
     configs = snap.resolve(FLAVOR).configs
 
     def cold() -> Any:
@@ -112,13 +142,23 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     cold_us = per_call(cold, repeat=repeat) * 1e6
     deep_us = per_call(lambda: copy.deepcopy(wire), repeat=repeat) * 1e6
-    lines.append(result("resolve_to_wire_cold", cold_us, "us", "copy.deepcopy of the same wire dict", deep_us,
-                        target="report", note="wire caches cleared before every call"))
+    lines.append(
+        result(
+            "resolve_to_wire_cold",
+            cold_us,
+            "us",
+            "copy.deepcopy of the same wire dict",
+            deep_us,
+            target="report",
+            note="wire caches cleared before every call",
+        )
+    )
     return lines
 
 
-def _dynaconf(tmp: Path, default: dict[str, Any], example: dict[str, Any], mv: tuple[float, float],
-              repeat: int) -> dict[str, Any]:
+def _dynaconf(
+    tmp: Path, default: dict[str, Any], example: dict[str, Any], mv: tuple[float, float], repeat: int
+) -> dict[str, Any]:
     name = "resolve_lookup_vs_dynaconf"
     baseline = "Dynaconf layered env: settings.parameters.number_of_scenes"
     if not _have("dynaconf"):
@@ -127,8 +167,14 @@ def _dynaconf(tmp: Path, default: dict[str, Any], example: dict[str, Any], mv: t
 
     path = tmp / "settings.yaml"
     path.write_text(yaml.safe_dump({"default": default, FLAVOR: example}), encoding="utf-8")
-    settings = Dynaconf(settings_files=[str(path)], environments=True, env=FLAVOR, merge_enabled=True,
-                        envvar_prefix="MVCORE_BENCH_DYNACONF", load_dotenv=False)
+    settings = Dynaconf(
+        settings_files=[str(path)],
+        environments=True,
+        env=FLAVOR,
+        merge_enabled=True,
+        envvar_prefix="MVCORE_BENCH_DYNACONF",
+        load_dotenv=False,
+    )
     if settings.parameters.number_of_scenes != EXPECTED:
         raise RuntimeError("dynaconf did not layer example over default")
     peer = _ns(f"s.{TYPE}.{KEY}", {"s": settings}, repeat=min(repeat, 3))
@@ -138,8 +184,9 @@ def _dynaconf(tmp: Path, default: dict[str, Any], example: dict[str, Any], mv: t
     return line
 
 
-def _omegaconf(default: dict[str, Any], example: dict[str, Any], mv: tuple[float, float],
-               repeat: int) -> list[dict[str, Any]]:
+def _omegaconf(
+    default: dict[str, Any], example: dict[str, Any], mv: tuple[float, float], repeat: int
+) -> list[dict[str, Any]]:
     name, baseline = "resolve_lookup_vs_omegaconf", "OmegaConf.merge(default, example) attribute access"
     if not _have("omegaconf"):
         return [skipped(name, "ns", baseline, "omegaconf not installed", target=PEER_TARGET)]
@@ -158,8 +205,10 @@ def _hydra(tmp: Path, default: dict[str, Any], mv: tuple[float, float], quick: b
     attr_name = "resolve_lookup_vs_hydra_cfg_attr"
     attr_baseline = "attribute access on a Hydra-composed cfg"
     if not _have("hydra"):
-        return [skipped(compose_name, "ns", compose_baseline, "hydra-core not installed", target=PEER_TARGET),
-                skipped(attr_name, "ns", attr_baseline, "hydra-core not installed", target=PEER_TARGET)]
+        return [
+            skipped(compose_name, "ns", compose_baseline, "hydra-core not installed", target=PEER_TARGET),
+            skipped(attr_name, "ns", attr_baseline, "hydra-core not installed", target=PEER_TARGET),
+        ]
     from hydra import compose, initialize_config_dir
 
     conf = tmp / "conf"

@@ -166,8 +166,9 @@ def result(
     return line
 
 
-def skipped(name: str, unit: str, baseline: str, reason: str, *,
-            target: tuple[str, float] | str | None = None) -> dict[str, Any]:
+def skipped(
+    name: str, unit: str, baseline: str, reason: str, *, target: tuple[str, float] | str | None = None
+) -> dict[str, Any]:
     """The line of a benchmark that could not run (an optional peer is missing): value null."""
     line = result(name, None, unit, baseline, None, target=target, note=f"skipped: {reason}")
     line["met"] = None

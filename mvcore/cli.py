@@ -12,10 +12,10 @@ from typing import Any
 import click
 
 from mvcore import logs
+from mvcore.config.merge import leaf_paths
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore, ReloadEvent
 from mvcore.errors import MvcoreError
-from mvcore.flavor_store import FlavorStore, ReloadEvent
-from mvcore.merge import leaf_paths
-from mvcore.plugins import PluginHost
 from mvcore.settings import Settings
 
 
@@ -206,7 +206,7 @@ def flavors_diff(a: str, b: str, flavors_dirs: tuple[str, ...], as_json: bool) -
 @click.option("--force", is_flag=True, help="Overwrite an existing flavor.")
 def flavors_new(name: str, root: str | None, force: bool) -> None:
     """Scaffold a flavor whose files validate, with every key commented out."""
-    from mvcore.scaffold import scaffold_flavor
+    from mvcore.config.scaffold import scaffold_flavor
 
     settings = _settings(())
     target_root = Path(root) if root else settings.flavors_dirs[0]
@@ -222,7 +222,7 @@ def flavors_new(name: str, root: str | None, force: bool) -> None:
 @click.option("--poll", is_flag=True, help="Use the polling observer.")
 def flavors_watch(flavors_dirs: tuple[str, ...], poll: bool) -> None:
     """Print reload events as flavor files change (Ctrl-C to stop)."""
-    from mvcore.reload import Reloader
+    from mvcore.config.reload import Reloader
 
     settings = _settings(flavors_dirs)
     store = FlavorStore.from_settings(settings)
@@ -279,7 +279,7 @@ def schemas() -> None:
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default="schemas")
 @click.option("--check", is_flag=True, help="Exit 1 if the files differ from the models; write nothing.")
 def schemas_export(directory: str, check: bool) -> None:
-    from mvcore.schema_export import export_schemas
+    from mvcore.config.schema_export import export_schemas
 
     registry = PluginHost(entry_points=False).contributions().registry
     differing = export_schemas(registry, Path(directory), check=check)
@@ -316,7 +316,7 @@ def serve(host: str, port: int, reload_flavors: bool, flavors_dirs: tuple[str, .
 @click.option("--concurrency", default=2, show_default=True, type=int)
 def worker(concurrency: int) -> None:
     """Run generation jobs from Redis (MVCORE_REDIS_URL) in this process."""
-    from mvcore.worker import run_worker
+    from mvcore.jobs.worker import run_worker
 
     settings = _settings(())
     logs.setup_logging(logging.INFO)

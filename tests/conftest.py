@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_FLAVORS = REPO / "flavors"

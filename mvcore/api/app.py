@@ -23,9 +23,9 @@ from mvcore.api.flavors import flavor_router
 from mvcore.api.mv import mv_router
 from mvcore.api.problems import EXCEPTION_HANDLERS, document_responses
 from mvcore.api.services import Services
-from mvcore.flavor_store import FlavorStore
+from mvcore.config.store import FlavorStore
 from mvcore.generators.context import build_context
-from mvcore.jobs import JobService
+from mvcore.jobs.service import JobService
 from mvcore.settings import Settings
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -49,7 +49,7 @@ def build_services(
 
 def _job_service(settings: Settings, ctx: Any) -> JobService:
     if settings.redis_url:
-        from mvcore.jobs_redis import RedisJobService
+        from mvcore.jobs.redis_store import RedisJobService
 
         return RedisJobService(ctx, settings.redis_url)
     return JobService(ctx)
@@ -122,7 +122,7 @@ def create_app(
         services.events.bind(asyncio.get_running_loop())
         unsubscribe = services.store.subscribe(services.events.publish)
         if settings.watch != "off":
-            from mvcore.reload import Reloader
+            from mvcore.config.reload import Reloader
 
             services.reloader = Reloader(
                 services.store, mode=settings.watch, debounce_ms=settings.debounce_ms

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from mvcore.flavor_store import ReloadEvent
+from mvcore.config.store import ReloadEvent
 
 MAX_QUEUE = 100
 

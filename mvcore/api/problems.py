@@ -175,4 +175,3 @@ def document_responses(openapi: Any) -> None:
             if any(getattr(param, "name", None) == "async" for param in operation.parameters or ()):
                 responses["202"] = answer("Queued (?async=true): poll status_url", "JobQueued")
             operation.responses = responses
-

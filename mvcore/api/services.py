@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mvcore.api.events import EventHub
+from mvcore.config.resolver import Resolution
+from mvcore.config.snapshot import Snapshot
+from mvcore.config.store import FlavorStore
 from mvcore.errors import MvcoreError
-from mvcore.flavor_store import FlavorStore
 from mvcore.generators.context import ConfigBundle, GenContext
-from mvcore.jobs import JobService
-from mvcore.resolver import Resolution
+from mvcore.jobs.service import JobService
 from mvcore.settings import Settings
-from mvcore.snapshot import Snapshot
 
 
 @dataclass

@@ -8,12 +8,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mvcore import audio, logs, media
+from mvcore import logs
 from mvcore.errors import BadInput, MvcoreError, NotFound
 from mvcore.generators.common import new_id, now_iso, save_metadata, working_dir
 from mvcore.generators.context import GenContext
 from mvcore.generators.inputs import download
 from mvcore.generators.requests import AudioDownloadRequest
+from mvcore.media import audio, ffmpeg
 from mvcore.storage import keys
 
 UPLOAD_FORMATS = {"mp3", "wav", "m4a", "ogg", "flac", "aac", "mp4"}
@@ -52,7 +53,7 @@ async def _store_audio(
     timeout = ctx.settings.media_timeout_s
     if start is not None or end is not None:
         await audio.clip_audio(source, mp3, start or 0.0, end, timeout=timeout)
-        info = await media.probe(mp3)
+        info = await ffmpeg.probe(mp3)
     else:
         info = await audio.convert_to_mp3(source, mp3, timeout=timeout)
     saved = await ctx.media.save(mp3, keys.audio_key(audio_id), "audio/mpeg")

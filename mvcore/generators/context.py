@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from mvcore import logs
+from mvcore.config.resolver import Resolution
 from mvcore.errors import BadInput, DeadlineExceeded
 from mvcore.providers.base import Progress, Provider, no_progress
-from mvcore.resolver import Resolution
 from mvcore.settings import Settings
 from mvcore.storage.media_store import MediaStore
 

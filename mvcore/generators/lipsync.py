@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mvcore import audio
 from mvcore.errors import BadInput
 from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.inputs import audio_from, own_audio_id, video_from
 from mvcore.generators.requests import LipsyncRequest
+from mvcore.media import audio
 
 
 def lipsync_params(request: LipsyncRequest, bundle: ConfigBundle) -> dict[str, Any]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mvcore import video
 from mvcore.errors import NotFound
 from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.inputs import audio_file, video_file
 from mvcore.generators.requests import StitchVideosRequest
+from mvcore.media import video
 from mvcore.storage import keys
 
 

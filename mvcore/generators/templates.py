@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mvcore import logs
+from mvcore.config.validation import template_fields
 from mvcore.errors import BadInput
-from mvcore.validation import template_fields
 
 
 def fill(template: str, values: Mapping[str, Any], *, name: str) -> str:

@@ -8,17 +8,13 @@ store them afterwards), so every backend ends in the same place.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-#: progress(fraction in 0..1, short message) -- called by long steps.
-Progress = Callable[[float, str], None]
+from mvcore.media.progress import Progress, no_progress
 
-
-def no_progress(fraction: float, message: str) -> None:
-    """Default progress sink."""
+__all__ = ["Progress", "ProviderResult", "Scene", "no_progress"]
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from mvcore import video
-from mvcore.media import aspect_to_size
+from mvcore.media.ffmpeg import aspect_to_size
+from mvcore.providers import offline_video
 from mvcore.providers.base import Progress, ProviderResult, Scene, no_progress
 from mvcore.providers.offline_art import draw_character, encode_image
 
@@ -140,7 +140,7 @@ class OfflineProvider:
         out_path: Path,
         progress: Progress = no_progress,
     ) -> ProviderResult:
-        await video.render_clip(
+        await offline_video.render_clip(
             out_path,
             prompt=prompt,
             duration=float(params.get("duration") or 8),
@@ -164,7 +164,7 @@ class OfflineProvider:
         out_path: Path,
         progress: Progress = no_progress,
     ) -> ProviderResult:
-        from mvcore.video import mux_audio
+        from mvcore.media.video import mux_audio
 
         await mux_audio(video, audio, out_path, timeout=self.timeout)
         progress(1.0, "muxed")

@@ -9,8 +9,8 @@ import pytest
 from litestar.testing import TestClient
 
 from mvcore.api.app import create_app
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 from mvcore.settings import Settings
 from mvcore.testing.settings import offline_settings
 

@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import TestClient
 from PIL import Image
 
-from mvcore.media import probe_sync
+from mvcore.media.ffmpeg import probe_sync
 
 SCENES = {"idea": "a cat learns to surf", "character_description": "an orange tabby cat"}
 

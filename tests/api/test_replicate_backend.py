@@ -14,8 +14,8 @@ from litestar.testing import TestClient
 from PIL import Image
 
 from mvcore.api.app import create_app
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 from mvcore.testing.replicate_server import FakeReplicateServer, PredictionFailure
 
 from .conftest import make_settings

@@ -79,10 +79,14 @@ def _fake_area(monkeypatch: pytest.MonkeyPatch, name: str, run: Any) -> None:
     monkeypatch.setattr(bench_main, "discover", lambda: sorted([*known, name]))
 
 
-def test_main_prints_json_lines_and_exits_zero(monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
-    _fake_area(monkeypatch, "fake", lambda quick: [result("fake_line", 2.0, "ms", "nothing", 1.0,
-                                                          target=("<=", 1.5))])
+def test_main_prints_json_lines_and_exits_zero(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_area(
+        monkeypatch,
+        "fake",
+        lambda quick: [result("fake_line", 2.0, "ms", "nothing", 1.0, target=("<=", 1.5))],
+    )
     assert bench_main.main(["--quick", "fake"]) == 0
     out = [json.loads(row) for row in capsys.readouterr().out.splitlines()]
     assert [line["name"] for line in out] == ["fake_line"]

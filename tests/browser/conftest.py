@@ -268,8 +268,22 @@ def song(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     target = tmp_path_factory.mktemp("song") / "sine-song.mp3"
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-         "-i", f"sine=frequency=440:duration={SONG_SECONDS:g}", "-ac", "2", "-b:a", "128k", str(target)],
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={SONG_SECONDS:g}",
+            "-ac",
+            "2",
+            "-b:a",
+            "128k",
+            str(target),
+        ],
         check=True,
         timeout=60,
     )

@@ -72,12 +72,16 @@ def test_flavors_page_follows_edits_live(page, guard, server, screenshots):
         generation = server.generation
         lines = original.replace("camera_angle: wide", "camera_angle: close-up").splitlines()
         line_no = next(i for i, line in enumerate(lines, 1) if line.startswith("number_of_scenes:"))
-        params.write_text(original.replace("camera_angle: wide", "camera_angle: close-up")
-                          .replace("number_of_scenes: 6", 'number_of_scenes: "lots"'))
+        params.write_text(
+            original.replace("camera_angle: wide", "camera_angle: close-up").replace(
+                "number_of_scenes: 6", 'number_of_scenes: "lots"'
+            )
+        )
         errors = page.get_by_test_id("error-list")
         try:
             expect(errors).to_contain_text(
-                re.compile(rf"flavors/example/parameters\.yaml:{line_no}: .*number_of_scenes"), timeout=2_000)
+                re.compile(rf"flavors/example/parameters\.yaml:{line_no}: .*number_of_scenes"), timeout=2_000
+            )
         except AssertionError as exc:
             raise AssertionError(f"error not shown within 2 s; {_server_side(server, generation)}") from exc
         example = page.locator('[data-testid="flavor-row"][data-name="example"]')

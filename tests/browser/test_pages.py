@@ -88,10 +88,22 @@ def test_configuration_section_is_collapsed_and_lists_flavors(page, guard, serve
 
 
 def test_flavor_list_failure_falls_back_to_default_with_a_message(page, guard, server):
-    page.route("**/api/mv/get_config_flavors", lambda route: route.fulfill(
-        status=503, content_type="application/json",
-        body=json.dumps({"detail": {"error": "UNAVAILABLE", "message": "Flavor store is down",
-                                    "details": {"hint": "Try again later."}}})))
+    page.route(
+        "**/api/mv/get_config_flavors",
+        lambda route: route.fulfill(
+            status=503,
+            content_type="application/json",
+            body=json.dumps(
+                {
+                    "detail": {
+                        "error": "UNAVAILABLE",
+                        "message": "Flavor store is down",
+                        "details": {"hint": "Try again later."},
+                    }
+                }
+            ),
+        ),
+    )
     guard.allow("status of 503")
     page.goto(server.url("/create"))
     error = page.get_by_test_id("config-error")

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from mvcore import hookimpl
 from mvcore.cli import main
-from mvcore.discovery import Shadowed
-from mvcore.flavor_store import FlavorStore
+from mvcore.config.discovery import Shadowed
+from mvcore.config.store import FlavorStore
 from mvcore.settings import Settings
 
 

@@ -2,7 +2,7 @@
 
 Each example writes a ``default`` flavor and 1-3 other flavors to a temp dir, every
 flavor holding a random subset of the keys of the built-in config types (values of the
-types the pydantic models in ``mvcore.config_types`` require) plus a ``nested`` config
+types the pydantic models in ``mvcore.config.config_types`` require) plus a ``nested`` config
 type registered by a plugin, whose schema allows nested objects so the recursive
 mapping merge is exercised.  The resolution is compared to an independent reference
 model of the rule; provenance is checked by re-reading the named file.
@@ -29,10 +29,10 @@ from hypothesis import strategies as st
 from pydantic.fields import FieldInfo
 
 from mvcore import hookimpl
-from mvcore.config_types import builtin_config_types
+from mvcore.config.config_types import builtin_config_types
+from mvcore.config.merge import Layer, Provenance, merge_layers
+from mvcore.config.store import FlavorStore
 from mvcore.errors import FlavorNotFound
-from mvcore.flavor_store import FlavorStore
-from mvcore.merge import Layer, Provenance, merge_layers
 
 EXAMPLES = {
     "reference": 50,

@@ -18,9 +18,9 @@ import mvcore_plugin_neon
 import pytest
 
 from mvcore import hookimpl
-from mvcore.config_types import ConfigType
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.config_types import ConfigType
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 from mvcore.settings import Settings
 
 

@@ -10,9 +10,9 @@ import yaml
 from click.testing import CliRunner
 
 from mvcore.cli import main
-from mvcore.config_types import builtin_config_types
-from mvcore.plugins import PluginHost
-from mvcore.schema_export import export_schemas, render_schemas
+from mvcore.config.config_types import builtin_config_types
+from mvcore.config.plugins import PluginHost
+from mvcore.config.schema_export import export_schemas, render_schemas
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,10 +12,10 @@ import yaml
 from click.testing import CliRunner
 
 from mvcore.cli import main
-from mvcore.config_types import builtin_config_types
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
-from mvcore.validation import template_fields
+from mvcore.config.config_types import builtin_config_types
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
+from mvcore.config.validation import template_fields
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "flavors"

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from mvcore import hookimpl
-from mvcore.config_types import ConfigType
+from mvcore.config.config_types import ConfigType
+from mvcore.config.snapshot import base_layer
+from mvcore.config.store import FlavorStore
 from mvcore.errors import FlavorNotFound
-from mvcore.flavor_store import FlavorStore
-from mvcore.snapshot import base_layer
 
 
 def write(path: Path, text: str) -> None:

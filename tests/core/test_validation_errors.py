@@ -24,8 +24,8 @@ from click.testing import CliRunner
 
 from mvcore import hookimpl
 from mvcore.cli import main
-from mvcore.flavor_store import FlavorStore
-from mvcore.validation import MAX_FILE_BYTES, Issue, read_yaml
+from mvcore.config.store import FlavorStore
+from mvcore.config.validation import MAX_FILE_BYTES, Issue, read_yaml
 
 # file[:line]: [key.path: ]message
 ISSUE_FORMAT = re.compile(

@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from mvcore.api.app import create_app
-from mvcore.jobs import JobService
+from mvcore.jobs.service import JobService
 
 from .conftest import SCENES, GateProvider, make_settings, wait_until
 
@@ -52,8 +52,12 @@ class App:
         return dict(response.json())
 
     def wait_status(self, job_id: str, *statuses: str) -> dict[str, Any]:
-        return dict(wait_until(lambda: (j := self.job(job_id))["status"] in statuses and j,
-                               what=f"job {job_id} to reach {statuses}"))
+        return dict(
+            wait_until(
+                lambda: (j := self.job(job_id))["status"] in statuses and j,
+                what=f"job {job_id} to reach {statuses}",
+            )
+        )
 
 
 @pytest.fixture
@@ -75,8 +79,10 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
     ("path", "payload"),
     [
         ("/api/mv/create_scenes", {**SCENES, "config_flavor": "example"}),
-        ("/api/mv/generate_video",
-         {"prompt": "a neon city at night", "duration": 1, "seed": 7, "backend": "offline"}),
+        (
+            "/api/mv/generate_video",
+            {"prompt": "a neon city at night", "duration": 1, "seed": 7, "backend": "offline"},
+        ),
     ],
 )
 def test_async_and_sync_give_the_same_body(app: App, path: str, payload: dict[str, Any]) -> None:
@@ -109,8 +115,19 @@ def test_status_moves_queued_running_succeeded(app: App) -> None:
     assert seen == ["queued", "running", "succeeded"]
     assert done["created_at"] <= done["started_at"] <= done["finished_at"]
     assert done["progress"] == 1.0 and done["message"] == "done"
-    assert set(done) == {"job_id", "kind", "status", "progress", "message", "created_at", "started_at",
-                         "finished_at", "result", "error", "status_url"}
+    assert set(done) == {
+        "job_id",
+        "kind",
+        "status",
+        "progress",
+        "message",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "result",
+        "error",
+        "status_url",
+    }
 
 
 def test_a_failing_provider_fails_the_job_with_its_own_error(app: App) -> None:

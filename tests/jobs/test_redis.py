@@ -12,8 +12,8 @@ import pytest
 from litestar.testing import TestClient
 
 from mvcore.api.app import create_app
-from mvcore.jobs import JobFailed
-from mvcore.jobs_redis import RedisJobService
+from mvcore.jobs.redis_store import RedisJobService
+from mvcore.jobs.service import JobFailed
 
 from .conftest import SCENES, Workers, make_settings, wait_until
 from .test_memory import shape
@@ -36,14 +36,17 @@ class Api:
         return dict(response.json())
 
     def wait_status(self, job_id: str, *statuses: str, timeout: float = 60.0) -> dict[str, Any]:
-        return dict(wait_until(lambda: (j := self.job(job_id))["status"] in statuses and j, timeout=timeout,
-                               what=f"job {job_id} to reach {statuses}"))
+        return dict(
+            wait_until(
+                lambda: (j := self.job(job_id))["status"] in statuses and j,
+                timeout=timeout,
+                what=f"job {job_id} to reach {statuses}",
+            )
+        )
 
 
 @pytest.fixture
-def api_factory(
-    workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Any:
+def api_factory(workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("MVCORE_JOB_HEARTBEAT_TIMEOUT", "2")
 
     @contextmanager
@@ -136,16 +139,21 @@ def test_a_killed_worker_leaves_the_job_failed_worker_lost(api: Api, workers: Wo
     # the synchronous path waits on the same kind of job from the API's event loop
     jobs = api.client.app.state["services"].jobs
     portal = api.client.blocking_portal
-    bundle = api.client.app.state["services"].bundle(
-        api.client.app.state["services"].store.current, None, None).to_dict()
+    bundle = (
+        api.client.app.state["services"]
+        .bundle(api.client.app.state["services"].store.current, None, None)
+        .to_dict()
+    )
     sync_call = portal.start_task_soon(jobs.run, "generate_video", {**VIDEO, "backend": "slow"}, bundle)
     running = api.wait_status(job_id, "running")
     assert running["started_at"] is not None
     wait_until(lambda: len(list(workers.control.glob("started-*"))) >= 1, what="the slow provider to start")
     first = api.job(job_id)["progress"]
     wait_until(lambda: api.job(job_id)["progress"] > first, what="progress to move")
-    wait_until(lambda: len(api.client.get("/api/mv/jobs?status=running").json()["jobs"]) == 2,
-               what="both jobs to run")
+    wait_until(
+        lambda: len(api.client.get("/api/mv/jobs?status=running").json()["jobs"]) == 2,
+        what="both jobs to run",
+    )
     worker.kill()  # SIGKILL mid-task: no chance to write anything
     started = time.monotonic()
     job = api.wait_status(job_id, "failed", "succeeded", "cancelled", timeout=20)

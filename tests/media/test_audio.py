@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from mvcore import media
-from mvcore.audio import audio_duration, clip_audio, convert_to_mp3
 from mvcore.errors import BadInput
+from mvcore.media import ffmpeg
+from mvcore.media.audio import audio_duration, clip_audio, convert_to_mp3
 
-FF = media.ffmpeg_exe()
+FF = ffmpeg.ffmpeg_exe()
 TRACK = 3.0
 #: input suffix -> encoder arguments used to make the 3 s test track
 INPUTS = {
@@ -102,7 +102,7 @@ async def test_clip_audio_output_format_follows_the_destination_suffix(
 ) -> None:
     dst = tmp_path / f"clip.{suffix}"
     returned = await clip_audio(tracks["wav"], dst, 1.0, 2.0, timeout=30)
-    info = await media.probe(dst)
+    info = await ffmpeg.probe(dst)
     assert info.audio_codec == codec
     assert returned == pytest.approx(1.0, abs=0.05)
     assert decoded_seconds(dst) == pytest.approx(1.0, abs=0.05)
@@ -112,7 +112,7 @@ async def test_clip_audio_output_format_follows_the_destination_suffix(
 async def test_clip_audio_takes_the_audio_of_a_video_file(tracks: dict[str, Path], tmp_path: Path) -> None:
     returned = await clip_audio(tracks["music-video.mp4"], tmp_path / "c.mp3", 0.5, 1.5, timeout=30)
     assert returned == pytest.approx(1.0, abs=0.05)
-    assert not (await media.probe(tmp_path / "c.mp3")).has_video
+    assert not (await ffmpeg.probe(tmp_path / "c.mp3")).has_video
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from mvcore import media
 from mvcore.errors import BadInput, DeadlineExceeded, MediaError
-from mvcore.media import (
+from mvcore.media import ffmpeg
+from mvcore.media.ffmpeg import (
     MediaInfo,
     aspect_to_size,
     atomic_output,
@@ -22,7 +22,7 @@ from mvcore.media import (
     run_ffmpeg,
 )
 
-FF = media.ffmpeg_exe()
+FF = ffmpeg.ffmpeg_exe()
 
 
 def ff(command: str, *paths: Path | str) -> None:
@@ -250,7 +250,7 @@ def _capture_processes(monkeypatch: pytest.MonkeyPatch) -> list[asyncio.subproce
         procs.append(proc)
         return proc
 
-    monkeypatch.setattr(media.asyncio, "create_subprocess_exec", spy)
+    monkeypatch.setattr(ffmpeg.asyncio, "create_subprocess_exec", spy)
     return procs
 
 
@@ -371,9 +371,9 @@ def test_aspect_to_size_rejects_malformed_ratios(ratio: str) -> None:
 def test_ffmpeg_exe_is_cached_and_pydub_points_at_it() -> None:
     from pydub import AudioSegment
 
-    assert media.ffmpeg_exe() is media.ffmpeg_exe()
-    assert media.configure_pydub() is True
-    assert AudioSegment.converter == media.ffmpeg_exe()
+    assert ffmpeg.ffmpeg_exe() is ffmpeg.ffmpeg_exe()
+    assert ffmpeg.configure_pydub() is True
+    assert AudioSegment.converter == ffmpeg.ffmpeg_exe()
 
 
 def test_media_info_is_frozen() -> None:

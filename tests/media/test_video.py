@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops
 
-from mvcore import media, video
 from mvcore.errors import BadInput
-from mvcore.video import mux_audio, render_clip, stitch
+from mvcore.media import ffmpeg, video
+from mvcore.media.video import mux_audio, stitch
+from mvcore.providers.offline_video import render_clip
 
-FF = media.ffmpeg_exe()
+FF = ffmpeg.ffmpeg_exe()
 
 
 def ff(command: str, *paths: Path | str) -> None:
@@ -161,7 +162,7 @@ async def test_render_clip_has_requested_duration_size_and_audio(
         timeout=60,
         progress=lambda fraction, message: progress.append(fraction),
     )
-    assert info == await media.probe(out)
+    assert info == await ffmpeg.probe(out)
     assert info.duration == pytest.approx(duration, abs=0.1)
     assert decoded_seconds(out, "v") == pytest.approx(duration, abs=0.1)
     assert (info.width, info.height) == size
@@ -287,7 +288,7 @@ async def test_stitch_duration_is_the_sum_with_one_video_and_one_full_length_aud
     song_at_end: bool,
 ) -> None:
     sources = [clips[n] for n in names]
-    total = sum([(await media.probe(p)).duration for p in sources])
+    total = sum([(await ffmpeg.probe(p)).duration for p in sources])
     out = tmp_path / "stitched.mp4"
     info = await stitch(
         sources,
@@ -300,7 +301,7 @@ async def test_stitch_duration_is_the_sum_with_one_video_and_one_full_length_aud
     assert decoded_seconds(out, "v") == pytest.approx(total, abs=0.15)
     assert decoded_seconds(out, "a") == pytest.approx(total, abs=0.15)
     assert stream_counts(out) == (1, 1)
-    assert (info.width, info.height, info.fps) == (*size, (await media.probe(sources[0])).fps)
+    assert (info.width, info.height, info.fps) == (*size, (await ffmpeg.probe(sources[0])).fps)
     assert (info.audio_codec, info.audio_channels, info.audio_sample_rate) == ("aac", 2, 48000)
     last_second = max_volume(out, total - 1.0, 0.9)
     if song_at_end:
@@ -330,13 +331,13 @@ async def test_stitch_of_matching_clips_is_lossless(
     clips: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[list[str]] = []
-    real = media.run_ffmpeg
+    real = ffmpeg.run_ffmpeg
 
     async def spy(args: list[str], **kwargs: Any) -> None:
         calls.append(args)
         await real(args, **kwargs)
 
-    monkeypatch.setattr(media, "run_ffmpeg", spy)
+    monkeypatch.setattr(ffmpeg, "run_ffmpeg", spy)
     out = tmp_path / "s.mp4"
     info = await stitch([clips["wide_a.mp4"]] * 3, out, timeout=30)
     assert len(calls) == 1 and "copy" in calls[0] and "-filter_complex" not in calls[0]
@@ -399,9 +400,9 @@ async def test_stitch_progress_reaches_one(clips: dict[str, Path], tmp_path: Pat
 
 
 def test_copy_compatibility_requires_identical_streams() -> None:
-    base = media.MediaInfo(1.0, True, True, 320, 180, 24.0, "h264", "aac", 2, 48000, "yuv420p", "High")
-    other_fps = media.MediaInfo(1.0, True, True, 320, 180, 30.0, "h264", "aac", 2, 48000, "yuv420p", "High")
-    silent = media.MediaInfo(1.0, True, False, 320, 180, 24.0, "h264", None, None, None, "yuv420p", "High")
+    base = ffmpeg.MediaInfo(1.0, True, True, 320, 180, 24.0, "h264", "aac", 2, 48000, "yuv420p", "High")
+    other_fps = ffmpeg.MediaInfo(1.0, True, True, 320, 180, 30.0, "h264", "aac", 2, 48000, "yuv420p", "High")
+    silent = ffmpeg.MediaInfo(1.0, True, False, 320, 180, 24.0, "h264", None, None, None, "yuv420p", "High")
     assert video._copy_compatible([base, base])
     assert not video._copy_compatible([base, other_fps])
     assert not video._copy_compatible([base, silent])

@@ -30,9 +30,9 @@ import pytest
 from litestar.testing import TestClient
 
 from mvcore.api.app import create_app
-from mvcore.flavor_store import FlavorStore
-from mvcore.media import MediaInfo, probe_sync
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
+from mvcore.media.ffmpeg import MediaInfo, probe_sync
 from mvcore.settings import Settings
 from mvcore.testing.s3 import MotoS3Server
 from mvcore.testing.settings import offline_settings

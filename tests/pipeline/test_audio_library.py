@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mvcore.media import probe_sync
+from mvcore.media.ffmpeg import probe_sync
 
 INFO_KEYS = {"audio_id", "audio_url", "filename", "format", "title", "duration", "file_size_bytes"}
 

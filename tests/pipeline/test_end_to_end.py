@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mvcore.media import probe_sync
+from mvcore.media.ffmpeg import probe_sync
 
 LIPSYNC_METADATA = {
     "model_used",
@@ -78,7 +78,7 @@ def test_song_clips_lipsync_stitch(pipe: Any, kit: Any) -> None:
 def _streams(path: Path) -> str:
     import subprocess
 
-    from mvcore.media import ffmpeg_exe
+    from mvcore.media.ffmpeg import ffmpeg_exe
 
     result = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, check=False

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mvcore.media import probe_sync
+from mvcore.media.ffmpeg import probe_sync
 from mvcore.settings import Settings
 from mvcore.testing.s3 import MotoS3Server
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mvcore.media import ffmpeg_exe
+from mvcore.media.ffmpeg import ffmpeg_exe
 
 
 def _stitched(pipe: Any, body: dict[str, Any], parts: list[dict[str, Any]]) -> tuple[Any, Any]:
@@ -172,19 +172,19 @@ def test_clips_of_other_sizes_rates_and_audio_layouts(
 
 def test_matching_clips_are_joined_by_stream_copy(pipe: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Generated and lipsynced clips share codec/size/rate/audio layout: no re-encode without overlay."""
-    from mvcore import media
+    from mvcore.media import ffmpeg
 
     song = pipe.song(4.0)
     clips = [pipe.video(1), pipe.video(2)]
     synced = pipe.lipsync(video_id=clips[1]["video_id"], audio_id=song["audio_id"], start_time=0, end_time=2)
     commands: list[list[str]] = []
-    original = media.run_ffmpeg
+    original = ffmpeg.run_ffmpeg
 
     async def recording(args: list[str], **kwargs: Any) -> None:
         commands.append(list(args))
         await original(args, **kwargs)
 
-    monkeypatch.setattr(media, "run_ffmpeg", recording)
+    monkeypatch.setattr(ffmpeg, "run_ffmpeg", recording)
     parts = [clips[0], synced, clips[1]]
     copied = pipe.stitch([p["video_id"] for p in parts])
     assert len(commands) == 1 and "copy" in commands[0] and "concat" in commands[0], commands

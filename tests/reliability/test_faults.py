@@ -34,8 +34,8 @@ import pytest
 from litestar.testing import TestClient
 
 from mvcore.api.app import create_app
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 from mvcore.providers.base import ProviderResult, no_progress
 from mvcore.settings import Settings
 
@@ -476,7 +476,7 @@ def _skip_or_fail_without_redis() -> None:
     """Skip with the reason when the Redis job service or redis-server is missing (fail under CI=true)."""
     import importlib.util
 
-    for module in ("mvcore.testing.redis", "mvcore.jobs_redis", "mvcore.worker"):
+    for module in ("mvcore.testing.redis", "mvcore.jobs.redis_store", "mvcore.jobs.worker"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"Redis job service not available: {module} does not exist")
     from mvcore.testing.redis import redis_available
@@ -510,8 +510,8 @@ def _start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
 def run_redis_restart_scenario(tmp_path: Path) -> None:
     import asyncio
 
+    from mvcore.jobs.worker import Worker
     from mvcore.testing.redis import free_port
-    from mvcore.worker import Worker
 
     port = free_port()
     redis_dir = tmp_path / "redis"
@@ -584,4 +584,3 @@ def run_redis_restart_scenario(tmp_path: Path) -> None:
         process.kill()
         process.wait(10)
     assert not worker_errors, worker_errors
-

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from mvcore.api.app import create_app
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 
 from . import LiveServer, fd_count, make_settings, settle, thread_count
 
@@ -194,8 +194,10 @@ def test_clients_and_a_thousand_reloads(tmp_path: Path) -> None:
         server.stop()
 
     statuses = dict(tally.statuses)
-    print(f"load+reload: {tally.requests} requests {statuses}, {good} good / {bad} bad edits, "
-          f"{removed} deletes, {readded} re-adds, final generation {store.current.generation}")
+    print(
+        f"load+reload: {tally.requests} requests {statuses}, {good} good / {bad} bad edits, "
+        f"{removed} deletes, {readded} re-adds, final generation {store.current.generation}"
+    )
     assert not tally.failures, tally.failures[:10]
     assert not [s for s in statuses if s >= 500], statuses
     assert statuses == {200: tally.requests}, statuses

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mvcore.flavor_store import FlavorStore
+from mvcore.config.store import FlavorStore
 
 DEADLINE = 5.0  # seconds any change may take to become visible before a test fails
 DEBOUNCE_MS = 20

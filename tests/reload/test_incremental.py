@@ -6,8 +6,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from mvcore.flavor_store import FlavorStore
-from mvcore.loading import ParseCache
+from mvcore.config.loading import ParseCache
+from mvcore.config.store import FlavorStore
 
 from . import angle, make_tree, params, write
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from mvcore.flavor_store import FlavorStore
-from mvcore.hookspecs import hookimpl
-from mvcore.reload import Reloader, filesystem_type, watch_events
+from mvcore.config.hookspecs import hookimpl
+from mvcore.config.reload import Reloader, filesystem_type, watch_events
+from mvcore.config.store import FlavorStore
 
 from . import DEADLINE, DEBOUNCE_MS, MODES, POLL_INTERVAL, angle, make_tree, params, status, write
 
@@ -119,8 +119,9 @@ def test_touch_or_identical_rewrite_does_not_bump_generation(
     assert reloader.wait_for_rebuilds(attempts + 1, DEADLINE), "the touch was not noticed"
     target.write_text(target.read_text())  # same bytes, new mtime
     write(root / "test" / "flavor.yaml", "description: same\n")
-    assert reloader.wait_until(lambda: status(store) == "ok" and store.current.statuses["test"].description
-                               == "same", DEADLINE)
+    assert reloader.wait_until(
+        lambda: status(store) == "ok" and store.current.statuses["test"].description == "same", DEADLINE
+    )
     generation = store.current.generation
     attempts = reloader.stats.rebuilds
     (root / "test" / "flavor.yaml").write_text("description: same\n")
@@ -301,9 +302,7 @@ def test_falls_back_to_polling_when_a_new_root_cannot_be_watched(
         assert reloader.wait_until(lambda: angle(store, "arrived") == "edited-under-polling", DEADLINE)
 
 
-def test_inotify_queue_overflow_triggers_full_rescan(
-    store: FlavorStore, root: Path, tmp_path: Path
-) -> None:
+def test_inotify_queue_overflow_triggers_full_rescan(store: FlavorStore, root: Path, tmp_path: Path) -> None:
     from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
 
     # A hard link outside the watched tree: writes through it raise no event in the flavors dir,
@@ -330,13 +329,13 @@ def test_a_watch_that_cannot_start_leaves_the_store_serving(
 ) -> None:
     from watchdog.observers.polling import PollingObserver
 
-    import mvcore.reload
+    import mvcore.config.reload
 
     class Unreadable(PollingObserver):
         def start(self) -> None:
             raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(mvcore.reload, "PollingObserver", Unreadable)
+    monkeypatch.setattr(mvcore.config.reload, "PollingObserver", Unreadable)
     with Reloader(store, mode="poll") as reloader:
         assert reloader.mode == "off" and not reloader.running
         assert reloader.last_error is not None and "Permission denied" in reloader.last_error
@@ -385,9 +384,7 @@ def test_status_and_settings(store: FlavorStore) -> None:
 
 def test_filesystem_type_from_mounts() -> None:
     mounts = (
-        "/dev/vda / ext4 rw 0 0\n"
-        "server:/export /mnt/shared nfs4 rw 0 0\n"
-        "drvfs /mnt/my\\040docs 9p rw 0 0\n"
+        "/dev/vda / ext4 rw 0 0\nserver:/export /mnt/shared nfs4 rw 0 0\ndrvfs /mnt/my\\040docs 9p rw 0 0\n"
     )
     assert filesystem_type("/srv/flavors", mounts) == "ext4"
     assert filesystem_type("/mnt/shared/flavors", mounts) == "nfs4"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mvcore.flavor_store import FlavorStore, ReloadEvent
-from mvcore.reload import Reloader
+from mvcore.config.reload import Reloader
+from mvcore.config.store import FlavorStore, ReloadEvent
 
 from . import (
     DEADLINE,

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mvcore.flavor_store import FlavorStore
+from mvcore.config.store import FlavorStore
 
 from . import make_tree, params
 

@@ -11,8 +11,8 @@ from litestar.testing import TestClient
 from reliability import make_settings
 
 from mvcore.api.app import create_app
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 from mvcore.settings import Settings
 
 

@@ -25,8 +25,8 @@ from reliability import make_settings
 import mvcore.settings as settings_module
 from mvcore import logs
 from mvcore.api.app import create_app
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 from mvcore.settings import Settings
 
 KEY = "k-" + uuid.uuid4().hex

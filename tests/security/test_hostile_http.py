@@ -23,8 +23,8 @@ from litestar.testing import TestClient
 from reliability import LiveServer, make_settings
 
 from mvcore.api.app import create_app
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 from mvcore.settings import Settings
 
 CANARY = f"CANARY-{uuid.uuid4().hex}"
@@ -224,12 +224,16 @@ def chunked(data: bytes, size: int = 500) -> Iterator[bytes]:
 
 
 @pytest.mark.parametrize(
-    "content_type", ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", None,
-                     "application/merge-patch+json"],
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+        None,
+        "application/merge-patch+json",
+    ],
 )
-def test_oversized_json_is_413_however_it_is_sent(
-    small_limits: Limits, content_type: str | None
-) -> None:
+def test_oversized_json_is_413_however_it_is_sent(small_limits: Limits, content_type: str | None) -> None:
     client, _ = small_limits
     headers = {"content-type": content_type} if content_type else {}
     _problem(client.post("/api/mv/create_scenes", content=BIG, headers=headers), 413, "PAYLOAD_TOO_LARGE")
@@ -269,9 +273,13 @@ def test_oversized_multipart_upload_is_413(small_limits: Limits) -> None:
     _problem(declared, 413, "PAYLOAD_TOO_LARGE")
     boundary = "b0undary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="data"; filename="big.mp3"\r\n'
-        "Content-Type: audio/mpeg\r\n\r\n"
-    ).encode() + blob + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="data"; filename="big.mp3"\r\n'
+            "Content-Type: audio/mpeg\r\n\r\n"
+        ).encode()
+        + blob
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     streamed = client.post(
         "/api/audio/upload",
         content=chunked(body, 8192),

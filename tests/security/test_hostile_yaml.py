@@ -27,9 +27,9 @@ import pytest
 from litestar.testing import TestClient
 
 from mvcore.api.app import create_app
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
-from mvcore.validation import MAX_FILE_BYTES
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
+from mvcore.config.validation import MAX_FILE_BYTES
 
 TIME_LIMIT_S = 3.0
 PEAK_LIMIT_BYTES = 24 * 1024 * 1024  # Python allocations while building the whole store
@@ -292,7 +292,7 @@ def test_nesting_deep_enough_to_overflow_the_c_stack_is_refused(tmp_path: Path) 
         f"""
         import threading
         from pathlib import Path
-        from mvcore.validation import read_yaml
+        from mvcore.config.validation import read_yaml
 
         threading.stack_size(1 << 20)
         out = {{}}

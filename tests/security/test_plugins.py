@@ -22,8 +22,8 @@ from reliability import make_settings, settle, thread_count
 
 from mvcore import hookimpl
 from mvcore.api.app import create_app
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 
 HOOK_TIMEOUT = 0.5
 HOOKS = [
@@ -173,7 +173,8 @@ def test_a_plugin_replaces_the_builtin_layer_only_when_it_says_so(tmp_path: Path
         else:
             assert values["camera_angle"] == "front" and "lens" not in values, values
             assert default["configs"]["parameters"]["provenance"]["number_of_scenes"]["layer"] in (
-                "default", "builtin"
+                "default",
+                "builtin",
             )
             assert errors and "clashes with builtin" in errors[0], errors
             assert any("sneaky" in e["file"] and "clashes" in e["message"] for e in status["errors"]), status

@@ -30,8 +30,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from mvcore.api.app import create_app
-from mvcore.flavor_store import FlavorStore
-from mvcore.plugins import PluginHost
+from mvcore.config.plugins import PluginHost
+from mvcore.config.store import FlavorStore
 
 EXAMPLES = int(os.environ.get("MVCORE_FUZZ_EXAMPLES", "12"))
 TIME_CAP_S = 150.0

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from mvcore import logs
-from mvcore.discovery import Discovery, discover
-from mvcore.loading import ParseCache
-from mvcore.plugins import Contributions, PluginHost
-from mvcore.snapshot import Snapshot, build_snapshot
+from mvcore.config.discovery import Discovery, discover
+from mvcore.config.loading import ParseCache
+from mvcore.config.plugins import Contributions, PluginHost
+from mvcore.config.snapshot import Snapshot, build_snapshot
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mvcore.config_types import ConfigTypeRegistry
+from mvcore.config.config_types import ConfigTypeRegistry
 
 
 def render_schemas(registry: ConfigTypeRegistry, *, builtin_only: bool = True) -> dict[str, str]:

@@ -24,7 +24,7 @@ import yaml
 from pydantic import ValidationError as PydanticValidationError
 from referencing import Registry
 
-from mvcore.config_types import ConfigType
+from mvcore.config.config_types import ConfigType
 
 try:  # libyaml is much faster; fall back to the pure-python safe loader
     _Loader: Any = yaml.CSafeLoader

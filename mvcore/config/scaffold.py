@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mvcore.config_types import builtin_config_types
-from mvcore.discovery import check_flavor_name
+from mvcore.config.config_types import builtin_config_types
+from mvcore.config.discovery import check_flavor_name
 from mvcore.errors import BadInput
 
 

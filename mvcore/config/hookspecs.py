@@ -28,7 +28,7 @@ def mvcore_flavors() -> dict[str, dict[str, dict[str, Any]]]:  # type: ignore[em
 
 @hookspec
 def mvcore_config_types() -> list[Any]:  # type: ignore[empty-body]
-    """Extra config types: ``mvcore.config_types.ConfigType`` objects, or dicts with
+    """Extra config types: ``mvcore.config.config_types.ConfigType`` objects, or dicts with
     ``name``, ``schema`` and optional ``defaults``, ``placeholders``, ``description``,
     ``replaces_builtin``."""
 

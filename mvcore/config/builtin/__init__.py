@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mvcore.config_types import ConfigType, builtin_config_types
-from mvcore.hookspecs import hookimpl
+from mvcore.config.config_types import ConfigType, builtin_config_types
+from mvcore.config.hookspecs import hookimpl
 
 
 @hookimpl

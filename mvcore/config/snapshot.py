@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mvcore import logs
-from mvcore.config_types import ConfigType, ConfigTypeRegistry
-from mvcore.discovery import Discovery, FlavorSource, Shadowed, check_flavor_name
+from mvcore.config.config_types import ConfigType, ConfigTypeRegistry
+from mvcore.config.discovery import Discovery, FlavorSource, Shadowed, check_flavor_name
+from mvcore.config.loading import FlavorData, ParseCache, load_defaults_file, load_flavor
+from mvcore.config.merge import Layer
+from mvcore.config.resolver import Resolution, ResolvedConfig, resolve_layers
+from mvcore.config.validation import Issue
 from mvcore.errors import FlavorNotFound, NotFound
-from mvcore.loading import FlavorData, ParseCache, load_defaults_file, load_flavor
-from mvcore.merge import Layer
-from mvcore.resolver import Resolution, ResolvedConfig, resolve_layers
-from mvcore.validation import Issue
 
 DEFAULT = "default"
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from mvcore import media
 from mvcore.errors import BadInput
-from mvcore.media import MediaInfo
+from mvcore.media import ffmpeg
+from mvcore.media.ffmpeg import MediaInfo
 
 #: Output container (ffmpeg muxer) and encoder arguments per destination suffix.
 _OUTPUTS: dict[str, tuple[str, list[str]]] = {
@@ -56,7 +56,7 @@ def output_args(dst: Path, info: MediaInfo) -> list[str]:
 
 
 async def _audio_info(path: Path, timeout: float) -> MediaInfo:
-    info = await media.probe(path, timeout=timeout)
+    info = await ffmpeg.probe(path, timeout=timeout)
     if not info.has_audio:
         raise BadInput(
             f"{Path(path).name} is not an audio file (it has no audio stream)",
@@ -103,14 +103,14 @@ async def clip_audio(src: Path, dst: Path, start: float, end: float | None, *, t
     use_end = _check_range(start, end, info.duration)
     trim = f"atrim=start={start:.6f}" + (f":end={use_end:.6f}" if use_end is not None else "")
     expected = (use_end if use_end is not None else info.duration) - start
-    with media.atomic_output(dst) as tmp:
+    with ffmpeg.atomic_output(dst) as tmp:
         audio_only = ["-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn"]
-        await media.run_ffmpeg(
+        await ffmpeg.run_ffmpeg(
             [*audio_only, "-af", f"{trim},asetpts=PTS-STARTPTS", *output_args(dst, info), str(tmp)],
             timeout=timeout,
             expected_duration=expected,
         )
-        clipped = await media.probe(tmp, timeout=timeout)
+        clipped = await ffmpeg.probe(tmp, timeout=timeout)
     return clipped.duration
 
 
@@ -126,13 +126,13 @@ async def convert_to_mp3(src: Path, dst: Path, *, timeout: float) -> MediaInfo:
         codec = ["-c:a", "copy", "-f", "mp3"]
     else:
         codec = output_args(dst.with_suffix(".mp3"), info)
-    with media.atomic_output(dst) as tmp:
-        await media.run_ffmpeg(
+    with ffmpeg.atomic_output(dst) as tmp:
+        await ffmpeg.run_ffmpeg(
             ["-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn", *codec, str(tmp)],
             timeout=timeout,
             expected_duration=info.duration,
         )
-        result = await media.probe(tmp, timeout=timeout)
+        result = await ffmpeg.probe(tmp, timeout=timeout)
     return result
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mvcore.errors import BadInput, DeadlineExceeded, MediaError
-from mvcore.providers.base import Progress
+from mvcore.media.progress import Progress
 
 #: How many stderr lines of a failed ffmpeg run are kept for the error details.
 _STDERR_TAIL = 5

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mvcore.validation import Issue
+from mvcore.config.validation import Issue
 
 FLAVOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MANIFEST = "flavor.yaml"

@@ -19,9 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mvcore.config_types import ConfigTypeRegistry
-from mvcore.discovery import MANIFEST, FlavorSource, is_ignored, within
-from mvcore.validation import MAX_FILE_BYTES, Issue, ParsedFile, check_config, parse_yaml_bytes, read_yaml
+from mvcore.config.config_types import ConfigTypeRegistry
+from mvcore.config.discovery import MANIFEST, FlavorSource, is_ignored, within
+from mvcore.config.validation import (
+    MAX_FILE_BYTES,
+    Issue,
+    ParsedFile,
+    check_config,
+    parse_yaml_bytes,
+    read_yaml,
+)
 
 # A file whose mtime is this close to the moment it was read may have been written again within the same
 # timestamp tick (coarse kernel clocks, 2 s on FAT): its stat signature is not trusted ("racy" entries,

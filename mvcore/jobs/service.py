@@ -9,7 +9,7 @@ changes nothing.
 Three pieces, the same for both deployments:
 
 - a **store** of job records (status, progress, result or error): in process
-  (:class:`MemoryJobStore`) or in Redis (:mod:`mvcore.jobs_redis`), readable by
+  (:class:`MemoryJobStore`) or in Redis (:mod:`mvcore.jobs.redis_store`), readable by
   every API process;
 - a **broker**: taskiq's ``InMemoryBroker`` in process, or taskiq-redis'
   ``ListQueueBroker`` feeding ``mvcore worker`` processes;
@@ -45,7 +45,7 @@ from mvcore import logs
 from mvcore.errors import BadInput, MvcoreError, NotFound
 from mvcore.generators.context import GenContext
 from mvcore.generators.registry import GENERATORS, execute
-from mvcore.job_records import (
+from mvcore.jobs.records import (
     PROGRESS_MIN_INTERVAL,
     PROGRESS_MIN_STEP,
     TASK_NAME,
@@ -312,7 +312,7 @@ class JobService:
     """What the API uses: submit, run (submit and wait), get, cancel, list.
 
     ``JobService(ctx)`` runs jobs in this process through taskiq's ``InMemoryBroker``;
-    :class:`mvcore.jobs_redis.RedisJobService` sends them to ``mvcore worker`` processes.
+    :class:`mvcore.jobs.redis_store.RedisJobService` sends them to ``mvcore worker`` processes.
     """
 
     def __init__(

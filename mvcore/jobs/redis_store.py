@@ -40,8 +40,8 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from mvcore import logs
 from mvcore.generators.context import GenContext
-from mvcore.job_records import JobRecord, Status, cancelled_error, env_number, worker_lost_error
-from mvcore.jobs import JobService
+from mvcore.jobs.records import JobRecord, Status, cancelled_error, env_number, worker_lost_error
+from mvcore.jobs.service import JobService
 
 PREFIX_ENV = "MVCORE_REDIS_PREFIX"
 TTL_ENV = "MVCORE_JOB_TTL"
@@ -238,14 +238,17 @@ class RedisJobStore:
     async def create(self, record: JobRecord) -> None:
         key = self.key(record.job_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={
-                "kind": record.kind,
-                "status": record.status,
-                "progress": _s(record.progress),
-                "message": record.message or "queued",
-                "created_at": _s(record.created_at),
-                "heartbeat_timeout": _s(record.heartbeat_timeout),
-            })
+            pipe.hset(
+                key,
+                mapping={
+                    "kind": record.kind,
+                    "status": record.status,
+                    "progress": _s(record.progress),
+                    "message": record.message or "queued",
+                    "created_at": _s(record.created_at),
+                    "heartbeat_timeout": _s(record.heartbeat_timeout),
+                },
+            )
             pipe.expire(key, self.ttl)
             pipe.zadd(self.index, {record.job_id: record.created_at})
             pipe.zremrangebyscore(self.index, "-inf", time.time() - self.ttl)
@@ -301,10 +304,18 @@ class RedisJobStore:
         progress: float | None = None,
         message: str = "",
     ) -> bool:
-        fields = ["status", status, "message", message,
-                  "result", json.dumps(result) if result is not None else "",
-                  "error", json.dumps(error) if error is not None else "",
-                  "error_status", str(error_status) if error_status is not None else ""]
+        fields = [
+            "status",
+            status,
+            "message",
+            message,
+            "result",
+            json.dumps(result) if result is not None else "",
+            "error",
+            json.dumps(error) if error is not None else "",
+            "error_status",
+            str(error_status) if error_status is not None else "",
+        ]
         if progress is not None:
             fields += ["progress", _s(progress)]
         verdict = await self._finish(
@@ -438,7 +449,10 @@ class RedisJobService(JobService):
     ) -> None:
         store = RedisJobStore(redis_url, prefix=prefix, ttl=ttl)
         super().__init__(
-            ctx, store=store, broker=make_broker(redis_url, store.prefix), runner=None,
+            ctx,
+            store=store,
+            broker=make_broker(redis_url, store.prefix),
+            runner=None,
             heartbeat_timeout=heartbeat_timeout,
         )
         self.redis_store = store

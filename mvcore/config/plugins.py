@@ -19,10 +19,11 @@ from typing import Any
 
 import pluggy
 
-from mvcore import builtin, hookspecs, logs
-from mvcore.config_types import ConfigType, ConfigTypeRegistry
+from mvcore import logs
+from mvcore.config import builtin, hookspecs
+from mvcore.config.config_types import ConfigType, ConfigTypeRegistry
+from mvcore.config.validation import Issue, schema_problem
 from mvcore.errors import PluginError
-from mvcore.validation import Issue, schema_problem
 
 ENTRY_POINT_GROUP = "mvcore"
 HOOK_TIMEOUT_S = 5.0

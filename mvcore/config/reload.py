@@ -48,9 +48,9 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from mvcore import logs
-from mvcore.discovery import is_ignored
-from mvcore.flavor_store import FlavorStore, ReloadEvent
-from mvcore.watching import (
+from mvcore.config.discovery import is_ignored
+from mvcore.config.store import FlavorStore, ReloadEvent
+from mvcore.config.watching import (
     EVENT_FILTER,
     NETWORK_FILESYSTEMS,
     ReloadStats,

@@ -25,19 +25,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mvcore import logs
-from mvcore.jobs import JobRunner, new_worker_id, register_job_task
+from mvcore.jobs.service import JobRunner, new_worker_id, register_job_task
 from mvcore.settings import Settings
 
-log = logging.getLogger("mvcore.worker")
+log = logging.getLogger("mvcore.jobs.worker")
 
 
 class Worker:
     def __init__(self, settings: Settings, concurrency: int = 2, *, worker_id: str | None = None) -> None:
         if not settings.redis_url:
             raise SystemExit("mvcore worker needs MVCORE_REDIS_URL (the Redis the API enqueues on)")
+        from mvcore.config.plugins import PluginHost
         from mvcore.generators.context import build_context
-        from mvcore.jobs_redis import RedisJobStore, make_broker
-        from mvcore.plugins import PluginHost
+        from mvcore.jobs.redis_store import RedisJobStore, make_broker
 
         self.settings = settings
         self.concurrency = max(1, int(concurrency))
@@ -88,8 +88,12 @@ class Worker:
             )
             announce = asyncio.create_task(self._announce())
             logs.event(
-                "worker_ready", logging.INFO, worker=self.worker_id, concurrency=self.concurrency,
-                queue=self.broker.queue_name, data_dir=str(self.settings.data_dir),
+                "worker_ready",
+                logging.INFO,
+                worker=self.worker_id,
+                concurrency=self.concurrency,
+                queue=self.broker.queue_name,
+                data_dir=str(self.settings.data_dir),
                 providers=sorted(self.ctx.providers),
             )
             try:
@@ -104,8 +108,9 @@ class Worker:
                 with contextlib.suppress(Exception):
                     await self.broker.shutdown()
                 await self.store.close()
-                logs.event("worker_stopped", logging.INFO, worker=self.worker_id,
-                           completed=self.runner.completed)
+                logs.event(
+                    "worker_stopped", logging.INFO, worker=self.worker_id, completed=self.runner.completed
+                )
 
     def stop(self) -> None:
         """Take no new jobs; let the running ones finish."""
@@ -122,8 +127,9 @@ async def serve_worker(settings: Settings, concurrency: int = 2) -> None:
         nonlocal signals
         signals += 1
         if signals == 1:
-            logs.event("worker_draining", logging.INFO, worker=worker.worker_id,
-                       running=worker.runner.running)
+            logs.event(
+                "worker_draining", logging.INFO, worker=worker.worker_id, running=worker.runner.running
+            )
             worker.stop()
         elif main is not None:
             main.cancel()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from mvcore.merge import Layer, Provenance, merge_layers
+from mvcore.config.merge import Layer, Provenance, merge_layers
 
 
 @dataclass(frozen=True)
