@@ -9,11 +9,13 @@ skipped while everything else loads.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +31,19 @@ ENTRY_POINT_GROUP = "mvcore"
 HOOK_TIMEOUT_S = 5.0
 
 
+class PluginSource(StrEnum):
+    """Where a plugin came from: shipped with mvcore, an installed entry point, or registered in code."""
+
+    BUILTIN = "builtin"
+    ENTRY_POINT = "entry-point"
+    DIRECT = "direct"
+
+
 @dataclass
 class PluginRecord:
     name: str
     version: str | None
-    source: str  # builtin | entry-point | direct
+    source: PluginSource
     hooks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     enabled: bool = True
@@ -42,7 +52,7 @@ class PluginRecord:
         return {
             "name": self.name,
             "version": self.version,
-            "source": self.source,
+            "source": str(self.source),
             "hooks": self.hooks,
             "errors": self.errors,
             "enabled": self.enabled,
@@ -74,7 +84,6 @@ class PluginHost:
         self.deny = set(deny)
         self.hook_timeout = hook_timeout
         self.records: dict[str, PluginRecord] = {}
-        self._order: list[str] = []
         self._contributions: Contributions | None = None
         self._lock = threading.Lock()
         # (plugin, hook) -> the thread of a call that timed out: while it still runs, that hook is
@@ -87,9 +96,14 @@ class PluginHost:
 
     # ---- registration ------------------------------------------------------
     def register(
-        self, plugin: object, name: str, *, source: str = "direct", version: str | None = None
+        self,
+        plugin: object,
+        name: str,
+        *,
+        source: PluginSource | str = PluginSource.DIRECT,
+        version: str | None = None,
     ) -> None:
-        record = PluginRecord(name, version, source)
+        record = PluginRecord(name, version, PluginSource(source))
         self.records[name] = record
         if not self._wanted(name):
             record.enabled = False
@@ -99,8 +113,23 @@ class PluginHost:
         except Exception as exc:
             record.errors.append(f"register failed: {exc}")
             return
-        record.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
-        self._order.append(name)
+        callers = self.pm.get_hookcallers(plugin) or []
+        wrappers = sorted(
+            c.name for c in callers for i in c.get_hookimpls() if i.plugin is plugin and _is_wrapper(i)
+        )
+        if wrappers:
+            # Each implementation runs alone (thread + deadline), so a wrapper around the others
+            # could never see their results: refuse it loudly instead of calling it wrongly.
+            self.pm.unregister(plugin)
+            record.errors.append(
+                f"hook wrappers are not supported ({', '.join(wrappers)}): mvcore calls each "
+                "implementation on its own; drop wrapper=True/hookwrapper=True"
+            )
+            return
+        for caller in callers:
+            if caller.spec is None and not _optional(caller, plugin):
+                record.errors.append(_unknown_hook_message(caller.name))
+        record.hooks = sorted(c.name for c in callers if c.spec is not None)
         self._contributions = None
 
     def _wanted(self, name: str) -> bool:
@@ -116,12 +145,16 @@ class PluginHost:
                 continue
             version = _version(ep.dist.name) if ep.dist is not None else None
             if not self._wanted(ep.name):
-                self.records[ep.name] = PluginRecord(ep.name, version, "entry-point", enabled=False)
+                self.records[ep.name] = PluginRecord(
+                    ep.name, version, PluginSource.ENTRY_POINT, enabled=False
+                )
                 continue
             try:
                 plugin = ep.load()
             except BaseException as exc:
-                record = PluginRecord(ep.name, version, "entry-point", errors=[f"import failed: {exc!r}"])
+                record = PluginRecord(
+                    ep.name, version, PluginSource.ENTRY_POINT, errors=[f"import failed: {exc!r}"]
+                )
                 self.records[ep.name] = record
                 logs.event("plugin_failed", logging.ERROR, plugin=ep.name, error=repr(exc))
                 continue
@@ -129,14 +162,16 @@ class PluginHost:
 
     # ---- calling hooks -----------------------------------------------------
     def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every implementation separately; failures are recorded, not raised."""
+        """Call every implementation separately, in pluggy's order; failures are recorded, not raised.
+
+        pluggy calls the last registered implementation first, ``tryfirst`` ones before all
+        others and ``trylast`` ones after; each call here runs alone with a deadline, so one
+        plugin that raises or hangs cannot take the others down.
+        """
         caller = getattr(self.pm.hook, hook_name)
         results = []
-        impls = {impl.plugin_name: impl for impl in caller.get_hookimpls()}
-        for name in self._order:
-            impl = impls.get(name)
-            if impl is None:
-                continue
+        for impl in reversed(caller.get_hookimpls()):
+            name = impl.plugin_name
             hung = self._hung.get((name, hook_name))
             if hung is not None and hung.is_alive():
                 continue  # reported when it timed out; still stuck
@@ -268,6 +303,22 @@ def _call_with_deadline(
     if "error" in box:
         return False, box["error"], None
     return True, box.get("value"), None
+
+
+def _is_wrapper(impl: pluggy.HookImpl) -> bool:
+    return bool(impl.hookwrapper or getattr(impl, "wrapper", False))
+
+
+def _optional(caller: pluggy.HookCaller, plugin: object) -> bool:
+    return all(i.optionalhook for i in caller.get_hookimpls() if i.plugin is plugin)
+
+
+def _unknown_hook_message(hook: str) -> str:
+    """A misspelled hook would otherwise register silently and never be called (pluggy's check_pending)."""
+    known = [name for name in dir(hookspecs) if name.startswith(f"{hookspecs.PROJECT}_")]
+    close = difflib.get_close_matches(hook, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else f"; known hooks: {', '.join(sorted(known))}"
+    return f"unknown hook {hook}: no such hook specification{hint}"
 
 
 def _version(dist: str) -> str | None:

@@ -508,15 +508,111 @@ def test_replaces_builtin_true_replaces_the_builtin_type_on_purpose(
     assert any("unknown key 'number_of_scenes'" in str(i) for i in snap.statuses["test_flavor"].issues)
 
 
-def test_two_plugins_claiming_the_same_new_type_the_second_is_refused(
+class EarlyTypePlugin(TypePlugin):
+    @hookimpl(tryfirst=True)
+    def mvcore_config_types(self) -> list[Any]:
+        return self.types
+
+
+def test_two_plugins_claiming_the_same_new_type_the_one_pluggy_calls_second_is_refused(
     flavors_dir: Path, make_store: Callable[..., FlavorStore]
 ) -> None:
+    """pluggy calls the last registered plugin first: it claims the type, the earlier one clashes."""
     first = TypePlugin({"name": "grading", "schema": {"type": "object"}, "defaults": {"by": "first"}})
     second = TypePlugin({"name": "grading", "schema": {"type": "object"}, "defaults": {"by": "second"}})
     store = make_store(flavors_dir, ("first", first), ("second", second))
+    assert store.current.registry["grading"].owner == "plugin:second"
+    assert store.current.resolve("default")["grading"]["by"] == "second"
+    assert "clashes with plugin:second" in record(store.host, "first")["errors"][0]
+
+
+def test_tryfirst_is_honoured_a_plugin_marked_tryfirst_is_called_before_later_registrations(
+    flavors_dir: Path, make_store: Callable[..., FlavorStore]
+) -> None:
+    first = EarlyTypePlugin({"name": "grading", "schema": {"type": "object"}, "defaults": {"by": "first"}})
+    second = TypePlugin({"name": "grading", "schema": {"type": "object"}, "defaults": {"by": "second"}})
+    store = make_store(flavors_dir, ("first", first), ("second", second))
     assert store.current.registry["grading"].owner == "plugin:first"
-    assert store.current.resolve("default")["grading"]["by"] == "first"
     assert "clashes with plugin:first" in record(store.host, "second")["errors"][0]
+
+
+class OrderProbe:
+    def __init__(self, name: str, calls: list[str]) -> None:
+        self.name, self.calls = name, calls
+
+    @hookimpl
+    def mvcore_flavor_dirs(self) -> list[Any]:
+        self.calls.append(self.name)
+        return []
+
+
+class FirstOrderProbe(OrderProbe):
+    @hookimpl(tryfirst=True)
+    def mvcore_flavor_dirs(self) -> list[Any]:
+        self.calls.append(self.name)
+        return []
+
+
+class LastOrderProbe(OrderProbe):
+    @hookimpl(trylast=True)
+    def mvcore_flavor_dirs(self) -> list[Any]:
+        self.calls.append(self.name)
+        return []
+
+
+def test_hooks_are_called_in_pluggys_order_tryfirst_then_lifo_then_trylast() -> None:
+    calls: list[str] = []
+    host = PluginHost(entry_points=False)
+    host.register(LastOrderProbe("late", calls), "late")
+    host.register(FirstOrderProbe("early", calls), "early")
+    host.register(OrderProbe("a", calls), "a")
+    host.register(OrderProbe("b", calls), "b")
+    host.call_each("mvcore_flavor_dirs")
+    assert calls == ["early", "b", "a", "late"]
+
+
+class MisspelledHook:
+    @hookimpl
+    def mvcore_flavor_dir(self) -> list[Any]:  # the spec is mvcore_flavor_dirs
+        return []
+
+    @hookimpl
+    def mvcore_flavors(self) -> dict[str, Any]:
+        return {"still-loads": {"parameters": {"number_of_scenes": 2}}}
+
+
+def test_a_misspelled_hook_is_reported_as_a_plugin_error_with_a_did_you_mean() -> None:
+    host = PluginHost(entry_points=False)
+    host.register(MisspelledHook(), "typo")
+    errors = record(host, "typo")["errors"]
+    assert errors == [
+        "unknown hook mvcore_flavor_dir: no such hook specification (did you mean mvcore_flavor_dirs?)"
+    ]
+    assert record(host, "typo")["hooks"] == ["mvcore_flavors"]  # its valid hooks still work
+    assert dict(host.contributions().inline_flavors)["typo"]["still-loads"]
+
+
+class WrapperPlugin:
+    @hookimpl(wrapper=True)
+    def mvcore_flavors(self) -> Any:
+        result = yield
+        return result
+
+
+class OldStyleWrapperPlugin:
+    @hookimpl(hookwrapper=True)
+    def mvcore_flavors(self) -> Any:
+        yield
+
+
+@pytest.mark.parametrize("plugin", [WrapperPlugin(), OldStyleWrapperPlugin()], ids=["wrapper", "hookwrapper"])
+def test_hook_wrappers_are_refused_explicitly_and_the_plugin_is_not_registered(plugin: object) -> None:
+    host = PluginHost(entry_points=False)
+    host.register(plugin, "wrapping")
+    rec = record(host, "wrapping")
+    assert rec["errors"] and "hook wrappers are not supported (mvcore_flavors)" in rec["errors"][0]
+    assert not host.pm.is_registered(plugin)
+    assert host.call_each("mvcore_flavors") == []
 
 
 # ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from mvcore.config.config_types import ConfigType, builtin_config_types
 from mvcore.config.hookspecs import hookimpl
 
 
-@hookimpl
+# tryfirst: the built-in types are the base that plugin types extend or replace on purpose.
+@hookimpl(tryfirst=True)
 def mvcore_config_types() -> list[ConfigType]:
     return builtin_config_types()
