@@ -1,20 +1,27 @@
-"""The ``mvcore`` command: flavors, plugins, schemas, serve, worker."""
+"""The ``mvcore`` command: flavors, plugins, schemas, serve, worker.
+
+Exit codes: 0 success; 1 a failure the command reports (invalid flavors, an unknown flavor,
+a drifted schema); 2 a usage error (click's own: bad option, missing argument, no such path).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from mvcore import logs
+from mvcore import __version__, logs
 from mvcore.config.merge import leaf_paths
 from mvcore.config.plugins import PluginHost
 from mvcore.config.store import FlavorStore, ReloadEvent
+from mvcore.config.validation import Issue
 from mvcore.errors import MvcoreError
 from mvcore.settings import Settings
 
@@ -40,11 +47,30 @@ flavors_dir_option = click.option(
 )
 
 
+JSON_HELP = "Print one JSON document instead of text."
+
+
+class CommandFailed(click.ClickException):
+    """A failure the command reports itself: exit 1 with ``error: ...`` (and a hint) on stderr."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+        if self.hint:
+            click.echo(f"hint: {self.hint}", err=True)
+
+
 def _emit(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
 
 @click.group()
+@click.version_option(__version__, "--version", prog_name="mvcore", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
     """mvcore: config flavors and the music-video generation API."""
@@ -59,7 +85,7 @@ def flavors() -> None:
 
 @flavors.command("list")
 @flavors_dir_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def flavors_list(flavors_dirs: tuple[str, ...], as_json: bool) -> None:
     """Every flavor with its source and status (shadowed ones too)."""
     snap = _store(flavors_dirs).current
@@ -117,44 +143,62 @@ def flavors_show(
             click.echo(f"  {path:<28} = {shown:<72} [{prov.get('layer')}] {where}")
 
 
-def _fail(exc: MvcoreError, as_json: bool) -> Any:
+def _fail(exc: MvcoreError, as_json: bool) -> NoReturn:
+    """Report ``exc`` (as JSON on stdout with --json) and exit 1; usage errors stay click's exit 2."""
     if as_json:
         click.echo(json.dumps({"detail": exc.to_detail()}))
-    else:
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-    sys.exit(1 if exc.status_code != 404 else 2)
+        sys.exit(CommandFailed.exit_code)
+    raise CommandFailed(exc.message, exc.hint)
 
 
 @flavors.command("validate")
 @click.argument("path", required=False, type=click.Path(exists=True, file_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def flavors_validate(path: str | None, as_json: bool) -> None:
-    """Check every file; exit 1 on any error (printed as file:line: key: message)."""
-    root = Path(path) if path else None
-    if root is not None and _looks_like_flavor(root):
-        store = FlavorStore([root.parent], PluginHost())
-        statuses = {n: s for n, s in store.current.statuses.items() if n == root.name}
-        issues = [i for s in statuses.values() for i in s.issues]
-    else:
-        store = FlavorStore([root], PluginHost()) if root is not None else _store(())
-        snap = store.current
-        issues = list(snap.issues) + [i for s in snap.statuses.values() for i in s.issues]
+    """Check every file under PATH (a flavors root or one flavor; default: the configured roots).
+
+    Each problem is printed once as file:line: key: message, with the path as you typed it,
+    so it opens from the current directory.  Exit 1 on any error.
+    """
+    logging.getLogger("mvcore").setLevel(logging.ERROR)  # the printed list is the report
+    count, issues = _validation_issues(path)
     errors = [i for i in issues if i.severity == "error"]
     if as_json:
         _emit({"ok": not errors, "issues": [i.to_dict() for i in issues]})
     else:
         for issue in issues:
-            click.echo(
-                f"{issue}" + ("" if issue.severity == "error" else " (warning)"),
-                err=issue.severity == "error",
-            )
-        count = len(store.current.statuses)
+            is_error = issue.severity == "error"
+            click.echo(f"{issue}" + ("" if is_error else " (warning)"), err=is_error)
         click.echo(
             f"{count} flavor(s) checked: {len(errors)} error(s), {len(issues) - len(errors)} warning(s)"
         )
     sys.exit(1 if errors else 0)
+
+
+def _validation_issues(path: str | None) -> tuple[int, list[Issue]]:
+    """How many flavors were checked and their issues: each once, in file order, paths as given."""
+    if path is not None and _looks_like_flavor(Path(path)):
+        flavor_dir = Path(path).resolve()
+        store = FlavorStore([flavor_dir.parent], PluginHost())
+        status = store.current.statuses.get(flavor_dir.name)
+        found: Iterable[Issue] = status.issues if status else ()
+        given, count = {f"{flavor_dir.parent.name}/{flavor_dir.name}/": path}, 1
+    else:
+        roots = [Path(path)] if path is not None else list(_settings(()).flavors_dirs)
+        store = FlavorStore([r.resolve() for r in roots], PluginHost())
+        snap = store.current
+        found = [*snap.issues, *(i for s in snap.statuses.values() for i in s.issues)]
+        given, count = {f"{r.resolve().name}/": str(r) for r in roots}, len(snap.statuses)
+    unique = {str(i): _as_given(i, given) for i in found}
+    return count, sorted(unique.values(), key=lambda i: (i.file or "", i.line or 0, i.path))
+
+
+def _as_given(issue: Issue, given: dict[str, str]) -> Issue:
+    """Issues name files relative to their root's parent; print them under the path the user typed."""
+    for shown, typed in given.items():
+        if issue.file and issue.file.startswith(shown):
+            return dataclasses.replace(issue, file=os.path.join(typed, issue.file[len(shown) :]))
+    return issue
 
 
 def _looks_like_flavor(path: Path) -> bool:
@@ -174,7 +218,7 @@ def _looks_like_flavor(path: Path) -> bool:
 @click.argument("a")
 @click.argument("b")
 @flavors_dir_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def flavors_diff(a: str, b: str, flavors_dirs: tuple[str, ...], as_json: bool) -> None:
     """Resolved values that differ between two flavors."""
     snap = _store(flavors_dirs).current
@@ -219,7 +263,7 @@ def flavors_new(name: str, root: str | None, force: bool) -> None:
 
 @flavors.command("watch")
 @flavors_dir_option
-@click.option("--poll", is_flag=True, help="Use the polling observer.")
+@click.option("--poll", is_flag=True, help="Use the polling observer (network filesystems).")
 def flavors_watch(flavors_dirs: tuple[str, ...], poll: bool) -> None:
     """Print reload events as flavor files change (Ctrl-C to stop)."""
     from mvcore.config.reload import Reloader
@@ -249,7 +293,7 @@ def plugins() -> None:
 
 
 @plugins.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def plugins_list(as_json: bool) -> None:
     """Each plugin, its version, its hooks and its errors."""
     settings = _settings(())
@@ -276,9 +320,17 @@ def schemas() -> None:
 
 
 @schemas.command("export")
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default="schemas")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default="schemas",
+    show_default=True,
+    help="Directory to write the *.schema.json files to.",
+)
 @click.option("--check", is_flag=True, help="Exit 1 if the files differ from the models; write nothing.")
 def schemas_export(directory: str, check: bool) -> None:
+    """Write the JSON Schema of every config type (from the pydantic models) for editors and CI."""
     from mvcore.config.schema_export import export_schemas
 
     registry = PluginHost(entry_points=False).contributions().registry
@@ -292,9 +344,14 @@ def schemas_export(directory: str, check: bool) -> None:
 
 # --------------------------------------------------------------------- server
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--reload-flavors/--no-reload-flavors", default=True, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port to listen on.")
+@click.option(
+    "--reload-flavors/--no-reload-flavors",
+    default=True,
+    show_default=True,
+    help="Watch the flavor directories and hot-reload edits.",
+)
 @flavors_dir_option
 def serve(host: str, port: int, reload_flavors: bool, flavors_dirs: tuple[str, ...]) -> None:
     """Serve the API and web UI (offline provider and local storage unless configured)."""
@@ -307,13 +364,36 @@ def serve(host: str, port: int, reload_flavors: bool, flavors_dirs: tuple[str, .
         settings = settings.model_copy(update={"watch": "off"})
     logs.setup_logging(logging.INFO)
     app = create_app(settings)
+    for line in _serve_banner(settings, host, port):
+        click.echo(line, err=line.startswith("warning"))
     uvicorn.run(
         app, host=host, port=port, log_level="info", access_log=bool(os.environ.get("MVCORE_ACCESS_LOG"))
     )
 
 
+def _serve_banner(settings: Settings, host: str, port: int) -> list[str]:
+    """Where to point a browser, and what this server reads and writes, before uvicorn's own lines."""
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else shown}:{port}"
+    lines = [
+        f"mvcore {__version__}",
+        f"  web UI:   {base}/",
+        f"  OpenAPI:  {base}/schema/openapi.json  (browse at {base}/schema)",
+        f"  data:     {settings.data_dir.resolve()}",
+    ]
+    for root in settings.flavors_dirs:
+        if root.is_dir():
+            lines.append(f"  flavors:  {root.resolve()}")
+        else:
+            lines.append(
+                f"warning: flavors directory {root} does not exist ({root.resolve()}): serving the "
+                "built-in defaults only. Create it (mvcore flavors new NAME) or set MVCORE_FLAVORS_DIR."
+            )
+    return lines
+
+
 @main.command()
-@click.option("--concurrency", default=2, show_default=True, type=int)
+@click.option("--concurrency", default=2, show_default=True, type=int, help="Jobs run at once.")
 def worker(concurrency: int) -> None:
     """Run generation jobs from Redis (MVCORE_REDIS_URL) in this process."""
     from mvcore.jobs.worker import run_worker
