@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from mvcore.config.reload import Reloader
     from mvcore.config.resolver import Resolution, ResolvedConfig
     from mvcore.config.snapshot import FlavorStatus, Snapshot
-    from mvcore.config.store import FlavorStore, ReloadEvent
+    from mvcore.config.store import FlavorStore, ReloadEvent, StoreSettings
     from mvcore.config.validation import Issue
 
 _LAZY = {
@@ -37,6 +37,7 @@ _LAZY = {
     "ConfigTypeRegistry": "mvcore.config.config_types",
     "FlavorStatus": "mvcore.config.snapshot",
     "FlavorStore": "mvcore.config.store",
+    "StoreSettings": "mvcore.config.store",
     "Issue": "mvcore.config.validation",
     "PluginHost": "mvcore.config.plugins",
     "PluginSource": "mvcore.config.plugins",
@@ -60,6 +61,7 @@ __all__ = [
     "Resolution",
     "ResolvedConfig",
     "Snapshot",
+    "StoreSettings",
     "hookimpl",
     "hookspec",
 ]

@@ -16,10 +16,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mvcore import logs
 from mvcore.config.discovery import Discovery, discover
@@ -54,6 +54,22 @@ class ReloadEvent:
         }
 
 
+class StoreSettings(Protocol):
+    """What a store reads from an application's settings (``mvcore.settings.Settings`` has it all).
+
+    A protocol, not the mv app's Settings class, so that any app can hand the framework its own.
+    """
+
+    @property
+    def flavors_dirs(self) -> Sequence[Path]: ...
+    @property
+    def plugins(self) -> Sequence[str] | None: ...
+    @property
+    def disable_plugins(self) -> Sequence[str]: ...
+    @property
+    def strict_flavor(self) -> bool: ...
+
+
 class FlavorStore:
     def __init__(self, roots: list[Path], host: PluginHost | None = None, *, strict: bool = False) -> None:
         self.roots = [Path(r) for r in roots]
@@ -71,7 +87,7 @@ class FlavorStore:
         logs.debug_event("config_flavors_discovered", flavors=self._current.names())
 
     @classmethod
-    def from_settings(cls, settings: Any, host: PluginHost | None = None) -> FlavorStore:
+    def from_settings(cls, settings: StoreSettings, host: PluginHost | None = None) -> FlavorStore:
         if host is None:
             host = PluginHost(allow=settings.plugins, deny=settings.disable_plugins)
         return cls(list(settings.flavors_dirs), host, strict=settings.strict_flavor)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ class ConfigBundle:
         return values
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GenContext:
     settings: Settings
     providers: dict[str, Provider]
@@ -77,9 +78,7 @@ class GenContext:
         return DeadlineProvider(provider, self.settings.provider_timeout_s)
 
     def with_progress(self, progress: Progress) -> GenContext:
-        return GenContext(
-            self.settings, self.providers, self.media, self.default_provider, self.scratch, progress
-        )
+        return dataclasses.replace(self, progress=progress)
 
 
 class DeadlineProvider:
@@ -146,4 +145,10 @@ def build_context(settings: Settings, extra_providers: Mapping[str, Any] | None 
     default = settings.effective_provider
     if default not in providers:
         default = "offline"
-    return GenContext(settings, providers, MediaStore.from_settings(settings), default, scratch)
+    return GenContext(
+        settings=settings,
+        providers=providers,
+        media=MediaStore.from_settings(settings),
+        default_provider=default,
+        scratch=scratch,
+    )

@@ -15,6 +15,7 @@ import io
 import itertools
 import math
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
@@ -165,6 +166,25 @@ def _caption(img: Image.Image, text: str, *, top: bool, max_lines: int) -> None:
     img.paste(Image.alpha_composite(img.convert("RGBA"), band).convert(img.mode))
 
 
+@dataclass(frozen=True)
+class _Figure:
+    """Where the portrait's head sits and what it wears: shared by the body, face and accessories."""
+
+    cx: int
+    cy: int
+    head_r: int
+    skin: RGB
+    hair: RGB
+    clothes: RGB
+    accent: RGB
+    text: str
+
+    @property
+    def eyes(self) -> tuple[int, int, int]:
+        """(eye y, eye x offset from the centre, eye radius)."""
+        return self.cy + self.head_r // 8, int(self.head_r * 0.4), max(2, self.head_r // 6)
+
+
 def draw_character(
     description: str, width: int, height: int, *, seed: int | None, variant: int
 ) -> Image.Image:
@@ -172,14 +192,7 @@ def draw_character(
     _check_size(width, height)
     rng = _rng("character", description, width, height, seed, variant)
     text = description.lower()
-    clothes, accent, bg_top, bg_bottom = _palette(description, rng, 4)
-    words = [w.strip(".,;:!?()\"'").lower() for w in description.split()]
-    for word, following in itertools.pairwise(words):
-        if word in _COLOR_WORDS and following in _GARMENTS:  # "a blue jacket" wins over other colours
-            clothes = _COLOR_WORDS[word]
-            break
-    if sum(abs(a - b) for a, b in zip(bg_top, clothes, strict=True)) < 150:  # keep the figure visible
-        bg_top = _mix(bg_top, (255, 255, 255) if sum(clothes) < 380 else (0, 0, 0), 0.55)
+    clothes, accent, bg_top, bg_bottom = _character_palette(description, rng)
     img = _vertical_gradient(
         width, height, _mix(bg_top, (255, 255, 255), 0.25), _mix(bg_bottom, (0, 0, 0), 0.3)
     )
@@ -198,90 +211,126 @@ def draw_character(
         if f"{word} hair" in text or f"{word}-haired" in text:
             hair = colour
     long_hair = "long" in text or (variant + rng.randrange(2)) % 2 == 0
+    figure = _Figure(cx, cy, head_r, skin, hair, clothes, accent, text)
+    _draw_body(draw, figure, height, long_hair=long_hair)
+    _draw_face(draw, figure)
+    for accessory in _ACCESSORIES:
+        accessory(draw, figure)
+    _caption(img, description, top=False, max_lines=3)
+    return img
+
+
+def _character_palette(description: str, rng: random.Random) -> tuple[RGB, RGB, RGB, RGB]:
+    """(clothes, accent, backdrop top, backdrop bottom): a colour named with a garment wins."""
+    clothes, accent, bg_top, bg_bottom = _palette(description, rng, 4)
+    words = [w.strip(".,;:!?()\"'").lower() for w in description.split()]
+    for word, following in itertools.pairwise(words):
+        if word in _COLOR_WORDS and following in _GARMENTS:  # "a blue jacket" wins over other colours
+            clothes = _COLOR_WORDS[word]
+            break
+    if sum(abs(a - b) for a, b in zip(bg_top, clothes, strict=True)) < 150:  # keep the figure visible
+        bg_top = _mix(bg_top, (255, 255, 255) if sum(clothes) < 380 else (0, 0, 0), 0.55)
+    return clothes, accent, bg_top, bg_bottom
+
+
+def _draw_body(draw: ImageDraw.ImageDraw, f: _Figure, height: int, *, long_hair: bool) -> None:
+    """Shoulders, neck, long hair behind the head, the head itself and the hair on top."""
+    cx, cy, head_r = f.cx, f.cy, f.head_r
     shoulders_top = cy + int(head_r * 1.25)
     draw.ellipse(
-        (cx - int(head_r * 2.4), shoulders_top, cx + int(head_r * 2.4), height + head_r * 2), fill=clothes
+        (cx - int(head_r * 2.4), shoulders_top, cx + int(head_r * 2.4), height + head_r * 2), fill=f.clothes
     )
     draw.rectangle(
-        (cx - head_r // 3, cy + head_r // 2, cx + head_r // 3, shoulders_top + head_r // 4), fill=skin
+        (cx - head_r // 3, cy + head_r // 2, cx + head_r // 3, shoulders_top + head_r // 4), fill=f.skin
     )
     if long_hair:
         draw.rounded_rectangle(
             (cx - int(head_r * 1.2), cy - int(head_r * 1.1), cx + int(head_r * 1.2), cy + int(head_r * 1.5)),
             radius=head_r,
-            fill=hair,
+            fill=f.hair,
         )
-    draw.ellipse((cx - head_r, cy - int(head_r * 1.15), cx + head_r, cy + int(head_r * 1.15)), fill=skin)
+    draw.ellipse((cx - head_r, cy - int(head_r * 1.15), cx + head_r, cy + int(head_r * 1.15)), fill=f.skin)
     draw.pieslice(
         (cx - int(head_r * 1.08), cy - int(head_r * 1.3), cx + int(head_r * 1.08), cy + int(head_r * 0.6)),
         180,
         360,
-        fill=hair,
+        fill=f.hair,
     )
-    eye_y, eye_dx, eye_r = cy + head_r // 8, int(head_r * 0.4), max(2, head_r // 6)
+
+
+def _draw_face(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    eye_y, eye_dx, eye_r = f.eyes
     for side in (-1, 1):
-        ex = cx + side * eye_dx
+        ex = f.cx + side * eye_dx
         draw.ellipse((ex - eye_r, eye_y - eye_r, ex + eye_r, eye_y + eye_r), fill=(250, 250, 250))
         pr = max(1, eye_r // 2)
         draw.ellipse((ex - pr, eye_y - pr, ex + pr, eye_y + pr), fill=(30, 30, 40))
         draw.line(
             (ex - eye_r, eye_y - eye_r * 2, ex + eye_r, eye_y - int(eye_r * 2.3)),
-            fill=hair,
+            fill=f.hair,
             width=max(1, eye_r // 2),
         )
-    mouth = (cx - head_r // 3, cy + head_r // 3, cx + head_r // 3, cy + int(head_r * 0.7))
+    head_r = f.head_r
+    mouth = (f.cx - head_r // 3, f.cy + head_r // 3, f.cx + head_r // 3, f.cy + int(head_r * 0.7))
     draw.arc(mouth, 10, 170, fill=(150, 40, 50), width=max(1, head_r // 12))
-    if "glasses" in text or "sunglasses" in text:
-        dark = "sunglasses" in text
-        for side in (-1, 1):
-            ex = cx + side * eye_dx
-            box = (ex - eye_r * 2, eye_y - eye_r * 2, ex + eye_r * 2, eye_y + eye_r * 2)
-            draw.ellipse(
-                box, outline=(20, 20, 20), width=max(1, eye_r // 2), fill=(20, 20, 30) if dark else None
-            )
-        draw.line(
-            (cx - eye_dx + eye_r * 2, eye_y, cx + eye_dx - eye_r * 2, eye_y), fill=(20, 20, 20), width=2
+
+
+def _draw_glasses(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    if "glasses" not in f.text and "sunglasses" not in f.text:
+        return
+    eye_y, eye_dx, eye_r = f.eyes
+    dark = "sunglasses" in f.text
+    for side in (-1, 1):
+        ex = f.cx + side * eye_dx
+        box = (ex - eye_r * 2, eye_y - eye_r * 2, ex + eye_r * 2, eye_y + eye_r * 2)
+        draw.ellipse(box, outline=(20, 20, 20), width=max(1, eye_r // 2), fill=(20, 20, 30) if dark else None)
+    draw.line(
+        (f.cx - eye_dx + eye_r * 2, eye_y, f.cx + eye_dx - eye_r * 2, eye_y), fill=(20, 20, 20), width=2
+    )
+
+
+def _draw_hat(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    if "hat" not in f.text and "cap" not in f.text.split():
+        return
+    cx, cy, head_r = f.cx, f.cy, f.head_r
+    brim = (cx - int(head_r * 1.4), cy - int(head_r * 1.05), cx + int(head_r * 1.4), cy - int(head_r * 0.85))
+    draw.rectangle(brim, fill=f.accent)
+    draw.rectangle(
+        (cx - head_r * 0.8, cy - int(head_r * 1.8), cx + head_r * 0.8, cy - int(head_r * 0.95)), fill=f.accent
+    )
+
+
+def _draw_crown(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    if "crown" not in f.text:
+        return
+    cx, cy, head_r = f.cx, f.cy, f.head_r
+    points = [(cx - head_r * 0.8, cy - head_r * 1.1)]
+    for i in range(5):
+        points += [
+            (cx - head_r * 0.8 + i * head_r * 0.4, cy - head_r * 1.7),
+            (cx - head_r * 0.6 + i * head_r * 0.4, cy - head_r * 1.3),
+        ]
+    points[-1] = (cx + head_r * 0.8, cy - head_r * 1.1)
+    draw.polygon(points, fill=(230, 190, 40))
+
+
+def _draw_headphones(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    if not any(word in f.text for word in ("headphones", "singer", "microphone")):
+        return
+    cx, cy, head_r = f.cx, f.cy, f.head_r
+    band = (cx - int(head_r * 1.2), cy - int(head_r * 1.4), cx + int(head_r * 1.2), cy + head_r)
+    draw.arc(band, 180, 360, fill=f.accent, width=max(2, head_r // 8))
+    for side in (-1, 1):
+        x = cx + side * int(head_r * 1.1)
+        draw.rounded_rectangle(
+            (x - head_r // 5, cy - head_r // 4, x + head_r // 5, cy + head_r // 3),
+            radius=head_r // 10,
+            fill=f.accent,
         )
-    if "hat" in text or "cap" in text.split():
-        draw.rectangle(
-            (
-                cx - int(head_r * 1.4),
-                cy - int(head_r * 1.05),
-                cx + int(head_r * 1.4),
-                cy - int(head_r * 0.85),
-            ),
-            fill=accent,
-        )
-        draw.rectangle(
-            (cx - head_r * 0.8, cy - int(head_r * 1.8), cx + head_r * 0.8, cy - int(head_r * 0.95)),
-            fill=accent,
-        )
-    if "crown" in text:
-        points = [(cx - head_r * 0.8, cy - head_r * 1.1)]
-        for i in range(5):
-            points += [
-                (cx - head_r * 0.8 + i * head_r * 0.4, cy - head_r * 1.7),
-                (cx - head_r * 0.6 + i * head_r * 0.4, cy - head_r * 1.3),
-            ]
-        points[-1] = (cx + head_r * 0.8, cy - head_r * 1.1)
-        draw.polygon(points, fill=(230, 190, 40))
-    if "headphones" in text or "singer" in text or "microphone" in text:
-        draw.arc(
-            (cx - int(head_r * 1.2), cy - int(head_r * 1.4), cx + int(head_r * 1.2), cy + head_r),
-            180,
-            360,
-            fill=accent,
-            width=max(2, head_r // 8),
-        )
-        for side in (-1, 1):
-            x = cx + side * int(head_r * 1.1)
-            draw.rounded_rectangle(
-                (x - head_r // 5, cy - head_r // 4, x + head_r // 5, cy + head_r // 3),
-                radius=head_r // 10,
-                fill=accent,
-            )
-    _caption(img, description, top=False, max_lines=3)
-    return img
+
+
+#: Drawn in this order, each when its keyword is in the description.
+_ACCESSORIES = (_draw_glasses, _draw_hat, _draw_crown, _draw_headphones)
 
 
 def draw_scene_card(
