@@ -367,7 +367,12 @@ def serve(host: str, port: int, reload_flavors: bool, flavors_dirs: tuple[str, .
     for line in _serve_banner(settings, host, port):
         click.echo(line, err=line.startswith("warning"))
     uvicorn.run(
-        app, host=host, port=port, log_level="info", access_log=bool(os.environ.get("MVCORE_ACCESS_LOG"))
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=logs.uvicorn_log_config(),
+        access_log=bool(os.environ.get("MVCORE_ACCESS_LOG")),
     )
 
 

@@ -17,6 +17,9 @@ from typing import Any
 
 logger = logging.getLogger("mvcore")
 
+#: The one line format of the process: mvcore's events, Litestar's and uvicorn's records alike.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 _state = threading.local()
 _debug_mode = False
 _secrets: tuple[str, ...] = ()
@@ -106,7 +109,33 @@ def litestar_logging_config() -> Any:
     from litestar.logging.config import LoggingConfig, default_handlers
 
     handlers = {name: {**spec, "filters": ["mvcore_scrub"]} for name, spec in default_handlers.items()}
-    return LoggingConfig(filters={"mvcore_scrub": {"()": ScrubbingFilter}}, handlers=handlers)
+    return LoggingConfig(
+        filters={"mvcore_scrub": {"()": ScrubbingFilter}},
+        handlers=handlers,
+        formatters={"standard": {"format": LOG_FORMAT}},
+    )
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's loggers with mvcore's format and scrubber, instead of uvicorn's own colours and layout."""
+    stream = {
+        "class": "logging.StreamHandler",
+        "formatter": "mvcore",
+        "filters": ["mvcore_scrub"],
+        "stream": "ext://sys.stderr",
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"mvcore_scrub": {"()": ScrubbingFilter}},
+        "formatters": {"mvcore": {"format": LOG_FORMAT}},
+        "handlers": {"default": stream},
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        },
+    }
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -114,7 +143,7 @@ def setup_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     if not any(getattr(h, "_mvcore", False) for h in root.handlers):
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         handler.addFilter(ScrubbingFilter())
         handler._mvcore = True  # type: ignore[attr-defined]
         root.addHandler(handler)

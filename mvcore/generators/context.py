@@ -48,11 +48,12 @@ class ConfigBundle:
         logs.debug_event(
             "config_flavor_selected", flavor=self.meta.get("flavor_used"), config_type=config_type
         )
+        # the full values (scrubbed like every field), as the original's scene_prompts_config={...}
         logs.debug_event(
             "flavor_config_loaded",
             flavor=self.meta.get("flavor_used"),
             config_type=config_type,
-            keys=sorted(values),
+            **{f"{config_type}_config": dict(values)},
         )
         return values
 

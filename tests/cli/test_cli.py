@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -185,6 +186,17 @@ def _stop(proc: subprocess.Popen[str], sig: int, timeout: float = 5.0) -> int:
             proc.wait(5)
 
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: \S")
+BANNER = ("mvcore ", "  ", "warning: ")
+
+
+def _assert_one_log_format(out: str) -> None:
+    """uvicorn, Litestar and mvcore records share one layout; only the start-up banner differs."""
+    records = [line for line in out.splitlines() if line and not line.startswith(BANNER)]
+    assert {"uvicorn.error", "mvcore"} <= {line.split(" ")[3].rstrip(":") for line in records}
+    assert [line for line in records if not LOG_LINE.match(line)] == []
+
+
 def test_serve_prints_its_urls_warns_about_a_missing_flavors_dir_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
@@ -208,7 +220,10 @@ def test_serve_prints_its_urls_warns_about_a_missing_flavors_dir_and_stops_on_si
         # uvicorn shuts down gracefully, then re-raises the signal it caught (exit status -15)
         assert _stop(proc, signal.SIGTERM) in (0, -signal.SIGTERM)
         assert time.monotonic() - started < 5
-        assert proc.stdout is not None and "Application shutdown complete" in proc.stdout.read()
+        assert proc.stdout is not None
+        out += proc.stdout.read()
+        assert "Application shutdown complete" in out
+        _assert_one_log_format(out)
     finally:
         if proc.poll() is None:
             proc.kill()
