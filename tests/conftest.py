@@ -17,9 +17,9 @@ import pytest
 
 from mvcore.config.plugins import PluginHost
 from mvcore.config.store import FlavorStore
+from tests.shipped import SHIPPED_FLAVORS
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED_FLAVORS = REPO / "flavors"
 
 
 @pytest.fixture

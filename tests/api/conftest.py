@@ -13,12 +13,13 @@ from mvcore.config.plugins import PluginHost
 from mvcore.config.store import FlavorStore
 from mvcore.settings import Settings
 from mvcore.testing.settings import offline_settings
+from tests.shipped import SHIPPED_FLAVORS
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    return offline_settings(tmp_path, flavors_from=REPO / "flavors", **overrides)
+    return offline_settings(tmp_path, flavors_from=SHIPPED_FLAVORS, **overrides)
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.shipped import SHIPPED_FLAVORS
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("MVCORE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -100,7 +102,7 @@ def live_server(root: Path, **overrides: Any) -> Iterator[LiveServer]:
     from mvcore.settings import Settings
 
     flavors = root / "flavors"
-    shutil.copytree(REPO / "flavors", flavors)
+    shutil.copytree(SHIPPED_FLAVORS, flavors)
     values: dict[str, Any] = {
         "flavors_dirs": [flavors],
         "data_dir": root / "data",

@@ -16,9 +16,10 @@ from mvcore.config.config_types import builtin_config_types
 from mvcore.config.plugins import PluginHost
 from mvcore.config.store import FlavorStore
 from mvcore.config.validation import template_fields
+from tests.shipped import SHIPPED_FLAVORS
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "flavors"
+SHIPPED = SHIPPED_FLAVORS
 BUILTIN_TYPES = {t.name: t for t in builtin_config_types()}
 
 DESIGN_BUILTIN_DEFAULTS = {

@@ -36,6 +36,7 @@ from mvcore.providers.offline import OfflineProvider
 from mvcore.settings import Settings
 from mvcore.testing.redis import RedisServer, redis_available
 from mvcore.testing.settings import offline_settings
+from tests.shipped import SHIPPED_FLAVORS
 
 REPO = Path(__file__).resolve().parents[2]
 SCENES = {"idea": "a cat learns to surf", "character_description": "an orange tabby cat"}
@@ -43,7 +44,7 @@ WAIT_S = 30.0
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return offline_settings(tmp_path, flavors_from=REPO / "flavors", **overrides)
+    return offline_settings(tmp_path, flavors_from=SHIPPED_FLAVORS, **overrides)
 
 
 def wait_until(
@@ -275,7 +276,7 @@ class Workers:
 def workers(redis_url: str, tmp_path: Path, slow_plugin: Path) -> Iterator[Workers]:
     (tmp_path / "data").mkdir(exist_ok=True)
     if not (tmp_path / "flavors").exists():
-        shutil.copytree(REPO / "flavors", tmp_path / "flavors")
+        shutil.copytree(SHIPPED_FLAVORS, tmp_path / "flavors")
     pool = Workers(redis_url, tmp_path, slow_plugin)
     try:
         yield pool

@@ -36,6 +36,7 @@ from mvcore.media.ffmpeg import MediaInfo, probe_sync
 from mvcore.settings import Settings
 from mvcore.testing.s3 import MotoS3Server
 from mvcore.testing.settings import offline_settings
+from tests.shipped import SHIPPED_FLAVORS
 
 REPO = Path(__file__).resolve().parents[2]
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -53,7 +54,7 @@ _ENCODERS = {
 
 def build_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return offline_settings(
-        tmp_path, flavors_from=REPO / "flavors", **{"media_timeout_s": 120.0, **overrides}
+        tmp_path, flavors_from=SHIPPED_FLAVORS, **{"media_timeout_s": 120.0, **overrides}
     )
 
 

@@ -26,9 +26,9 @@ import uvicorn
 
 from mvcore.settings import Settings
 from mvcore.testing.settings import offline_settings
+from tests.shipped import SHIPPED_FLAVORS
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED_FLAVORS = REPO / "flavors"
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
