@@ -26,6 +26,7 @@ from mvcore.api.flavors import FlavorController
 from mvcore.api.generators import GeneratorController
 from mvcore.api.jobs import JobController
 from mvcore.api.media import MediaController
+from mvcore.api.media_links import MediaLinks, sign_responses
 from mvcore.api.problems import EXCEPTION_HANDLERS, document_responses
 from mvcore.api.services import Services
 from mvcore.config.store import FlavorStore
@@ -167,16 +168,18 @@ def create_app(
         if settings.cors_origins
         else None
     )
+    links = MediaLinks.from_settings(settings)
     app = Litestar(
         route_handlers=[health, *CONTROLLERS, *web_router()],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         # Auth costs nothing when it is off: the middleware is not installed at all.
         middleware=[
-            *([auth_middleware_factory(settings)] if settings.auth_enabled else []),
+            *([auth_middleware_factory(settings, links)] if settings.auth_enabled else []),
             json_limit_middleware_factory(settings.max_json_bytes),
         ],
         cors_config=cors,
+        after_request=sign_responses(links) if links is not None else None,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="mvcore", version=__version__, path="/schema"),
         request_max_body_size=settings.max_upload_bytes,
