@@ -151,3 +151,20 @@ class DeadlineExceeded(MvcoreError):
 
     status_code = 504
     code = "TIMEOUT"
+
+
+# --- api: field values the original refused with 400 ValidationError ---------------------------
+class InvalidField(BadInput):
+    """A well-typed request field whose value is refused: blank text, an empty list, end <= start.
+
+    The original answered these 400 ``ValidationError`` naming the field; type and shape errors
+    stay 422.  Request-model validators raise it; it is not a ``ValueError``, so pydantic lets it
+    through unchanged (documented pydantic behaviour) and the API answers 400 with
+    ``details.field``.
+    """
+
+    code = "ValidationError"
+
+    def __init__(self, field: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint, details={"field": field})
+        self.field = field

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -35,7 +36,13 @@ def debug_enabled() -> bool:
     return _debug_mode
 
 
+# Signed media links (api/media_links.py) are credentials for their object: never in a log.
+_MEDIA_TOKEN = re.compile(r"([?&]token=)[^&\s\"'#]+")
+
+
 def scrub(text: str) -> str:
+    if "token=" in text:
+        text = _MEDIA_TOKEN.sub(r"\1***", text)
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "***")
@@ -84,7 +91,7 @@ class ScrubbingFilter(logging.Filter):
     """Attach to handlers so that no secret reaches a log line, whoever logs it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
+        if _secrets or "token=" in str(record.msg) or "token=" in str(record.args):
             try:
                 message = record.getMessage()
             except Exception:
@@ -147,4 +154,6 @@ def setup_logging(level: int = logging.INFO) -> None:
         handler.addFilter(ScrubbingFilter())
         handler._mvcore = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+        # uvicorn's access log has handlers of its own (MVCORE_ACCESS_LOG): scrub at its logger
+        logging.getLogger("uvicorn.access").addFilter(ScrubbingFilter())
     root.setLevel(level)

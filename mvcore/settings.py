@@ -92,8 +92,11 @@ class Settings(BaseSettings):
 
     # --- API ---------------------------------------------------------------
     api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("API_KEY", "api_key"))
+    # The original frontend's dev origin by default (the original defaulted to localhost:3000);
+    # CORS_ORIGINS="" turns CORS off, a comma-separated list replaces the default.
     cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias=AliasChoices("CORS_ORIGINS", "cors_origins")
+        default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"],
+        validation_alias=AliasChoices("CORS_ORIGINS", "cors_origins"),
     )
     max_upload_bytes: int = Field(
         100 * 1024 * 1024, gt=0, validation_alias=AliasChoices("MVCORE_MAX_UPLOAD_BYTES", "max_upload_bytes")
@@ -102,6 +105,17 @@ class Settings(BaseSettings):
         1024 * 1024, gt=0, validation_alias=AliasChoices("MVCORE_MAX_JSON_BYTES", "max_json_bytes")
     )
     redis_url: str | None = Field(None, validation_alias=AliasChoices("MVCORE_REDIS_URL", "redis_url"))
+
+    # --- api: signed media links (media URLs we return play without the key) ----
+    media_token_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MVCORE_MEDIA_TOKEN_SECRET", "media_token_secret")
+    )
+    media_token_ttl_s: int = Field(
+        3600,
+        ge=10,
+        le=7 * 24 * 3600,
+        validation_alias=AliasChoices("MVCORE_MEDIA_TOKEN_TTL", "media_token_ttl_s"),
+    )
 
     @field_validator("flavors_dirs", mode="before")
     @classmethod
@@ -156,6 +170,7 @@ class Settings(BaseSettings):
             self.aws_secret_access_key,
             self.aws_access_key_id,
             self.api_key,
+            self.media_token_secret,
         ):
             if value is not None and value.get_secret_value():
                 out.extend(v for v in value.get_secret_value().split(",") if len(v) >= 4)

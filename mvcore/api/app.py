@@ -9,18 +9,24 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Router, get
+from litestar import Controller, Litestar, Router, get
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.file_system import BaseLocalFileSystem
 from litestar.openapi import OpenAPIConfig
 from litestar.response import File
 from litestar.static_files import create_static_files_router
 
 from mvcore import __version__, logs
-from mvcore.api.audio import audio_router
+from mvcore.api import wire
+from mvcore.api.audio import AudioController
 from mvcore.api.auth import auth_middleware_factory, json_limit_middleware_factory
-from mvcore.api.flavors import flavor_router
-from mvcore.api.mv import mv_router
+from mvcore.api.deps import DEPENDENCIES, CtxDep, ServicesDep, StoreDep
+from mvcore.api.flavors import FlavorController
+from mvcore.api.generators import GeneratorController
+from mvcore.api.jobs import JobController
+from mvcore.api.media import MediaController
+from mvcore.api.media_links import MediaLinks, sign_responses
 from mvcore.api.problems import EXCEPTION_HANDLERS, document_responses
 from mvcore.api.services import Services
 from mvcore.config.store import FlavorStore
@@ -38,7 +44,7 @@ PAGES = {
 
 
 def build_services(
-    settings: Settings, *, store: FlavorStore | None = None, extra_providers: Mapping[str, Any] | None = None
+    settings: Settings, *, store: StoreDep | None = None, extra_providers: Mapping[str, Any] | None = None
 ) -> Services:
     logs.configure(debug_mode=settings.debug_mode, secrets=settings.secrets())
     store = store or FlavorStore.from_settings(settings)
@@ -47,7 +53,7 @@ def build_services(
     return Services(settings=settings, store=store, ctx=ctx, jobs=_job_service(settings, ctx))
 
 
-def _job_service(settings: Settings, ctx: Any) -> JobService:
+def _job_service(settings: Settings, ctx: CtxDep) -> JobService:
     if settings.redis_url:
         from mvcore.jobs.redis_store import RedisJobService
 
@@ -97,81 +103,90 @@ def web_router() -> list[Any]:
     return handlers
 
 
+# The API's controllers, one per domain; a new domain adds its controller on a line of its own.
+CONTROLLERS: list[type[Controller]] = [
+    FlavorController,
+    GeneratorController,
+    MediaController,
+    AudioController,
+    JobController,
+]
+
+
+@get("/health", summary="Liveness and what is loaded")
+async def health(services: ServicesDep) -> wire.Health:
+    snap = services.store.current
+    return {
+        "status": "ok",
+        "version": __version__,
+        "generation": snap.generation,
+        "flavors": len(snap.names()),
+        "provider": services.ctx.default_provider,
+    }
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Start the reload watcher and the job service with the app; stop them with it."""
+    services: ServicesDep = app.state["services"]
+    settings = services.settings
+    services.events.bind(asyncio.get_running_loop())
+    unsubscribe = services.store.subscribe(services.events.publish)
+    if settings.watch != "off":
+        from mvcore.config.reload import Reloader
+
+        services.reloader = Reloader(services.store, mode=settings.watch, debounce_ms=settings.debounce_ms)
+        services.reloader.start()
+    await services.jobs.start()
+    logs.event(
+        "server_ready",
+        logging.INFO,
+        flavors=services.store.current.names(),
+        provider=services.ctx.default_provider,
+        watch=services.watch_mode,
+    )
+    try:
+        yield
+    finally:
+        services.events.close()
+        unsubscribe()
+        if services.reloader is not None:
+            services.reloader.stop()
+        await services.jobs.stop()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
-    store: FlavorStore | None = None,
+    store: StoreDep | None = None,
     extra_providers: Mapping[str, Any] | None = None,
 ) -> Litestar:
     settings = settings or Settings()
     services = build_services(settings, store=store, extra_providers=extra_providers)
-
-    @get("/health", summary="Liveness and what is loaded")
-    async def health() -> dict[str, Any]:
-        snap = services.store.current
-        return {
-            "status": "ok",
-            "version": __version__,
-            "generation": snap.generation,
-            "flavors": len(snap.names()),
-            "provider": services.ctx.default_provider,
-        }
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services.events.bind(asyncio.get_running_loop())
-        unsubscribe = services.store.subscribe(services.events.publish)
-        if settings.watch != "off":
-            from mvcore.config.reload import Reloader
-
-            services.reloader = Reloader(
-                services.store, mode=settings.watch, debounce_ms=settings.debounce_ms
-            )
-            services.reloader.start()
-        await services.jobs.start()
-        logs.event(
-            "server_ready",
-            logging.INFO,
-            flavors=services.store.current.names(),
-            provider=services.ctx.default_provider,
-            watch=getattr(services.reloader, "mode", "off"),
-        )
-        try:
-            yield
-        finally:
-            services.events.close()
-            unsubscribe()
-            if services.reloader is not None:
-                services.reloader.stop()
-            await services.jobs.stop()
-
     cors = (
         CORSConfig(allow_origins=settings.cors_origins, allow_headers=["*"])
         if settings.cors_origins
         else None
     )
+    links = MediaLinks.from_settings(settings)
     app = Litestar(
-        route_handlers=[
-            health,
-            flavor_router(services),
-            mv_router(services),
-            audio_router(services),
-            *web_router(),
-        ],
+        route_handlers=[health, *CONTROLLERS, *web_router()],
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         # Auth costs nothing when it is off: the middleware is not installed at all.
         middleware=[
-            *([auth_middleware_factory(settings)] if settings.auth_enabled else []),
+            *([auth_middleware_factory(settings, links)] if settings.auth_enabled else []),
             json_limit_middleware_factory(settings.max_json_bytes),
         ],
         cors_config=cors,
+        after_request=sign_responses(links) if links is not None else None,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="mvcore", version=__version__, path="/schema"),
         request_max_body_size=settings.max_upload_bytes,
         logging_config=logs.litestar_logging_config(),
         debug=False,
+        state=State({"services": services}),
     )
-    app.state["services"] = services
     document_responses(app.openapi_schema)
     return app
 

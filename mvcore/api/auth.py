@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from mvcore.api.media_links import MEDIA_PATH, MediaLinks
 from mvcore.settings import Settings
 
 OPEN_PATHS = re.compile(r"^/(health|favicon\.ico|create|quick-gen|flavors)?/?$|^/static/")
@@ -25,7 +26,9 @@ QUERY_KEY_PATHS = re.compile(
 )
 
 
-def auth_middleware_factory(settings: Settings) -> Any:
+def auth_middleware_factory(settings: Settings, links: MediaLinks | None = None) -> Any:
+    """``links``: media GETs with a valid signed ``token`` (see media_links) need no key."""
+
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] not in ("http", "websocket") or not settings.auth_enabled:
@@ -43,6 +46,13 @@ def auth_middleware_factory(settings: Settings) -> Any:
                     break
             if presented is None and method in ("GET", "HEAD") and QUERY_KEY_PATHS.match(path):
                 query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                token = query.get("token")
+                if token and links is not None and MEDIA_PATH.match(path):
+                    if links.verify(path, token[0]):
+                        await app(scope, receive, send)
+                    else:
+                        await _bad_link(send)
+                    return
                 values = query.get("api_key")
                 presented = values[0] if values else None
             if settings.check_api_key(presented):
@@ -85,6 +95,17 @@ async def _unauthorized(send: Any, *, missing: bool) -> None:
         "UNAUTHORIZED",
         "Missing API key" if missing else "Invalid API key",
         "Send the key in the X-API-Key header (api_key query works on media GETs).",
+        [(b"www-authenticate", b'ApiKey header="X-API-Key"')],
+    )
+
+
+async def _bad_link(send: Any) -> None:
+    await send_problem(
+        send,
+        401,
+        "UNAUTHORIZED",
+        "Media link expired or not valid for this object",
+        "Fetch the URL again (e.g. from .../info) for a fresh link, or send X-API-Key.",
         [(b"www-authenticate", b'ApiKey header="X-API-Key"')],
     )
 

@@ -2,46 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import msgspec
-from litestar import Response, Router, get
+from litestar import Controller, Response, get
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from mvcore.api.services import Services
+from mvcore.api import wire
+from mvcore.api.deps import ServicesDep, SettingsDep, StoreDep
+
+TypeFilter = Annotated[str | None, QueryParameter(name="type", max_length=64)]
+StrictQuery = Annotated[bool | None, QueryParameter(name="strict_flavor")]
 
 
-@dataclass
-class EventMessage:
-    """One server-sent event (documentation only): ``hello`` first, then ``reload`` events."""
+class FlavorController(Controller):
+    """Reads of the live flavor store; the two hot reads answer pre-encoded JSON (``WireCache``)."""
 
-    event: str
-    data: str  # JSON: {"generation": N} for hello, the ReloadEvent for reloads
+    path = "/api/mv"
+    tags = ["flavors"]
 
-
-def flavor_router(services: Services) -> Router:
-    store = services.store
-    settings = services.settings
-
-    cache = WireCache()
-
-    # The two hot reads answer pre-encoded JSON bytes; ResponseSpec documents the JSON they hold.
     @get(
         "/get_config_flavors",
         summary="Available config flavor names (original API)",
-        responses={200: ResponseSpec(dict[str, list[str]], description="The flavor names, default first")},
+        responses={200: ResponseSpec(wire.FlavorNames, description="The flavor names, default first")},
     )
-    async def get_config_flavors() -> Response[bytes]:
+    async def get_config_flavors(self, store: StoreDep, services: ServicesDep) -> Response[bytes]:
         snap = store.current
-        return _json_response(cache.get(snap, ("names",), lambda: {"flavors": snap.names()}))
+        body = services.wire_cache.get(snap, ("names",), lambda: {"flavors": snap.names()})
+        return _json_response(body)
 
     @get("/config/debug", summary="What the server is running with (no secrets)")
-    async def config_debug() -> dict[str, Any]:
-        snap = store.current
+    async def config_debug(self, services: ServicesDep, settings: SettingsDep) -> wire.ConfigDebug:
+        snap = services.store.current
         default = snap.resolve(None)
         return {
             "debug_mode": settings.debug_mode,
@@ -62,59 +57,63 @@ def flavor_router(services: Services) -> Router:
             "generation": snap.generation,
             "config_types": snap.registry.names(),
             "default_config": {k: v.to_wire()["values"] for k, v in default.configs.items()},
-            "errors": [i.to_dict() for i in snap.errors()],
+            "errors": [wire.typed(wire.Issue, i.to_dict()) for i in snap.errors()],
         }
 
     @get("/flavors", summary="Every flavor with description, source and status")
-    async def list_flavors() -> dict[str, Any]:
+    async def list_flavors(self, store: StoreDep) -> wire.FlavorList:
         snap = store.current
         rows = []
         for name, status in sorted(snap.statuses.items()):
             row = status.to_dict()
             row["usable"] = snap.has(name)
             rows.append(row)
-        return {
+        body = {
             "generation": snap.generation,
             "flavors": rows,
             "shadowed": [s.to_dict() for s in snap.shadowed],
         }
+        return wire.typed(wire.FlavorList, body)
 
     @get("/flavors/status", summary="Reload status: generation, last reload, errors")
-    async def flavors_status() -> dict[str, Any]:
-        body = store.current.status_wire()
-        reloader = services.reloader
-        body["watch"] = getattr(reloader, "mode", "off") if reloader is not None else "off"
-        return body
+    async def flavors_status(self, services: ServicesDep) -> wire.FlavorsStatus:
+        body = services.store.current.status_wire()
+        body["watch"] = services.watch_mode
+        return wire.typed(wire.FlavorsStatus, body)
 
     @get(
         "/flavors/events",
         summary="Server-sent events, one per reload",
         responses={
             200: ResponseSpec(
-                EventMessage, media_type="text/event-stream", description="hello, then one event per reload"
+                wire.EventMessage,
+                media_type="text/event-stream",
+                description="hello, then one event per reload",
             )
         },
     )
-    async def flavor_events() -> ServerSentEvent:
-        first = {"generation": store.current.generation}
+    async def flavor_events(self, services: ServicesDep) -> ServerSentEvent:
+        first = {"generation": services.store.current.generation}
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
             async for item in services.events.stream(first):
-                yield ServerSentEventMessage(data=_json(item["data"]), event=item["event"])
+                yield ServerSentEventMessage(data=json.dumps(item["data"]), event=item["event"])
 
         return ServerSentEvent(messages())
 
     @get(
         "/flavors/{name:str}",
         summary="Resolved values of a flavor with provenance",
-        responses={200: ResponseSpec(dict[str, Any], description="Resolved values with provenance")},
+        responses={200: ResponseSpec(wire.FlavorResolution, description="Resolved values with provenance")},
     )
     async def show_flavor(
+        self,
+        services: ServicesDep,
         name: FromPath[str],
-        config_type: Annotated[str | None, QueryParameter(name="type", max_length=64)] = None,
-        strict_flavor: Annotated[bool | None, QueryParameter(name="strict_flavor")] = None,
+        config_type: TypeFilter = None,
+        strict_flavor: StrictQuery = None,
     ) -> Response[bytes]:
-        snap = store.current
+        snap = services.store.current
 
         def build() -> dict[str, Any]:
             resolution = services.resolve(snap, name, strict_flavor)
@@ -122,49 +121,9 @@ def flavor_router(services: Services) -> Router:
                 snap.config(name, config_type, strict=bool(strict_flavor))
             return resolution.to_wire(config_type)
 
-        return _json_response(cache.get(snap, ("show", name, config_type, strict_flavor), build))
-
-    return Router(
-        "/api/mv",
-        route_handlers=[
-            get_config_flavors,
-            config_debug,
-            list_flavors,
-            flavors_status,
-            flavor_events,
-            show_flavor,
-        ],
-        tags=["flavors"],
-    )
-
-
-class WireCache:
-    """Encoded JSON answers per snapshot generation: a hot read is a dict lookup, no serialization.
-
-    Bounded, and emptied whenever the generation moves, so it never serves a stale answer.
-    """
-
-    def __init__(self, limit: int = 512) -> None:
-        self.limit = limit
-        self.generation = -1
-        self.entries: dict[tuple[Any, ...], bytes] = {}
-
-    def get(self, snap: Any, key: tuple[Any, ...], build: Callable[[], Any]) -> bytes:
-        if snap.generation != self.generation:
-            self.entries, self.generation = {}, snap.generation
-        found = self.entries.get(key)
-        if found is None:
-            found = msgspec.json.encode(build())
-            if len(self.entries) < self.limit:
-                self.entries[key] = found
-        return found
+        key = ("show", name, config_type, strict_flavor)
+        return _json_response(services.wire_cache.get(snap, key, build))
 
 
 def _json_response(body: bytes) -> Response[bytes]:
     return Response(body, media_type="application/json")
-
-
-def _json(data: Any) -> str:
-    import json
-
-    return json.dumps(data)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import mimetypes
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
 from litestar import Request, Response
 from litestar.response import Redirect, Stream
+
+from mvcore.storage.media_store import MediaStore
 
 CHUNK = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -85,21 +87,21 @@ async def _chunks(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
 
 async def serve_stored(
     request: Request[Any, Any, Any],
-    media: Any,
+    media: MediaStore,
     key: str,
     *,
     redirect: bool,
     serve_from_cloud: bool,
     missing: Exception,
-    url_body: dict[str, Any],
+    cloud_answer: Callable[[str], Mapping[str, Any]],
 ) -> Any:
-    """One stored object: a 302 / JSON with its presigned URL in cloud mode, else the bytes."""
+    """One stored object: a 302 / JSON (``cloud_answer(presigned_url)``) in cloud mode, else the bytes."""
     if serve_from_cloud and media.cloud is not None:
         url = await media.url_for(key)
         if url:
             if redirect:
                 return Redirect(url, status_code=302)
-            return {**url_body, "url": url, "cloud_url": url}
+            return dict(cloud_answer(url))
     if not await media.exists(key):
         raise missing
     path = await media.fetch(key, None)

@@ -1,11 +1,17 @@
-"""Everything a running API process holds, built once in ``create_app``."""
+"""Everything a running API process holds, built once in ``create_app``.
+
+The one ``Services`` lives in ``app.state["services"]``; controllers never hold it in a closure,
+they receive its parts through Litestar dependency injection (:mod:`mvcore.api.deps`), read at
+request time -- so a test (or an operator hook) that swaps ``services.ctx.media`` is seen at once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mvcore.api.events import EventHub
+from mvcore.api.wire_cache import WireCache
 from mvcore.config.resolver import Resolution
 from mvcore.config.snapshot import Snapshot
 from mvcore.config.store import FlavorStore
@@ -13,6 +19,9 @@ from mvcore.errors import MvcoreError
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.jobs.service import JobService
 from mvcore.settings import Settings
+
+if TYPE_CHECKING:
+    from mvcore.config.reload import Reloader
 
 
 @dataclass
@@ -22,7 +31,12 @@ class Services:
     ctx: GenContext
     jobs: JobService
     events: EventHub = field(default_factory=EventHub)
-    reloader: Any = None
+    reloader: Reloader | None = None
+    wire_cache: WireCache = field(default_factory=WireCache)
+
+    @property
+    def watch_mode(self) -> str:
+        return self.reloader.mode if self.reloader is not None else "off"
 
     def resolve(self, snapshot: Snapshot, flavor: str | None, strict: bool | None) -> Resolution:
         return snapshot.resolve(flavor, strict=self.settings.strict_flavor if strict is None else strict)

@@ -80,9 +80,10 @@ async def upload_audio(ctx: GenContext, source: Path, filename: str) -> dict[str
     ext = Path(filename).suffix.lstrip(".").lower()
     if ext not in UPLOAD_FORMATS:
         raise BadInput(
-            f"Unsupported audio format {ext or '(none)'!r}",
+            f"{Path(filename).name[:120]}: unsupported audio format {ext or '(none)'!r}",
             alternatives=sorted(UPLOAD_FORMATS),
             hint="Upload an mp3, wav, m4a, ogg or flac file.",
+            details={"field": "file", "filename": Path(filename).name[:120]},
         )
     return await add_audio_file(ctx, source, filename=filename, title=None)
 
@@ -150,11 +151,14 @@ async def _youtube(url: str, work: Path, ctx: GenContext) -> tuple[Path, str]:
 
 
 async def audio_info(ctx: GenContext, audio_id: str) -> dict[str, Any]:
-    keys.parse_id(audio_id, "audio")
+    """The song's record with ``exists: true``; ``{audio_id, exists: false}`` for an unknown id.
+
+    The original answered unknown ids with 200 and ``exists: false`` (clients branch on it); an
+    id that is not a UUID is still a 404 INVALID_ID, before it touches storage.
+    """
+    aid = keys.parse_id(audio_id, "audio", field="audio_id")
     try:
-        return await ctx.media.load_json(keys.audio_metadata_key(audio_id))
+        record = await ctx.media.load_json(keys.audio_metadata_key(aid))
     except NotFound:
-        raise NotFound(
-            f"Audio {audio_id!r} not found",
-            hint="Use an audio_id returned by /api/audio/upload or /api/audio/download.",
-        ) from None
+        return {"audio_id": aid, "exists": False}
+    return {**record, "exists": True}

@@ -83,9 +83,14 @@ async def generate_character_reference(
     return response
 
 
-async def find_character_reference(ctx: GenContext, image_id: str) -> str:
-    """Storage key of a character reference image, whatever its extension."""
-    keys.parse_id(image_id, "character reference")
+async def find_character_reference(
+    ctx: GenContext, image_id: str, *, field: str = "character_reference_id"
+) -> str:
+    """Storage key of a character reference image, whatever its extension.
+
+    ``field`` names where the id came from (request field or path parameter) in the 404.
+    """
+    keys.parse_id(image_id, "character reference", field=field)
     for ext in IMAGE_EXTENSIONS:
         key = keys.character_reference_key(image_id, ext)
         if await ctx.media.exists(key):
@@ -93,4 +98,5 @@ async def find_character_reference(ctx: GenContext, image_id: str) -> str:
     raise NotFound(
         f"Character reference {image_id!r} not found",
         hint="Use an id returned by /api/mv/generate_character_reference.",
+        details={"field": field},
     )

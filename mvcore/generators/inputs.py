@@ -26,21 +26,25 @@ def own_audio_id(url: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-async def _stored(ctx: GenContext, key: str, what: str, given: str, hint: str, dest: Path) -> Path:
+async def _stored(
+    ctx: GenContext, key: str, what: str, given: str, hint: str, dest: Path, field: str
+) -> Path:
     if not await ctx.media.exists(key):
-        raise NotFound(f"{what} {given!r} not found", hint=hint, details={f"{what.lower()}_id": given})
+        details = {f"{what.lower()}_id": given, "field": field}
+        raise NotFound(f"{what} {given!r} not found", hint=hint, details=details)
     return await ctx.media.fetch(key, dest)
 
 
-async def video_file(ctx: GenContext, video_id: str, dest: Path) -> Path:
-    key = keys.video_key(keys.parse_id(video_id, "video"))
-    return await _stored(ctx, key, "Video", video_id, "Use a video_id returned by generate_video.", dest)
+async def video_file(ctx: GenContext, video_id: str, dest: Path, *, field: str = "video_id") -> Path:
+    key = keys.video_key(keys.parse_id(video_id, "video", field=field))
+    hint = "Use a video_id returned by generate_video."
+    return await _stored(ctx, key, "Video", video_id, hint, dest, field)
 
 
-async def audio_file(ctx: GenContext, audio_id: str, dest: Path) -> Path:
-    key = keys.audio_key(keys.parse_id(audio_id, "audio"))
+async def audio_file(ctx: GenContext, audio_id: str, dest: Path, *, field: str = "audio_id") -> Path:
+    key = keys.audio_key(keys.parse_id(audio_id, "audio", field=field))
     hint = "Use an audio_id returned by /api/audio/upload or /api/audio/download."
-    return await _stored(ctx, key, "Audio", audio_id, hint, dest)
+    return await _stored(ctx, key, "Audio", audio_id, hint, dest, field)
 
 
 async def video_from(

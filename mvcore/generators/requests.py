@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from mvcore.errors import InvalidField
 
 FLAVOR_FIELD = Field(None, description="Config flavor to use (defaults to 'default')", max_length=200)
+NOT_BLANK = "Must not be blank (400 ValidationError naming the field)"
+
+
+def not_blank(value: str, info: ValidationInfo) -> str:
+    """Blank text is a refused value (400 naming the field), as in the original; not a 422."""
+    if not value.strip():
+        field = info.field_name or "field"
+        raise InvalidField(field, f"{field} must not be blank", hint=f"Give a non-empty {field}.")
+    return value
 
 
 class _Request(BaseModel):
@@ -12,8 +23,8 @@ class _Request(BaseModel):
 
 
 class CreateScenesRequest(_Request):
-    idea: str = Field(..., min_length=1, description="What the video is about")
-    character_description: str = Field(..., min_length=1)
+    idea: str = Field(..., description=f"What the video is about. {NOT_BLANK}")
+    character_description: str = Field(..., description=NOT_BLANK)
     character_characteristics: str | None = None
     number_of_scenes: int | None = Field(None, ge=1, le=32)
     video_type: str | None = None
@@ -22,9 +33,11 @@ class CreateScenesRequest(_Request):
     project_id: str | None = Field(None, max_length=200)
     config_flavor: str | None = FLAVOR_FIELD
 
+    blank_check = field_validator("idea", "character_description")(not_blank)
+
 
 class GenerateCharacterReferenceRequest(_Request):
-    character_description: str = Field(..., min_length=1)
+    character_description: str = Field(..., description=NOT_BLANK)
     num_images: int = Field(4, ge=1, le=4)
     aspect_ratio: str | None = Field(None, pattern=r"^\d{1,2}:\d{1,2}$")
     safety_filter_level: str | None = None
@@ -34,9 +47,11 @@ class GenerateCharacterReferenceRequest(_Request):
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     config_flavor: str | None = FLAVOR_FIELD
 
+    blank_check = field_validator("character_description")(not_blank)
+
 
 class GenerateVideoRequest(_Request):
-    prompt: str = Field(..., min_length=1)
+    prompt: str = Field(..., description=NOT_BLANK)
     negative_prompt: str | None = None
     aspect_ratio: str | None = Field(None, pattern=r"^\d{1,2}:\d{1,2}$")
     duration: int | None = Field(None, ge=1, le=60)
@@ -48,6 +63,8 @@ class GenerateVideoRequest(_Request):
         None, description="Provider to use: offline or replicate (default: configured)"
     )
     config_flavor: str | None = FLAVOR_FIELD
+
+    blank_check = field_validator("prompt")(not_blank)
 
     @field_validator("character_reference_id")
     @classmethod
@@ -70,24 +87,64 @@ class LipsyncRequest(_Request):
     @model_validator(mode="after")
     def _sources(self) -> LipsyncRequest:
         if not (self.video_id or self.video_url):
-            raise ValueError("give video_id (from generate_video) or video_url")
+            raise InvalidField("video_id", "Give video_id (from generate_video) or video_url")
         if not (self.audio_id or self.audio_url):
-            raise ValueError("give audio_id (from /api/audio/upload or /download) or audio_url")
+            raise InvalidField("audio_id", "Give audio_id (from /api/audio/upload or /download) or audio_url")
         if self.start_time is not None and self.end_time is not None and self.end_time <= self.start_time:
-            raise ValueError("end_time must be greater than start_time")
+            raise InvalidField(
+                "end_time",
+                f"end_time ({self.end_time:g}) must be greater than start_time ({self.start_time:g})",
+                hint="Give the clip's end after its start, in seconds of the song.",
+            )
         return self
 
 
 class StitchVideosRequest(_Request):
-    video_ids: list[str] = Field(..., min_length=1, max_length=64)
+    video_ids: list[str] = Field(..., max_length=64, description="Clips in order; at least one")
     audio_overlay_id: str | None = None
-    suppress_video_audio: bool = False
+    audio_id: str | None = Field(
+        None,
+        description="Alias of audio_overlay_id (what the original frontend's re-stitch sends); "
+        "used alone it also suppresses the clips' own audio unless suppress_video_audio is given",
+    )
+    suppress_video_audio: bool | None = Field(None, description="Mute the clips' own audio (default false)")
     config_flavor: str | None = FLAVOR_FIELD
+
+    @field_validator("video_ids")
+    @classmethod
+    def _some_clips(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise InvalidField("video_ids", "video_ids must list at least one video id")
+        return value
+
+    @model_validator(mode="after")
+    def _audio_alias(self) -> StitchVideosRequest:
+        alias_used = bool(self.audio_id) and not self.audio_overlay_id
+        if self.audio_id and self.audio_overlay_id and self.audio_id != self.audio_overlay_id:
+            raise InvalidField("audio_id", "audio_id and audio_overlay_id name different songs; give one")
+        if alias_used:
+            self.audio_overlay_id = self.audio_id
+        if self.suppress_video_audio is None:
+            # the first stitch of the original page sends suppress_video_audio=true with the song;
+            # its re-stitch sends only audio_id and expects the same mix
+            self.suppress_video_audio = alias_used
+        return self
 
 
 class AudioDownloadRequest(_Request):
-    url: str = Field(..., min_length=1, max_length=2000)
+    url: str = Field(..., max_length=2000, description=NOT_BLANK)
     audio_format: str = Field("mp3", pattern=r"^mp3$")
     audio_quality: str | None = None
     start_time: float | None = Field(None, ge=0)
     end_time: float | None = Field(None, gt=0)
+
+    blank_check = field_validator("url")(not_blank)
+
+    @model_validator(mode="after")
+    def _range(self) -> AudioDownloadRequest:
+        if self.start_time is not None and self.end_time is not None and self.end_time <= self.start_time:
+            raise InvalidField(
+                "end_time",
+                f"end_time ({self.end_time:g}) must be greater than start_time ({self.start_time:g})",
+            )
+        return self

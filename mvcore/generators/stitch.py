@@ -19,9 +19,10 @@ async def stitch_videos(
 ) -> dict[str, Any]:
     timer = Timer()
     for video_id in request.video_ids:
-        keys.parse_id(video_id, "video")  # every id checked before any work
+        keys.parse_id(video_id, "video", field="video_ids")  # every id checked before any work
     if request.audio_overlay_id:
-        keys.parse_id(request.audio_overlay_id, "audio")  # malformed is an error; unknown is a warning
+        # malformed is an error; unknown is a warning
+        keys.parse_id(request.audio_overlay_id, "audio", field=_song_field(request))
     out_id = new_id()
     with working_dir(ctx, out_id) as work:
         return await _stitch(request, bundle, ctx, timer, out_id, work)
@@ -34,12 +35,12 @@ async def _stitch(
     for index, video_id in enumerate(request.video_ids):
         clip_dir = work / f"clip{index:03d}"
         clip_dir.mkdir(exist_ok=True)
-        clips.append(await video_file(ctx, video_id, clip_dir))
+        clips.append(await video_file(ctx, video_id, clip_dir, field="video_ids"))
     overlay = None
     warning = None
     if request.audio_overlay_id:
         try:
-            overlay = await audio_file(ctx, request.audio_overlay_id, work)
+            overlay = await audio_file(ctx, request.audio_overlay_id, work, field=_song_field(request))
         except NotFound as exc:
             warning = f"{exc.message}; stitched without the audio overlay"
     ctx.progress(0.1, "stitching")
@@ -47,7 +48,7 @@ async def _stitch(
         clips,
         work / "stitched.mp4",
         audio_overlay=overlay,
-        suppress_video_audio=request.suppress_video_audio,
+        suppress_video_audio=bool(request.suppress_video_audio),
         timeout=ctx.settings.media_timeout_s,
         progress=ctx.progress,
     )
@@ -58,7 +59,7 @@ async def _stitch(
         num_clips=len(clips),
         total_duration=round(info.duration, 3),
         audio_overlay_id=request.audio_overlay_id,
-        suppress_video_audio=request.suppress_video_audio,
+        suppress_video_audio=bool(request.suppress_video_audio),
         model_used="ffmpeg/concat",
         kind="stitch",
     )
@@ -67,3 +68,9 @@ async def _stitch(
     response["audio_overlay_warning"] = warning
     ctx.progress(1.0, "done")
     return response
+
+
+def _song_field(request: StitchVideosRequest) -> str:
+    """The field the caller named the song in (``audio_id`` is the original frontend's alias)."""
+    alias = request.audio_id and request.audio_id == request.audio_overlay_id
+    return "audio_id" if alias else "audio_overlay_id"

@@ -68,13 +68,14 @@ def is_id(value: object) -> bool:
     return isinstance(value, uuid.UUID) or (isinstance(value, str) and _UUID.fullmatch(value) is not None)
 
 
-def parse_id(value: object, what: str = "item") -> str:
+def parse_id(value: object, what: str = "item", *, field: str | None = None) -> str:
     """Return the canonical (lower-case, hyphenated) form of the id ``value``.
 
     ``what`` names the kind of thing ("video", "audio", "character reference",
     "job") and is used in the message: ``Video 'abc' not found``.  Anything that
     is not a UUID raises :class:`NotFound` with code ``INVALID_ID`` -- before
-    the value is used for anything else.
+    the value is used for anything else.  ``field`` names the request field or path parameter
+    the value came from (``details.field``), so the caller knows what to fix.
     """
     if isinstance(value, uuid.UUID):
         return str(value)
@@ -85,7 +86,7 @@ def parse_id(value: object, what: str = "item") -> str:
         f"{what[:1].upper()}{what[1:]} {shown!r} not found",
         code="INVALID_ID",
         hint=_HINTS.get(what, ID_HINT),
-        details={"id": shown, "kind": what, "reason": "not a UUID"},
+        details={"id": shown, "kind": what, "reason": "not a UUID", **({"field": field} if field else {})},
     )
 
 

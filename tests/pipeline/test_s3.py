@@ -101,16 +101,36 @@ def test_serve_from_cloud_redirects_to_presigned_urls(
         plain = client.get(f"/api/mv/get_video/{video_id}", params={"redirect": "false"})
         assert plain.status_code == 200
         answer = plain.json()
-        assert answer["url"].startswith(s3.endpoint_url)
-        assert answer["expires_in"] == settings.presigned_url_expiry
-        assert _presigned(answer["url"]) == local
+        # exactly the original's keys (its clients read video_url / image_url)
+        assert set(answer) == {"video_id", "video_url", "storage_backend", "expires_in_seconds", "cloud_path"}
+        assert answer["video_id"] == video_id and answer["storage_backend"] == "s3"
+        assert answer["cloud_path"] == f"mv/jobs/{video_id}/video.mp4"
+        assert answer["video_url"].startswith(s3.endpoint_url)
+        assert answer["expires_in_seconds"] == settings.presigned_url_expiry
+        assert _presigned(answer["video_url"]) == local
+
+        image = client.post(
+            "/api/mv/generate_character_reference", json={"character_description": "c", "num_images": 1}
+        ).json()["images"][0]
+        linked = client.get(f"/api/mv/get_character_reference/{image['id']}", params={"redirect": "false"})
+        image_answer = linked.json()
+        assert set(image_answer) == {
+            "image_id",
+            "image_url",
+            "storage_backend",
+            "expires_in_seconds",
+            "cloud_path",
+        }
+        assert image_answer["image_id"] == image["id"] and image_answer["cloud_path"] == image["path"]
+        assert _presigned(image_answer["image_url"]) == s3.get(image["path"])
 
         song_file = kit.tone("cloud.mp3", 1.0)
         song = client.post("/api/audio/upload", files={"data": ("cloud.mp3", song_file.read_bytes())}).json()
         audio = client.get(song["audio_url"], follow_redirects=False)
         assert audio.status_code == 302
         assert _presigned(audio.headers["location"]) == s3.get(f"audio/{song['audio_id']}.mp3")
-        assert client.get(song["audio_url"], params={"redirect": "false"}).json()["url"].startswith("http")
+        audio_answer = client.get(song["audio_url"], params={"redirect": "false"}).json()
+        assert audio_answer["audio_url"].startswith("http") and audio_answer["audio_id"] == song["audio_id"]
 
         unknown = str(uuid.uuid4())
         missing = client.get(f"/api/mv/get_video/{unknown}", follow_redirects=False)
