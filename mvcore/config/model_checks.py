@@ -119,7 +119,8 @@ class ModelEntry:
 
     @property
     def properties(self) -> Mapping[str, Any]:
-        return self.input_schema.get("properties", {})  # type: ignore[no-any-return]
+        props: Mapping[str, Any] = self.input_schema.get("properties", {})
+        return props
 
     @property
     def required(self) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,7 @@ def make_provider(
     fake: FakeReplicateServer, *, token: str = TOKEN, timeout_s: float = 10
 ) -> ReplicateProvider:
     provider = ReplicateProvider(token, base_url=fake.base_url, timeout_s=timeout_s, poll_interval_s=0.01)
-    provider.retry_base_delay_s = 0.01
-    provider.retry_max_delay_s = 0.02
+    provider.policy = replace(provider.policy, retry_base_delay_s=0.01, retry_max_delay_s=0.02)
     return provider
 
 
@@ -550,7 +550,7 @@ async def test_deadline_during_create_backoff(fake: FakeReplicateServer) -> None
     fake.add_model(LLM, lambda inp: SCENES_JSON)
     fake.fail_next_creates(503, times=3)
     provider = make_provider(fake, timeout_s=0.2)
-    provider.retry_base_delay_s = provider.retry_max_delay_s = 5.0
+    provider.policy = replace(provider.policy, retry_base_delay_s=5.0, retry_max_delay_s=5.0)
     with pytest.raises(DeadlineExceeded):
         await scenes(provider)
     assert len(fake.create_requests) == 1
