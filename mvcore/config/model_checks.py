@@ -354,12 +354,11 @@ def check_resolved(
             if key not in config.values:
                 continue
             value = config.values[key]
-            file, line, layer = _where(config, key)
             if not entry.accepts(input_name):
-                if layer != "builtin":
-                    message = f"{model} has no input {input_name!r}; this value is not sent"
-                    issues.append(ModelIssue(file, line, key, message, "warning", (flavor,)))
+                # not an input of this model: it is not sent, and each response says so in
+                # metadata.parameters_not_sent (files written for the original system keep such keys)
                 continue
+            file, line, _ = _where(config, key)
             found = entry.problem(input_name, value)
             if found is None:
                 continue
