@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 _NO_RETRIEVAL: Registry[Any] = Registry()
+_BUILTIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "builtin")
 
 
 def show_value(value: Any) -> str:
@@ -322,17 +324,26 @@ class ModelIssue(Issue):
         return {**super().to_dict(), "flavors": list(self.flavors)}
 
 
-def _where(config: ResolvedConfig, key: str) -> tuple[str, int | None, str]:
+Display = Callable[[str], str]
+
+
+def _where(config: ResolvedConfig, key: str, display: Display) -> tuple[str, int | None]:
     prov = config.provenance.get(key)
     if prov is None:
-        return f"{config.config_type}.yaml", None, ""
-    return prov.file or f"{prov.layer}:{config.config_type}", prov.line, prov.layer
+        return f"{config.config_type}.yaml", None
+    return (display(prov.file) if prov.file else f"{prov.layer}:{config.config_type}"), prov.line
 
 
 def check_resolved(
-    flavor: str, configs: Mapping[str, ResolvedConfig], catalogue: ModelCatalogue
+    flavor: str,
+    configs: Mapping[str, ResolvedConfig],
+    catalogue: ModelCatalogue,
+    display: Display = lambda path: path,
 ) -> list[ModelIssue]:
-    """Issues of one flavor's resolved configs against the models they select."""
+    """Issues of one flavor's resolved configs against the models they select.
+
+    ``display`` turns a provenance file (absolute) into the path shown in messages.
+    """
     issues: list[ModelIssue] = []
     for binding in catalogue.bindings:
         config = configs.get(binding.config_type)
@@ -343,7 +354,7 @@ def check_resolved(
             continue
         entry = catalogue.get(model)
         if entry is None:
-            file, line, _ = _where(config, binding.selector)
+            file, line = _where(config, binding.selector, display)
             message = (
                 f"{model} is not in the model catalogue, so its values are not checked "
                 "(`mvcore models list` shows the catalogue; a plugin can add it with mvcore_models)"
@@ -358,12 +369,12 @@ def check_resolved(
                 # not an input of this model: it is not sent, and each response says so in
                 # metadata.parameters_not_sent (files written for the original system keep such keys)
                 continue
-            file, line, _ = _where(config, key)
+            file, line = _where(config, key, display)
             found = entry.problem(input_name, value)
             if found is None:
                 continue
             message = found.message
-            model_file, model_line, _ = _where(config, binding.selector)
+            model_file, model_line = _where(config, binding.selector, display)
             if model_file != file:
                 message += f" (model chosen at {model_file}:{model_line})"
             issues.append(ModelIssue(file, line, key, message, "error", (flavor,)))
@@ -372,9 +383,22 @@ def check_resolved(
 
 def check_snapshot(snapshot: Snapshot, catalogue: ModelCatalogue) -> tuple[ModelIssue, ...]:
     """Every flavor's model issues, each reported once with the flavors it affects."""
+    shown: dict[str, str] = {}
+    for data in snapshot.flavors.values():
+        source = data.source
+        if source.directory is not None and source.root is not None:
+            shown[os.path.abspath(source.directory)] = f"{source.root.name}/{source.name}"
+
+    def display(path: str) -> str:
+        folder, _, filename = os.path.abspath(path).rpartition(os.sep)
+        prefix = shown.get(folder)
+        if prefix is not None:
+            return f"{prefix}/{filename}"
+        return f"builtin/{filename}" if folder == _BUILTIN_DIR else filename
+
     merged: dict[tuple[str, int | None, str, str, str], list[str]] = {}
     for name, configs in snapshot.resolved.items():
-        for issue in check_resolved(name, configs, catalogue):
+        for issue in check_resolved(name, configs, catalogue, display):
             key = (issue.file, issue.line, issue.path, issue.message, issue.severity)
             merged.setdefault(key, []).append(name)
     return tuple(
