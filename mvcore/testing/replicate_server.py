@@ -148,12 +148,15 @@ class FakeReplicateServer:
         catalogue: ModelCatalogue | None = None,
         validate_inputs: bool = True,
         reject_unknown_inputs: bool = True,
+        deadline_scale: float = 1.0,
     ) -> None:
         self.api_token = api_token
         self.default_polls = default_polls
         self.catalogue = catalogue
         self.validate_inputs = validate_inputs
         self.reject_unknown_inputs = reject_unknown_inputs
+        #: multiplies every Cancel-After (a test can make the server's deadline come first)
+        self.deadline_scale = deadline_scale
         self.requests: list[RecordedRequest] = []
         self.uploads: dict[str, UploadedFile] = {}
         self.assets: dict[str, tuple[bytes, str]] = {}
@@ -351,7 +354,7 @@ class FakeReplicateServer:
                 seconds = parse_cancel_after(headers["cancel-after"])
                 if seconds is None:
                     return 400, _problem(400, f"invalid Cancel-After duration {headers['cancel-after']!r}")
-                deadline = time.monotonic() + seconds
+                deadline = time.monotonic() + seconds * self.deadline_scale
             version = "fake-version"
             if model is None:
                 version = str(body.get("version") or "")
