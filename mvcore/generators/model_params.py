@@ -79,7 +79,7 @@ def check_params(
         found = entry.problem(input_name, value)
         if found is not None:
             where = fields.get(key, key)
-            problems.append({"field": where, "message": f"{where}: {found.message}", **found.to_dict()})
+            problems.append({**found.to_dict(), "field": where, "message": f"{where}: {found.message}"})
         sent[key] = value
     if problems and strict:
         first = problems[0]
