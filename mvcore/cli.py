@@ -22,7 +22,7 @@ from mvcore.config.merge import leaf_paths
 from mvcore.config.plugins import PluginHost
 from mvcore.config.store import FlavorStore, ReloadEvent
 from mvcore.config.validation import Issue
-from mvcore.errors import MvcoreError
+from mvcore.errors import MvcoreError, NotFound
 from mvcore.settings import Settings
 
 
@@ -35,7 +35,16 @@ def _settings(flavors_dirs: tuple[str, ...]) -> Settings:
 
 
 def _store(flavors_dirs: tuple[str, ...]) -> FlavorStore:
-    return FlavorStore.from_settings(_settings(flavors_dirs))
+    from mvcore.providers.catalogue import app_plugin_host
+
+    settings = _settings(flavors_dirs)
+    return FlavorStore.from_settings(settings, app_plugin_host(settings))
+
+
+def _app_host() -> PluginHost:
+    from mvcore.providers.catalogue import register
+
+    return register(PluginHost())
 
 
 flavors_dir_option = click.option(
@@ -179,13 +188,16 @@ def _validation_issues(path: str | None) -> tuple[int, list[Issue]]:
     """How many flavors were checked and their issues: each once, in file order, paths as given."""
     if path is not None and _looks_like_flavor(Path(path)):
         flavor_dir = Path(path).resolve()
-        store = FlavorStore([flavor_dir.parent], PluginHost())
+        store = FlavorStore([flavor_dir.parent], _app_host())
         status = store.current.statuses.get(flavor_dir.name)
-        found: Iterable[Issue] = status.issues if status else ()
+        found: Iterable[Issue] = [
+            *(status.issues if status else ()),
+            *(i for i in store.current.issues if flavor_dir.name in getattr(i, "flavors", ())),
+        ]
         given, count = {f"{flavor_dir.parent.name}/{flavor_dir.name}/": path}, 1
     else:
         roots = [Path(path)] if path is not None else list(_settings(()).flavors_dirs)
-        store = FlavorStore([r.resolve() for r in roots], PluginHost())
+        store = FlavorStore([r.resolve() for r in roots], _app_host())
         snap = store.current
         found = [*snap.issues, *(i for s in snap.statuses.values() for i in s.issues)]
         given, count = {f"{r.resolve().name}/": str(r) for r in roots}, len(snap.statuses)
@@ -296,8 +308,10 @@ def plugins() -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def plugins_list(as_json: bool) -> None:
     """Each plugin, its version, its hooks and its errors."""
+    from mvcore.providers.catalogue import app_plugin_host
+
     settings = _settings(())
-    host = PluginHost(allow=settings.plugins, deny=settings.disable_plugins)
+    host = app_plugin_host(settings)
     host.contributions()  # call the hooks so their errors show
     report = host.report()
     if as_json:
@@ -311,6 +325,59 @@ def plugins_list(as_json: bool) -> None:
         )
         for err in row["errors"]:
             click.echo(f"    error: {err}")
+
+
+# --------------------------------------------------------------------- models
+@main.group()
+def models() -> None:
+    """The model catalogue: each model's published input schema and where it came from."""
+
+
+def _catalogue() -> Any:
+    from mvcore.providers.catalogue import app_catalogue, app_plugin_host
+
+    return app_catalogue(app_plugin_host(_settings(())))
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+def models_list(as_json: bool) -> None:
+    """Every catalogued model, its inputs, source and date."""
+    catalogue = _catalogue()
+    entries = [catalogue.entries[n] for n in catalogue.names()]
+    if as_json:
+        _emit([{k: v for k, v in e.to_dict().items() if k != "input_schema"} for e in entries])
+        return
+    for entry in entries:
+        inputs = ", ".join(entry.properties)
+        click.echo(f"{entry.name:<26} retrieved {entry.retrieved}  ({entry.owner})  inputs: {inputs}")
+        click.echo(f"    source: {entry.source}")
+
+
+@models.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
+def models_show(name: str, as_json: bool) -> None:
+    """One model: every input with its type, accepted values and default; notes on inferred fields."""
+    from mvcore.config.model_checks import accepted_text
+
+    catalogue = _catalogue()
+    entry = catalogue.get(name)
+    if entry is None:
+        _fail(NotFound(f"Model {name!r} is not in the catalogue", alternatives=catalogue.names()), as_json)
+    if as_json:
+        click.echo(json.dumps(entry.to_dict()))
+        return
+    click.echo(f"{entry.name}" + (f" (version {entry.version})" if entry.version else ""))
+    click.echo(f"source:    {entry.source}\nretrieved: {entry.retrieved}\nowner:     {entry.owner}")
+    for input_name, prop in entry.properties.items():
+        required = " required" if input_name in entry.required else ""
+        default = f" default {json.dumps(prop['default'])}" if "default" in prop else ""
+        click.echo(f"  {input_name:<24} {accepted_text(prop)}{default}{required}")
+    for note in entry.notes:
+        click.echo(f"note: {note}")
+    if entry.inferred:
+        click.echo(f"inferred: {', '.join(entry.inferred)}")
 
 
 # --------------------------------------------------------------------- schemas

@@ -47,9 +47,13 @@ def build_services(
     settings: Settings, *, store: StoreDep | None = None, extra_providers: Mapping[str, Any] | None = None
 ) -> Services:
     logs.configure(debug_mode=settings.debug_mode, secrets=settings.secrets())
-    store = store or FlavorStore.from_settings(settings)
+    from mvcore.providers.catalogue import app_catalogue, app_plugin_host
+
+    store = store or FlavorStore.from_settings(settings, app_plugin_host(settings))
     plugin_providers = store.host.providers(settings)
-    ctx = build_context(settings, {**plugin_providers, **(extra_providers or {})})
+    ctx = build_context(
+        settings, {**plugin_providers, **(extra_providers or {})}, models=app_catalogue(store.host)
+    )
     return Services(settings=settings, store=store, ctx=ctx, jobs=_job_service(settings, ctx))
 
 

@@ -41,3 +41,19 @@ def mvcore_providers() -> dict[str, Any]:  # type: ignore[empty-body]
 @hookspec
 def mvcore_on_reload(event: dict[str, Any]) -> None:
     """Called after each snapshot swap with ``{generation, changed, removed, errors}``."""
+
+
+@hookspec
+def mvcore_models() -> list[Any]:  # type: ignore[empty-body]
+    """Model catalogue entries: ``mvcore.config.model_checks.ModelEntry`` objects, or dicts with
+    ``name`` (owner/name), ``input_schema`` (the model's published input JSON Schema), ``source``
+    and ``retrieved`` (where and when it was taken), optional ``version``, ``notes``, ``inferred``.
+    A later plugin's entry replaces an earlier one of the same name."""
+
+
+@hookspec
+def mvcore_model_bindings() -> list[Any]:  # type: ignore[empty-body]
+    """Which config key selects a model and which keys are its inputs:
+    ``mvcore.config.model_checks.ModelBinding`` objects, or dicts ``{config_type, selector,
+    keys: {config_key: model_input_name}}``.  Flavor validation checks each bound value against
+    the model the flavor's ``selector`` names."""

@@ -105,7 +105,7 @@ class PluginHost:
     ) -> None:
         record = PluginRecord(name, version, PluginSource(source))
         self.records[name] = record
-        if not self._wanted(name):
+        if source != "builtin" and not self._wanted(name):  # an app's own parts are never filtered
             record.enabled = False
             return
         try:

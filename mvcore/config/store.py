@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from mvcore import logs
 from mvcore.config.discovery import Discovery, discover
 from mvcore.config.loading import ParseCache
+from mvcore.config.model_checks import catalogue_for, with_model_issues
 from mvcore.config.plugins import Contributions, PluginHost
 from mvcore.config.snapshot import Snapshot, build_snapshot
 
@@ -132,7 +133,7 @@ class FlavorStore:
         paused = gc.isenabled()
         gc.disable()
         try:
-            return build_snapshot(
+            snapshot = build_snapshot(
                 found,
                 contributions.registry,
                 previous=previous,
@@ -143,6 +144,10 @@ class FlavorStore:
         finally:
             if paused:
                 gc.enable()
+        if snapshot is previous:
+            return snapshot
+        # values bound to a model (mvcore_model_bindings) checked against the model each flavor selects
+        return with_model_issues(snapshot, catalogue_for(self.host))
 
     def _plan(
         self, contributions: Contributions, changed_paths: Iterable[str | Path] | None

@@ -8,6 +8,7 @@ from typing import Any
 from mvcore.errors import NotFound
 from mvcore.generators.common import Timer, base_metadata, new_id, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
+from mvcore.generators.model_params import check_params, checked_metadata, parameters_used
 from mvcore.generators.requests import GenerateCharacterReferenceRequest
 from mvcore.generators.templates import fill
 from mvcore.storage import keys
@@ -34,9 +35,18 @@ async def generate_character_reference(
         {"character_description": request.character_description},
         name="character_reference_prompt",
     )
-    params = image_params(request, bundle)
+    provider = ctx.provider()
+    flavor_params = image_params(request, bundle)
+    fields = {
+        key: key if getattr(request, key, None) is not None else f"image_params.{key}"
+        for key in flavor_params
+    }
+    model = flavor_params.pop("model")
+    checked = check_params(
+        ctx, provider, model=model, params=flavor_params, fields=fields, selector="image_params.model"
+    )
+    params = {"model": checked.model, **checked.sent}
     with working_dir(ctx, new_id()) as work:
-        provider = ctx.provider()
         result = await provider.generate_images(
             prompt=prompt,
             negative_prompt=request.negative_prompt,
@@ -74,8 +84,10 @@ async def generate_character_reference(
             character_description=request.character_description,
             prompt=prompt,
             num_images=len(images),
-            parameters_used={**params, "seed": request.seed, "negative_prompt": request.negative_prompt},
+            parameters_used=parameters_used(result.raw, checked, seed=request.seed),
+            negative_prompt=request.negative_prompt,
             model_used=result.model_used,
+            **checked_metadata(result.raw, checked),
         ),
     }
     if warnings:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mvcore import logs
+from mvcore.config.model_checks import ModelCatalogue
 from mvcore.config.resolver import Resolution
 from mvcore.errors import BadInput, DeadlineExceeded
 from mvcore.providers.base import Progress, Provider, no_progress
@@ -66,6 +67,8 @@ class GenContext:
     default_provider: str
     scratch: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     progress: Progress = no_progress
+    #: the models requests are checked against (shipped catalogue + plugins)
+    models: ModelCatalogue = field(default_factory=lambda: _shipped_models())
 
     def provider(self, name: str | None = None) -> Provider:
         key = name or self.default_provider
@@ -120,7 +123,15 @@ class DeadlineProvider:
         return call
 
 
-def build_providers(settings: Settings, extra: Mapping[str, Any] | None = None) -> dict[str, Provider]:
+def _shipped_models() -> ModelCatalogue:
+    from mvcore.providers.catalogue import shipped_catalogue
+
+    return shipped_catalogue()
+
+
+def build_providers(
+    settings: Settings, extra: Mapping[str, Any] | None = None, models: ModelCatalogue | None = None
+) -> dict[str, Provider]:
     from mvcore.providers.offline import OfflineProvider
 
     providers: dict[str, Provider] = {"offline": OfflineProvider(settings)}
@@ -132,17 +143,24 @@ def build_providers(settings: Settings, extra: Mapping[str, Any] | None = None) 
             base_url=settings.replicate_base_url,
             timeout_s=settings.provider_timeout_s,
             poll_interval_s=settings.replicate_poll_interval_s,
+            models=models,
         )
     for name, provider in (extra or {}).items():
         providers.setdefault(name, provider)
     return providers
 
 
-def build_context(settings: Settings, extra_providers: Mapping[str, Any] | None = None) -> GenContext:
+def build_context(
+    settings: Settings,
+    extra_providers: Mapping[str, Any] | None = None,
+    *,
+    models: ModelCatalogue | None = None,
+) -> GenContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     scratch = settings.data_dir / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
-    providers = build_providers(settings, extra_providers)
+    models = models or _shipped_models()
+    providers = build_providers(settings, extra_providers, models)
     default = settings.effective_provider
     if default not in providers:
         default = "offline"
@@ -152,4 +170,5 @@ def build_context(settings: Settings, extra_providers: Mapping[str, Any] | None 
         media=MediaStore.from_settings(settings),
         default_provider=default,
         scratch=scratch,
+        models=models,
     )

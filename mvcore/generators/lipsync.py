@@ -8,6 +8,7 @@ from mvcore.errors import BadInput
 from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.inputs import audio_from, own_audio_id, video_from
+from mvcore.generators.model_params import check_params, checked_metadata, parameters_used
 from mvcore.generators.requests import LipsyncRequest
 from mvcore.media import audio
 
@@ -30,9 +31,24 @@ async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
             hint="Upload the song (/api/audio/upload) and pass its audio_id with the range, "
             "or pass an audio_url that is already clipped.",
         )
+    provider = ctx.provider()
+    flavor_params = lipsync_params(request, bundle)
+    fields = {
+        key: key if getattr(request, key, None) is not None else f"lipsync_params.{key}"
+        for key in flavor_params
+    }
+    checked = check_params(
+        ctx,
+        provider,
+        model=flavor_params.pop("model"),
+        params=flavor_params,
+        fields=fields,
+        input_names={"active_speaker_detection": "active_speaker"},
+        selector="lipsync_params.model",
+    )
+    params = {"model": checked.model, **checked.sent}
     video_id = new_id()
     with working_dir(ctx, video_id) as work:
-        params = lipsync_params(request, bundle)
         ctx.progress(0.05, "fetching inputs")
         video_path, source_video_id = await video_from(ctx, request.video_id, request.video_url, work)
         audio_path, source_audio_id = await audio_from(ctx, request.audio_id, request.audio_url, work)
@@ -47,7 +63,6 @@ async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
             )
             audio_path = clipped
         ctx.progress(0.2, "lipsyncing")
-        provider = ctx.provider()
         result = await provider.lipsync(
             video=video_path,
             audio=audio_path,
@@ -59,7 +74,13 @@ async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
             bundle,
             timer,
             model_used=result.model_used,
-            parameters_used={**params, "start_time": request.start_time, "end_time": request.end_time},
+            parameters_used={
+                **parameters_used(result.raw, checked),
+                # applied here (the song is clipped before upload), not model inputs
+                "start_time": request.start_time,
+                "end_time": request.end_time,
+            },
+            **checked_metadata(result.raw, checked),
             source_video_id=source_video_id,
             source_audio_id=source_audio_id,
             source_video_url=request.video_url if not source_video_id else None,

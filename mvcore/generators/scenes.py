@@ -6,6 +6,7 @@ from typing import Any
 
 from mvcore.generators.common import Timer, base_metadata, new_id
 from mvcore.generators.context import ConfigBundle, GenContext
+from mvcore.generators.model_params import check_params
 from mvcore.generators.requests import CreateScenesRequest
 from mvcore.generators.templates import fill
 
@@ -40,6 +41,11 @@ async def create_scenes(
     prompts = bundle.section("scene_prompts")
     prompt = fill(prompts["scene_generation_prompt"], inputs, name="scene_generation_prompt")
     provider = ctx.provider()
+    scene_model = str(prompts.get("scene_model", "") or "")
+    checked = None
+    if scene_model:
+        where = "scene_prompts.scene_model"
+        checked = check_params(ctx, provider, model=scene_model, params={}, fields={}, selector=where)
     ctx.progress(0.1, "writing scenes")
     scenes = await provider.generate_scenes(
         prompt=prompt,
@@ -75,5 +81,6 @@ async def create_scenes(
             scenes_id=scenes_id,
             project_id=request.project_id,
             prompt_chars=len(prompt),
+            **(checked.metadata() if checked is not None else {}),
         ),
     }

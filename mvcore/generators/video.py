@@ -7,8 +7,32 @@ from typing import Any
 from mvcore.generators.character_reference import find_character_reference
 from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
+from mvcore.generators.model_params import CheckedParams, check_params, checked_metadata, parameters_used
 from mvcore.generators.requests import GenerateVideoRequest
 from mvcore.generators.templates import fill
+
+#: request field -> the image_params key that supplies it when the request does not
+VIDEO_FLAVOR_KEYS = {
+    "aspect_ratio": "video_aspect_ratio",
+    "duration": "video_duration",
+    "generate_audio": "video_generate_audio",
+    "person_generation": "video_person_generation",
+}
+
+
+def checked_video_params(
+    request: GenerateVideoRequest, bundle: ConfigBundle, ctx: GenContext, provider: Any
+) -> CheckedParams:
+    """The video params, checked against the flavor's video model (400 before any call)."""
+    params = video_params(request, bundle)
+    fields = {
+        key: key if getattr(request, key, None) is not None else f"image_params.{flavor_key}"
+        for key, flavor_key in VIDEO_FLAVOR_KEYS.items()
+    }
+    model = params.pop("model")
+    return check_params(
+        ctx, provider, model=model, params=params, fields=fields, selector="image_params.video_model"
+    )
 
 
 def video_params(request: GenerateVideoRequest, bundle: ConfigBundle) -> dict[str, Any]:
@@ -30,13 +54,14 @@ async def generate_video(
     request: GenerateVideoRequest, bundle: ConfigBundle, ctx: GenContext
 ) -> dict[str, Any]:
     timer = Timer()
-    params = video_params(request, bundle)
+    provider = ctx.provider(request.backend)
+    checked = checked_video_params(request, bundle, ctx, provider)
+    params = {"model": checked.model, **checked.sent}
     template = (
         request.video_rules_template or bundle.section("image_params").get("video_rules_template") or ""
     )
-    rules = fill(template, {"aspect_ratio": params["aspect_ratio"]}, name="video_rules_template")
+    rules = fill(template, {"aspect_ratio": params.get("aspect_ratio")}, name="video_rules_template")
     prompt = f"{request.prompt.strip()}\n\n{rules.strip()}".strip()
-    provider = ctx.provider(request.backend)
     video_id = new_id()
     with working_dir(ctx, video_id) as work:
         reference = None
@@ -61,9 +86,10 @@ async def generate_video(
             full_prompt=prompt,
             negative_prompt=request.negative_prompt,
             character_reference_id=request.character_reference_id,
-            parameters_used={**params, "seed": request.seed},
+            parameters_used=parameters_used(result.raw, checked, seed=request.seed),
             model_used=result.model_used,
             backend=provider.name,
+            **checked_metadata(result.raw, checked),
         )
         response = await store_video(ctx, video_id, result.paths[0], metadata)
         ctx.progress(1.0, "done")

@@ -35,15 +35,15 @@ class Worker:
     def __init__(self, settings: Settings, concurrency: int = 2, *, worker_id: str | None = None) -> None:
         if not settings.redis_url:
             raise SystemExit("mvcore worker needs MVCORE_REDIS_URL (the Redis the API enqueues on)")
-        from mvcore.config.plugins import PluginHost
         from mvcore.generators.context import build_context
         from mvcore.jobs.redis_store import RedisJobStore, make_broker
+        from mvcore.providers.catalogue import app_catalogue, app_plugin_host
 
         self.settings = settings
         self.concurrency = max(1, int(concurrency))
         self.worker_id = worker_id or new_worker_id()
-        host = PluginHost(allow=settings.plugins, deny=settings.disable_plugins)
-        self.ctx = build_context(settings, host.providers(settings))
+        host = app_plugin_host(settings)
+        self.ctx = build_context(settings, host.providers(settings), models=app_catalogue(host))
         self.store = RedisJobStore(settings.redis_url)
         self.broker = make_broker(settings.redis_url, self.store.prefix)
         self.runner = JobRunner(self.ctx, self.store, worker_id=self.worker_id, concurrency=self.concurrency)

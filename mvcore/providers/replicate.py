@@ -36,10 +36,14 @@ retries only where it is safe:
   (The original system answered 500 with these codes in the detail; the statuses above say who
   is at fault.)  The API token never appears in a message or in ``details``.
 
-Model inputs follow the models' Replicate schemas; for the models listed in
-:data:`KNOWN_MODEL_INPUTS` keys the model does not accept are dropped (Replicate rejects
-unknown input properties), other models get every key.  ``params["extra_input"]`` (a mapping)
-is merged into any input as-is.
+Model inputs follow the models' published Replicate schemas in the model catalogue
+(:mod:`mvcore.providers.catalogue`): generators check every model-bound value before calling
+(400 on a value the model refuses), and keys a catalogued model has no input for are not sent --
+``ProviderResult.raw`` reports exactly what was sent (``input``) and what was not (``not_sent``).
+A model outside the catalogue gets every key.  ``params["extra_input"]`` (a mapping) is merged
+into any input as-is.  Each prediction create carries ``Cancel-After`` with the call's remaining
+deadline, so Replicate itself stops (``canceled``) or never starts (``aborted``) a prediction we
+no longer wait for.
 """
 
 from __future__ import annotations
@@ -50,11 +54,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
-from replicate.client import Client
-
+from mvcore.config.model_checks import ModelCatalogue
 from mvcore.errors import BadInput, ProviderError
 from mvcore.providers.base import Progress, ProviderResult, Scene, no_progress
+from mvcore.providers.catalogue import shipped_catalogue
 from mvcore.providers.replicate_call import (
+    CallPolicy,
     PredictionCall,
     first_url,
     gather_all,
@@ -64,48 +69,11 @@ from mvcore.providers.replicate_call import (
 )
 from mvcore.providers.scene_json import SCENES_SYSTEM_PROMPT, extract_scenes, join_text
 
-__all__ = ["DEFAULT_SCENE_MODEL", "KNOWN_MODEL_INPUTS", "ReplicateProvider", "extract_scenes"]
+__all__ = ["DEFAULT_SCENE_MODEL", "CallPolicy", "ReplicateProvider", "extract_scenes"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Input keys the well-known models accept (from their Replicate schemas).  Keys outside the set
-#: are dropped for these models; any other model receives the input unfiltered.
-KNOWN_MODEL_INPUTS: dict[str, frozenset[str]] = {
-    "google/imagen-4": frozenset({"prompt", "aspect_ratio", "safety_filter_level", "output_format"}),
-    "google/imagen-4-fast": frozenset({"prompt", "aspect_ratio", "safety_filter_level", "output_format"}),
-    "google/imagen-4-ultra": frozenset({"prompt", "aspect_ratio", "safety_filter_level", "output_format"}),
-    "google/veo-3.1": frozenset(
-        {
-            "prompt",
-            "aspect_ratio",
-            "duration",
-            "image",
-            "last_frame",
-            "reference_images",
-            "negative_prompt",
-            "resolution",
-            "generate_audio",
-            "seed",
-        }
-    ),
-    "google/veo-3.1-fast": frozenset(
-        {
-            "prompt",
-            "aspect_ratio",
-            "duration",
-            "image",
-            "last_frame",
-            "negative_prompt",
-            "resolution",
-            "generate_audio",
-            "seed",
-        }
-    ),
-    "sync/lipsync-2-pro": frozenset({"video", "audio", "sync_mode", "temperature", "active_speaker"}),
-    "sync/lipsync-2": frozenset({"video", "audio", "sync_mode", "temperature", "active_speaker"}),
-}
 
 #: used by generate_scenes when the flavor names no model (``model=""``)
 DEFAULT_SCENE_MODEL = "openai/gpt-4o-mini"
@@ -115,18 +83,10 @@ class ReplicateProvider:
     """A :class:`~mvcore.providers.base.Provider` backed by Replicate (see the module docstring)."""
 
     name = "replicate"
-
-    #: attempts for an upload/create answered 429/5xx (before a prediction exists)
-    max_create_attempts = 3
-    #: first backoff and its cap, seconds (doubles each attempt)
-    retry_base_delay_s = 1.0
-    retry_max_delay_s = 8.0
-    #: consecutive failed status polls tolerated before giving up on a prediction
-    max_poll_errors = 3
+    #: generators refuse (400) a value this provider's model would refuse, before calling it
+    checks_model_inputs = True
     #: predictions run at once by generate_images
     image_concurrency = 4
-    #: time constant of the progress ramp used when the model logs no percentage
-    progress_ramp_s = 45.0
 
     def __init__(
         self,
@@ -135,6 +95,7 @@ class ReplicateProvider:
         base_url: str | None = None,
         timeout_s: float = 900,
         poll_interval_s: float = 1.0,
+        models: ModelCatalogue | None = None,
     ) -> None:
         if not api_token or not api_token.strip():
             raise ProviderError(
@@ -142,12 +103,17 @@ class ReplicateProvider:
                 code="AUTHENTICATION_ERROR",
                 hint="Set REPLICATE_API_TOKEN, or leave it unset to use the offline provider.",
             )
-        if timeout_s <= 0 or poll_interval_s <= 0:
-            raise ValueError("timeout_s and poll_interval_s must be positive")
-        self._token = api_token.strip()
-        self.base_url = base_url
-        self.timeout_s = float(timeout_s)
-        self.poll_interval_s = float(poll_interval_s)
+        #: deadline, retries and polling of every call (frozen; ``dataclasses.replace`` to change)
+        self.policy = CallPolicy(api_token.strip(), base_url, float(timeout_s), float(poll_interval_s))
+        self.models = models or shipped_catalogue()
+
+    @property
+    def base_url(self) -> str | None:
+        return self.policy.base_url
+
+    @property
+    def timeout_s(self) -> float:
+        return self.policy.timeout_s
 
     def __repr__(self) -> str:
         return f"ReplicateProvider(base_url={self.base_url!r}, timeout_s={self.timeout_s})"
@@ -166,7 +132,7 @@ class ReplicateProvider:
         if number_of_scenes < 1:
             raise BadInput("number_of_scenes must be at least 1")
         model = model.strip() or DEFAULT_SCENE_MODEL
-        job = PredictionCall(self, progress)
+        job = PredictionCall(self.policy, progress)
         async with job:
             output = await job.predict(
                 model, {"prompt": prompt, "system_prompt": SCENES_SYSTEM_PROMPT}, label="scenes"
@@ -204,8 +170,8 @@ class ReplicateProvider:
         out_dir.mkdir(parents=True, exist_ok=True)
         fmt = str(params.get("output_format") or "png").lower()
 
-        def build(index: int) -> dict[str, Any]:
-            return _clean(
+        def build(index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+            return self._clean(
                 {
                     "prompt": prompt,
                     "aspect_ratio": params.get("aspect_ratio"),
@@ -220,7 +186,7 @@ class ReplicateProvider:
                 model,
             )
 
-        job = PredictionCall(self, progress)
+        job = PredictionCall(self.policy, progress)
         fractions = [0.0] * num_images
 
         async with job:
@@ -234,7 +200,7 @@ class ReplicateProvider:
                     )
 
                 async with sem:
-                    out = await job.predict(model, build(index), label=f"image {index + 1}", progress=sub)
+                    out = await job.predict(model, build(index)[0], label=f"image {index + 1}", progress=sub)
                 return output_urls(out)
 
             results = await gather_all([one(i) for i in range(num_images)])
@@ -249,7 +215,9 @@ class ReplicateProvider:
             paths = [out_dir / f"{i}.{url_ext(url, fmt)}" for i, url in enumerate(urls)]
             await gather_all([job.download(u, p) for u, p in zip(urls, paths, strict=True)])
         progress(1.0, "images ready")
-        return ProviderResult(paths=paths, model_used=model, raw={"outputs": urls})
+        sent, not_sent = build(0)
+        raw = {"outputs": urls, "input": describe_input(sent), "not_sent": describe_input(not_sent)}
+        return ProviderResult(paths=paths, model_used=model, raw=raw)
 
     async def generate_video(
         self,
@@ -266,7 +234,7 @@ class ReplicateProvider:
         out_path = Path(out_path)
         aspect_ratio = params.get("aspect_ratio")
         duration = params.get("duration")
-        job = PredictionCall(self, progress)
+        job = PredictionCall(self.policy, progress)
         with ExitStack() as files:
             inp: dict[str, Any] = {
                 "prompt": prompt,
@@ -280,18 +248,20 @@ class ReplicateProvider:
             }
             if reference_image is not None:
                 handle = files.enter_context(open_input(reference_image, "reference image"))
-                mode = _reference_mode(model, params.get("reference_mode"), aspect_ratio, duration)
+                mode = self._reference_mode(model, params.get("reference_mode"), aspect_ratio, duration)
                 inp["reference_images" if mode == "reference_images" else "image"] = (
                     [handle] if mode == "reference_images" else handle
                 )
             inp.update(params.get("extra_input") or {})
+            sent, not_sent = self._clean(inp, model)
             async with job:
-                output = await job.predict(model, _clean(inp, model), label="video")
+                output = await job.predict(model, sent, label="video")
                 url = first_url(output, model)
                 job.report(0.95, "downloading video")
                 await job.download(url, out_path)
         progress(1.0, "video ready")
-        return ProviderResult(paths=[out_path], model_used=model, raw={"output": url})
+        raw = {"output": url, "input": describe_input(sent), "not_sent": describe_input(not_sent)}
+        return ProviderResult(paths=[out_path], model_used=model, raw=raw)
 
     async def lipsync(
         self,
@@ -305,7 +275,7 @@ class ReplicateProvider:
         model = str(params.get("model") or "sync/lipsync-2-pro")
         out_path = Path(out_path)
         active = params.get("active_speaker", params.get("active_speaker_detection"))
-        job = PredictionCall(self, progress)
+        job = PredictionCall(self.policy, progress)
         with ExitStack() as files:
             inp: dict[str, Any] = {
                 "video": files.enter_context(open_input(video, "video")),
@@ -316,50 +286,56 @@ class ReplicateProvider:
                 "occlusion_detection_enabled": params.get("occlusion_detection_enabled"),
                 **dict(params.get("extra_input") or {}),
             }
+            sent, not_sent = self._clean(inp, model)
             async with job:
-                output = await job.predict(model, _clean(inp, model), label="lipsync")
+                output = await job.predict(model, sent, label="lipsync")
                 url = first_url(output, model)
                 job.report(0.95, "downloading lipsynced video")
                 await job.download(url, out_path)
         progress(1.0, "lipsync ready")
-        return ProviderResult(paths=[out_path], model_used=model, raw={"output": url})
+        raw = {"output": url, "input": describe_input(sent), "not_sent": describe_input(not_sent)}
+        return ProviderResult(paths=[out_path], model_used=model, raw=raw)
 
-    # ------------------------------------------------------------------ helpers used by PredictionCall
+    # ------------------------------------------------------------------ inputs
 
-    def _new_client(self) -> Client:
-        return Client(api_token=self._token, base_url=self.base_url)
+    def _clean(self, inp: dict[str, Any], model: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(what is sent, what is not): None values dropped; for a catalogued model, also every
+        key it has no input for -- reported in ``raw["not_sent"]``, never dropped silently."""
+        present = {k: v for k, v in inp.items() if v is not None}
+        entry = self.models.get(model)
+        if entry is None:
+            return present, {}
+        sent = {k: v for k, v in present.items() if entry.accepts(k)}
+        not_sent = {k: v for k, v in present.items() if k not in sent}
+        if not_sent:
+            log.debug("not sending inputs %s: %s has no such inputs", sorted(not_sent), model)
+        return sent, not_sent
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "[redacted]") if self._token else text
+    def _reference_mode(self, model: str, requested: Any, aspect_ratio: Any, duration: Any) -> str:
+        """How veo gets the character image: ``reference_images`` (R2V) or ``image`` (first frame).
 
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self.retry_max_delay_s, self.retry_base_delay_s * 2 ** (attempt - 1)))
-
-
-def _clean(inp: dict[str, Any], model: str) -> dict[str, Any]:
-    """Drop None values, and keys a well-known model does not accept."""
-    out = {k: v for k, v in inp.items() if v is not None}
-    allowed = KNOWN_MODEL_INPUTS.get(model.partition(":")[0])
-    if allowed is not None:
-        dropped = sorted(set(out) - allowed)
-        if dropped:
-            log.debug("dropping inputs %s that %s does not accept", dropped, model)
-        out = {k: v for k, v in out.items() if k in allowed}
-    return out
+        Veo 3.1's reference images work only at 16:9 and 8 s (per its schema's description), and
+        a model without a ``reference_images`` input gets the image-to-video ``image`` input.
+        """
+        if requested in ("reference_images", "image"):
+            return str(requested)
+        entry = self.models.get(model)
+        if entry is None:
+            return "reference_images"
+        if not entry.accepts("reference_images"):
+            return "image"
+        r2v_ok = str(aspect_ratio or "16:9") == "16:9" and str(duration or 8).strip() in ("8", "8.0")
+        return "reference_images" if r2v_ok else "image"
 
 
-def _reference_mode(model: str, requested: Any, aspect_ratio: Any, duration: Any) -> str:
-    """How veo gets the character image: ``reference_images`` (R2V) or ``image`` (first frame).
+def describe_input(inp: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-safe copy of a model input: open files become ``file:<name>``."""
 
-    Veo 3.1's reference images work only at 16:9 and 8 s (and veo-3.1-fast has none), so other
-    shapes fall back to the image-to-video ``image`` input.
-    """
-    if requested in ("reference_images", "image"):
-        return str(requested)
-    allowed = KNOWN_MODEL_INPUTS.get(model.partition(":")[0])
-    if allowed is not None and "reference_images" not in allowed:
-        return "image"
-    if allowed is None:
-        return "reference_images"
-    r2v_ok = str(aspect_ratio or "16:9") == "16:9" and str(duration or 8).strip() in ("8", "8.0")
-    return "reference_images" if r2v_ok else "image"
+    def one(value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [one(v) for v in value]
+        if hasattr(value, "read") and not isinstance(value, str | bytes):
+            return f"file:{Path(str(getattr(value, 'name', 'upload'))).name}"
+        return value
+
+    return {k: one(v) for k, v in inp.items()}

@@ -16,20 +16,24 @@ import mimetypes
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import httpx
+from replicate.client import Client
 from replicate.exceptions import ReplicateError
 from replicate.helpers import FileOutput
 from replicate.prediction import Prediction
 
-from mvcore.errors import DeadlineExceeded, NotFound, ProviderError
-from mvcore.providers.base import Progress
+try:  # replicate parses predictions with pydantic's v1 API
+    from pydantic.v1 import ValidationError as PredictionParseError
+except ImportError:  # pragma: no cover - pydantic 1 installed
+    from pydantic import ValidationError as PredictionParseError  # type: ignore[assignment]
 
-if TYPE_CHECKING:
-    from mvcore.providers.replicate import ReplicateProvider
+from mvcore.errors import DeadlineExceeded, MvcoreError, NotFound, ProviderError
+from mvcore.providers.base import Progress
 
 log = logging.getLogger("mvcore.providers.replicate")
 
@@ -43,28 +47,83 @@ _CONTENT_POLICY = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class CallPolicy:
+    """How every call of one provider is driven: token, endpoint, deadline, retries, polling.
+
+    Owned by :class:`~mvcore.providers.replicate.ReplicateProvider` and handed to each
+    :class:`PredictionCall`, so the call needs nothing else from the provider (no import back).
+    Frozen: change it with ``dataclasses.replace``.
+    """
+
+    token: str = field(repr=False)
+    base_url: str | None = None
+    #: a whole provider call (uploads, create, polling, download), seconds; sent as Cancel-After
+    timeout_s: float = 900.0
+    poll_interval_s: float = 1.0
+    #: attempts for an upload/create answered 429/5xx (before a prediction exists)
+    max_create_attempts: int = 3
+    #: first backoff and its cap, seconds (doubles each attempt)
+    retry_base_delay_s: float = 1.0
+    retry_max_delay_s: float = 8.0
+    #: consecutive failed status polls tolerated (after the client's own GET retries)
+    max_poll_errors: int = 3
+    #: time constant of the progress ramp used when the model logs no percentage
+    progress_ramp_s: float = 45.0
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0 or self.poll_interval_s <= 0:
+            raise ValueError("timeout_s and poll_interval_s must be positive")
+
+    def scrub(self, text: str) -> str:
+        return text.replace(self.token, "[redacted]") if self.token else text
+
+    def backoff(self, attempt: int) -> float:
+        return float(min(self.retry_max_delay_s, self.retry_base_delay_s * 2 ** (attempt - 1)))
+
+
+def cancel_after(seconds: float) -> str:
+    """A ``Cancel-After`` value (whole seconds, at least 1): ``"900s"``."""
+    return f"{max(1, math.ceil(seconds))}s"
+
+
+def _is_create(request: httpx.Request) -> bool:
+    return request.method == "POST" and request.url.path.rstrip("/").endswith("/predictions")
+
+
 class PredictionCall:
     """One provider call: its client, its deadline, its progress and its error mapping."""
 
-    def __init__(self, provider: ReplicateProvider, progress: Progress) -> None:
-        self.p = provider
+    def __init__(self, policy: CallPolicy, progress: Progress) -> None:
+        self.p = policy
         self._progress = progress
         self._last = 0.0
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self.deadline = loop.time() + provider.timeout_s
-        # A client per call: httpx.AsyncClient pools are bound to the loop that first used them.
-        self.client = provider._new_client()
+        self.deadline = loop.time() + policy.timeout_s
+        # A client per call: httpx pools are bound to the loop that first used them.  We own the
+        # transport, so we can close it (replicate.Client has no public close); the client wraps
+        # it in its RetryTransport, which repeats idempotent GETs answered 429/503/504.
+        self._transport = httpx.AsyncHTTPTransport()
+        self.client = Client(
+            api_token=policy.token,
+            base_url=policy.base_url,
+            transport=self._transport,
+            event_hooks={"request": [self._stamp_deadline]},
+        )
+        self.client.poll_interval = policy.poll_interval_s
+
+    async def _stamp_deadline(self, request: httpx.Request) -> None:
+        """Every prediction create carries our deadline: Replicate aborts (or cancels) it there."""
+        if _is_create(request):
+            request.headers["Cancel-After"] = cancel_after(self.remaining())
 
     async def __aenter__(self) -> PredictionCall:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        # replicate.Client has no public close; its httpx client is private and lazily created.
-        http = getattr(self.client, "_Client__async_client", None)
-        if http is not None:
-            with contextlib.suppress(Exception):
-                await http.aclose()
+        with contextlib.suppress(Exception):
+            await self._transport.aclose()
 
     # -- progress / time ------------------------------------------------------------------
 
@@ -139,7 +198,7 @@ class PredictionCall:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _sleep_backoff(self, attempt: int, what: str) -> None:
-        delay = self.p._backoff(attempt)
+        delay = self.p.backoff(attempt)
         if delay >= self.remaining():
             raise self.deadline_error(what)
         await asyncio.sleep(delay)
@@ -165,10 +224,15 @@ class PredictionCall:
 
         async def create() -> Prediction:
             created: Prediction
-            if version:
-                created = await self.client.predictions.async_create(version=version, input=inp)
-            else:
-                created = await self.client.models.predictions.async_create(model=owner_name, input=inp)
+            try:
+                if version:
+                    created = await self.client.predictions.async_create(version=version, input=inp)
+                else:
+                    created = await self.client.models.predictions.async_create(model=owner_name, input=inp)
+            except PredictionParseError as exc:
+                if unparsed_status(exc) == "aborted":
+                    raise self.aborted_error("create", "", model) from None
+                raise
             return created
 
         if "/" not in owner_name:
@@ -193,23 +257,15 @@ class PredictionCall:
                     return prediction.output
                 if status in ("failed", "canceled"):
                     raise self.prediction_error(prediction, model)
-                parsed = prediction.progress if prediction.logs else None
-                if parsed is not None:
-                    fraction = max(fraction, 0.05 + 0.9 * parsed.percentage)
-                else:
-                    elapsed = self._loop.time() - started
-                    ramp = 0.05 + 0.9 * (1 - math.exp(-elapsed / max(self.p.progress_ramp_s, 1e-3)))
-                    fraction = max(fraction, min(ramp, 0.95))
+                fraction = self._advance(prediction, fraction, started)
                 report(fraction, f"{label}: {status}")
 
                 remaining = self.remaining()
                 if remaining <= 0:
                     raise self.deadline_error(label, pid)
-                await asyncio.sleep(min(self.p.poll_interval_s, remaining))
+                await asyncio.sleep(min(self.client.poll_interval, remaining))
                 try:
-                    prediction = await self.within_deadline(
-                        self.client.predictions.async_get(pid), label, pid
-                    )
+                    await self.within_deadline(self._reload(prediction, model, label), label, pid)
                     errors = 0
                 except ReplicateError as exc:
                     errors += 1
@@ -223,6 +279,47 @@ class PredictionCall:
             if prediction.status not in _TERMINAL:
                 await self._cancel_quietly(pid)
             raise
+
+    def _advance(self, prediction: Prediction, fraction: float, started: float) -> float:
+        parsed = prediction.progress if prediction.logs else None
+        if parsed is not None:
+            return max(fraction, 0.05 + 0.9 * parsed.percentage)
+        elapsed = self._loop.time() - started
+        ramp = 0.05 + 0.9 * (1 - math.exp(-elapsed / max(self.p.progress_ramp_s, 1e-3)))
+        return max(fraction, min(ramp, 0.95))
+
+    async def _reload(self, prediction: Prediction, model: str, label: str) -> None:
+        """``prediction.async_reload()``, with the one status the client cannot parse: ``aborted``.
+
+        replicate 1.0's Prediction model lists starting/processing/succeeded/failed/canceled only,
+        so a prediction Replicate *aborted* (its Cancel-After deadline passed before it started)
+        fails to parse; that is turned into a deadline error here (nothing was charged).
+        """
+        try:
+            await prediction.async_reload()
+        except PredictionParseError as exc:
+            status = unparsed_status(exc)
+            if status == "aborted":
+                prediction.status = "canceled"  # terminal: no cancel request follows
+                raise self.aborted_error(label, prediction.id, model) from None
+            raise ProviderError(
+                f"Replicate answered a prediction status this client cannot read ({status})",
+                code="UNKNOWN_ERROR",
+                details={"model": model, "prediction_id": prediction.id, "status": status},
+            ) from None
+
+    def aborted_error(self, label: str, prediction_id: str, model: str) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"Replicate aborted the {label} prediction of {model}: it had not started when its "
+            f"{self.p.timeout_s:g} s deadline (Cancel-After) passed; nothing was charged",
+            hint="Try again later (Replicate was busy), or raise the provider timeout.",
+            details={
+                "model": model,
+                "prediction_id": prediction_id,
+                "status": "aborted",
+                "timeout_s": self.p.timeout_s,
+            },
+        )
 
     async def _cancel_quietly(self, pid: str) -> None:
         try:
@@ -285,7 +382,7 @@ class PredictionCall:
         self, exc: ReplicateError, model: str, what: str, prediction_id: str | None = None
     ) -> ProviderError:
         status = exc.status or 0
-        text = self.p._scrub(" ".join(s for s in (exc.title, exc.detail) if s) or f"HTTP {status}")
+        text = self.p.scrub(" ".join(s for s in (exc.title, exc.detail) if s) or f"HTTP {status}")
         details: dict[str, Any] = {"model": model, "replicate_status": status, "step": what}
         if prediction_id:
             details["prediction_id"] = prediction_id
@@ -335,17 +432,19 @@ class PredictionCall:
             details=details,
         )
 
-    def prediction_error(self, prediction: Prediction, model: str) -> ProviderError:
+    def prediction_error(self, prediction: Prediction, model: str) -> MvcoreError:
         details: dict[str, Any] = {
             "model": model,
             "prediction_id": prediction.id,
             "status": prediction.status,
         }
         if prediction.status == "canceled":
+            if self.remaining() <= 1.0:  # Replicate stopped it at our Cancel-After deadline
+                return self.deadline_error(f"prediction of {model}", prediction.id)
             return ProviderError(
                 f"The Replicate prediction for {model} was canceled", code="UNKNOWN_ERROR", details=details
             )
-        text = self.p._scrub(str(prediction.error or "no error message"))
+        text = self.p.scrub(str(prediction.error or "no error message"))
         if _CONTENT_POLICY.search(text):
             return _policy_error(text, details)
         return ProviderError(
@@ -379,6 +478,15 @@ async def gather_all(aws: list[Awaitable[T]]) -> list[T]:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def unparsed_status(exc: Exception) -> str | None:
+    """The prediction status a parse error was about (``"aborted"``), if it was about the status."""
+    errors = getattr(exc, "errors", None)
+    for err in errors() if callable(errors) else ():
+        if tuple(err.get("loc", ())) == ("status",):
+            return str((err.get("ctx") or {}).get("given", "unknown"))
+    return None
 
 
 def _is_file(value: Any) -> bool:

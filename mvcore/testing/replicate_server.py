@@ -13,8 +13,19 @@ It speaks the slice of the API that :class:`mvcore.providers.replicate.Replicate
   (no auth, like ``replicate.delivery``)
 
 Every request is recorded in :attr:`FakeReplicateServer.requests`.  Failures are scriptable:
-a model can fail with an error message, never finish, or the next create / get / upload calls
-can answer with an HTTP error status.  A wrong bearer token gets 401.
+a model can fail with an error message, never finish, stay queued, or the next create / get /
+upload calls can answer with an HTTP error status.  A wrong bearer token gets 401.
+
+**Inputs are checked** against the model catalogue (:mod:`mvcore.providers.catalogue`, or the
+``catalogue`` given) the way Replicate checks them against a model's schema: a refused value, a
+missing required input or (``reject_unknown_inputs``, on by default -- stricter than we know
+Replicate to be) an input the model does not have is answered ``422`` with Replicate's problem
+body ``{"title": "Input validation failed", "detail": "- input.duration: ...", "status": 422,
+"invalid_fields": [{"type", "field", "description"}]}`` and no prediction is made.
+
+**Deadlines**: a create may carry ``Cancel-After`` (Go-style duration: ``90s``, ``1m30s``,
+``500ms``).  When it passes, a prediction that has not started becomes ``aborted`` and a running
+one ``canceled``, as on Replicate.
 
 Example::
 
@@ -32,6 +43,7 @@ import email.policy
 import json
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -43,6 +55,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mvcore.config.model_checks import ModelCatalogue
+from mvcore.testing.replicate_rules import input_refusal, parse_cancel_after
+
 __all__ = [
     "FakeModel",
     "FakeReplicateServer",
@@ -50,6 +65,8 @@ __all__ = [
     "RecordedRequest",
     "UploadedFile",
 ]
+
+_FINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
 #: handler(input) -> output.  Raise PredictionFailure to make the prediction fail.
 OutputHandler = Callable[[dict[str, Any]], Any]
@@ -66,12 +83,14 @@ class FakeModel:
     ``polls``: GETs before the prediction is finished (``None``: it never finishes).
     ``error``: when set, the prediction ends ``failed`` with this message instead of calling
     ``handler``.  ``logs``: log text shown while processing (e.g. a tqdm line ``" 50%|##| 5/10"``).
+    ``queued``: GETs the prediction stays ``starting`` first (``None``: it never starts).
     """
 
     handler: OutputHandler | None = None
     polls: int | None = 2
     error: str | None = None
     logs: str = ""
+    queued: int | None = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +129,8 @@ class _Prediction:
     created_at: str = field(default_factory=lambda: _now())
     started_at: str | None = None
     completed_at: str | None = None
+    #: time.monotonic() at which Cancel-After stops it (None: no deadline)
+    deadline: float | None = None
 
 
 def _now() -> str:
@@ -119,9 +140,23 @@ def _now() -> str:
 class FakeReplicateServer:
     """A threaded HTTP server imitating Replicate's API; see the module docstring."""
 
-    def __init__(self, *, api_token: str = "r8_fake_token", default_polls: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        api_token: str = "r8_fake_token",
+        default_polls: int = 2,
+        catalogue: ModelCatalogue | None = None,
+        validate_inputs: bool = True,
+        reject_unknown_inputs: bool = True,
+        deadline_scale: float = 1.0,
+    ) -> None:
         self.api_token = api_token
         self.default_polls = default_polls
+        self.catalogue = catalogue
+        self.validate_inputs = validate_inputs
+        self.reject_unknown_inputs = reject_unknown_inputs
+        #: multiplies every Cancel-After (a test can make the server's deadline come first)
+        self.deadline_scale = deadline_scale
         self.requests: list[RecordedRequest] = []
         self.uploads: dict[str, UploadedFile] = {}
         self.assets: dict[str, tuple[bytes, str]] = {}
@@ -190,10 +225,15 @@ class FakeReplicateServer:
         error: str | None = None,
         logs: str = "",
         version: str | None = None,
+        queued: int | None = 0,
     ) -> FakeModel:
         """Register ``owner/name``.  ``polls=None`` keeps ``default_polls``; see :class:`FakeModel`."""
         spec = FakeModel(
-            handler=handler, polls=self.default_polls if polls is None else polls, error=error, logs=logs
+            handler=handler,
+            polls=self.default_polls if polls is None else polls,
+            error=error,
+            logs=logs,
+            queued=queued,
         )
         with self._lock:
             self.models[model] = spec
@@ -302,13 +342,19 @@ class FakeReplicateServer:
             },
         }
 
-    def _create(self, model: str | None, body: Any) -> tuple[int, Any]:
+    def _create(self, model: str | None, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
         with self._lock:
             if self._create_failures:
                 status, detail = self._create_failures.popleft()
                 return status, _problem(status, detail)
             if not isinstance(body, dict) or not isinstance(body.get("input", {}), dict):
                 return 422, _problem(422, "- input: Invalid type. Expected: object")
+            deadline = None
+            if "cancel-after" in headers:
+                seconds = parse_cancel_after(headers["cancel-after"])
+                if seconds is None:
+                    return 400, _problem(400, f"invalid Cancel-After duration {headers['cancel-after']!r}")
+                deadline = time.monotonic() + seconds * self.deadline_scale
             version = "fake-version"
             if model is None:
                 version = str(body.get("version") or "")
@@ -316,18 +362,41 @@ class FakeReplicateServer:
             spec = self.models.get(model) if model else None
             if spec is None or model is None:
                 return 404, _problem(404, "The requested resource could not be found.")
+            inp = dict(body.get("input") or {})
+            refused = self._input_problems(model, inp)
+            if refused is not None:
+                return 422, refused
             pid = uuid.uuid4().hex[:20]
-            pred = _Prediction(
-                id=pid, model=model, version=version, input=dict(body.get("input") or {}), spec=spec
-            )
+            pred = _Prediction(id=pid, model=model, version=version, input=inp, spec=spec, deadline=deadline)
             self._predictions[pid] = pred
             return 201, self._to_json(pred)
 
+    def _input_problems(self, model: str, inp: dict[str, Any]) -> dict[str, Any] | None:
+        """Replicate's 422 body when the catalogued model would refuse ``inp``, else None."""
+        if not self.validate_inputs:
+            return None
+        from mvcore.providers.catalogue import shipped_catalogue
+
+        entry = (self.catalogue or shipped_catalogue()).get(model)
+        if entry is None:
+            return None
+        return input_refusal(entry, inp, reject_unknown=self.reject_unknown_inputs)
+
     def _advance(self, p: _Prediction) -> None:
-        if p.status in ("succeeded", "failed", "canceled"):
+        if p.status in _FINAL:
+            return
+        if p.deadline is not None and time.monotonic() >= p.deadline:
+            # Replicate: not started yet -> aborted (not charged); running -> canceled
+            p.status = "aborted" if p.status == "starting" else "canceled"
+            p.completed_at = _now()
             return
         p.polls += 1
-        if p.spec.polls is None or p.polls < p.spec.polls:
+        queued = p.spec.queued
+        if queued is None or p.polls <= queued:
+            p.status = "starting"
+            return
+        polls = p.polls - queued
+        if p.spec.polls is None or polls < p.spec.polls:
             p.status = "processing"
             p.started_at = p.started_at or _now()
             p.logs = p.spec.logs
@@ -361,7 +430,7 @@ class FakeReplicateServer:
             pred = self._predictions.get(pid)
             if pred is None:
                 return 404, _problem(404, "The requested resource could not be found.")
-            if pred.status not in ("succeeded", "failed", "canceled"):
+            if pred.status not in _FINAL:
                 pred.status = "canceled"
                 pred.completed_at = _now()
             return 200, self._to_json(pred)
@@ -485,9 +554,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         method = self.command
         if method == "POST" and (m := re.fullmatch(r"/v1/models/([^/]+)/([^/]+)/predictions", path)):
-            return self._send(*fake._create(f"{m.group(1)}/{m.group(2)}", parsed))
+            return self._send(*fake._create(f"{m.group(1)}/{m.group(2)}", parsed, headers))
         if method == "POST" and path == "/v1/predictions":
-            return self._send(*fake._create(None, parsed))
+            return self._send(*fake._create(None, parsed, headers))
         if method == "GET" and (m := re.fullmatch(r"/v1/predictions/([^/]+)", path)):
             return self._send(*fake._get(m.group(1)))
         if method == "POST" and (m := re.fullmatch(r"/v1/predictions/([^/]+)/cancel", path)):

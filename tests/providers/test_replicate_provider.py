@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,7 @@ def make_provider(
     fake: FakeReplicateServer, *, token: str = TOKEN, timeout_s: float = 10
 ) -> ReplicateProvider:
     provider = ReplicateProvider(token, base_url=fake.base_url, timeout_s=timeout_s, poll_interval_s=0.01)
-    provider.retry_base_delay_s = 0.01
-    provider.retry_max_delay_s = 0.02
+    provider.policy = replace(provider.policy, retry_base_delay_s=0.01, retry_max_delay_s=0.02)
     return provider
 
 
@@ -549,10 +549,14 @@ async def test_caller_cancellation_cancels_prediction(
 async def test_deadline_during_create_backoff(fake: FakeReplicateServer) -> None:
     fake.add_model(LLM, lambda inp: SCENES_JSON)
     fake.fail_next_creates(503, times=3)
-    provider = make_provider(fake, timeout_s=0.2)
-    provider.retry_base_delay_s = provider.retry_max_delay_s = 5.0
+    # the deadline (2 s) falls inside the first backoff (30 s): roomy enough for a cold first create
+    provider = make_provider(fake, timeout_s=2.0)
+    provider.policy = replace(provider.policy, retry_base_delay_s=30.0, retry_max_delay_s=30.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     with pytest.raises(DeadlineExceeded):
         await scenes(provider)
+    assert loop.time() - started < 10.0  # it did not sleep the backoff out
     assert len(fake.create_requests) == 1
 
 
@@ -560,7 +564,10 @@ async def test_deadline_during_create_backoff(fake: FakeReplicateServer) -> None
 
 
 async def test_token_never_in_error_messages(fake: FakeReplicateServer, tmp_path: Path) -> None:
-    provider = make_provider(fake, timeout_s=0.3)
+    # A roomy deadline for the calls that must fail on their own; only the hang uses a short one
+    # (a cold first call can take longer than 0.3 s on a loaded machine).
+    provider = make_provider(fake, timeout_s=10)
+    hanging = make_provider(fake, timeout_s=0.3)
     errors: list[BaseException] = []
 
     async def capture(coro: Any) -> None:
@@ -576,7 +583,7 @@ async def test_token_never_in_error_messages(fake: FakeReplicateServer, tmp_path
     fake.fail_next_creates(422, detail=f"- input.prompt: bad ({TOKEN})")
     await capture(scenes(provider))
     fake.hang_model(LLM)
-    await capture(scenes(provider))
+    await capture(scenes(hanging))
     fake.fail_next_uploads(400, detail=TOKEN)
     ref = tmp_path / "r.png"
     ref.write_bytes(PNG)
