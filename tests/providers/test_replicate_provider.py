@@ -519,12 +519,14 @@ async def test_version_reference_uses_predictions_endpoint(
 
 async def test_deadline_cancels_prediction(fake: FakeReplicateServer) -> None:
     fake.hang_model(LLM)
-    provider = make_provider(fake, timeout_s=0.3)
+    # 2 s: the create itself must finish (a cold one can take 0.3 s on a loaded machine) so that the
+    # deadline falls while polling, where there is a prediction to cancel
+    provider = make_provider(fake, timeout_s=2.0)
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(DeadlineExceeded) as info:
         await scenes(provider)
-    assert loop.time() - started < 2.0
+    assert loop.time() - started < 6.0
     assert info.value.status_code == 504
     assert len(fake.cancel_requests) == 1
     assert fake.predictions[0]["status"] == "canceled"
