@@ -56,7 +56,7 @@ def _libc_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
 
@@ -262,4 +262,3 @@ def aspect_to_size(aspect_ratio: str, long_side: int = 1280) -> tuple[int, int]:
     if aw >= ah:
         return _even(long_side), _even(long_side * ah / aw)
     return _even(long_side * aw / ah), _even(long_side)
-

@@ -210,7 +210,9 @@ def describe(path: Path, *, timeout: float = _PROBE_TIMEOUT) -> MediaInfo:
             raise DeadlineExceeded(f"Probing took longer than {timeout:g} s") from None
         raise unreadable(path) from None
     except OSError as exc:
-        raise MediaError(f"Could not read {path.name}", details={"file": path.name, "errno": exc.errno}) from None
+        raise MediaError(
+            f"Could not read {path.name}", details={"file": path.name, "errno": exc.errno}
+        ) from None
     if measured is None:
         if info.duration > 0:
             return info

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import tempfile
 from pathlib import Path
 
 from PIL import Image
@@ -20,6 +19,7 @@ from mvcore.errors import BadInput
 from mvcore.media import ffmpeg
 from mvcore.media.ffmpeg import MediaInfo
 from mvcore.media.progress import Progress
+from mvcore.media.scratch import scratch_dir
 from mvcore.media.video import AAC_ARGS, MP4_ARGS, X264_ARGS
 from mvcore.media.video import filter_number as _num
 from mvcore.providers.offline_art import draw_scene_background, draw_scene_overlay
@@ -87,8 +87,8 @@ async def render_clip(
     end = (1 - start[0], rng.random())
     orb_period = _num(3 + rng.random() * 5)
     d = _num(duration)
-    with tempfile.TemporaryDirectory(prefix="mvcore-render-") as scratch:
-        base_png, orb_png, hud_png = (Path(scratch) / name for name in ("base.png", "orb.png", "hud.png"))
+    with scratch_dir("render") as scratch:
+        base_png, orb_png, hud_png = (scratch / name for name in ("base.png", "orb.png", "hud.png"))
         orb_colour = (255, 240 - rng.randrange(60), 200 + rng.randrange(55))
 
         def draw() -> None:

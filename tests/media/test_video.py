@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -400,9 +401,26 @@ async def test_stitch_progress_reaches_one(clips: dict[str, Path], tmp_path: Pat
 
 
 def test_copy_compatibility_requires_identical_streams() -> None:
-    base = ffmpeg.MediaInfo(1.0, True, True, 320, 180, 24.0, "h264", "aac", 2, 48000, "yuv420p", "High")
-    other_fps = ffmpeg.MediaInfo(1.0, True, True, 320, 180, 30.0, "h264", "aac", 2, 48000, "yuv420p", "High")
-    silent = ffmpeg.MediaInfo(1.0, True, False, 320, 180, 24.0, "h264", None, None, None, "yuv420p", "High")
+    base = ffmpeg.MediaInfo(
+        duration=1.0,
+        has_video=True,
+        has_audio=True,
+        width=320,
+        height=180,
+        fps=24.0,
+        video_codec="h264",
+        audio_codec="aac",
+        audio_channels=2,
+        audio_sample_rate=48000,
+        pixel_format="yuv420p",
+        video_profile="High",
+        video_config="sps-a",
+    )
+    other_fps = replace(base, fps=30.0)
+    silent = replace(base, has_audio=False, audio_codec=None, audio_channels=None, audio_sample_rate=None)
+    other_encoder = replace(base, video_config="sps-b")
     assert video._copy_compatible([base, base])
     assert not video._copy_compatible([base, other_fps])
     assert not video._copy_compatible([base, silent])
+    assert video._video_copyable([base, silent])  # the picture can still be copied
+    assert not video._video_copyable([base, other_encoder])
