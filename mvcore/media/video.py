@@ -139,6 +139,16 @@ def _concat_list(clips: list[Path], scratch: Path) -> Path:
     return listing
 
 
+def _concat_input(listing: Path) -> list[str]:
+    """The concat demuxer over ``listing``, passing packets through untouched.
+
+    ``auto_convert`` (on by default) runs ``h264_mp4toannexb``, which writes the SPS/PPS into every
+    clip's first keyframe: the copy would no longer be the clips' own packets.  It exists for
+    inputs that need converting (MPEG-TS); ours are MP4 with one decoder configuration.
+    """
+    return ["-f", "concat", "-safe", "0", "-auto_convert", "0", "-i", str(listing)]
+
+
 def _audio_graph(
     infos: list[MediaInfo], *, clips_from: int | None, song: int | None, total: float
 ) -> list[str]:
@@ -234,13 +244,12 @@ class _Stitch:
         return StitchInfo(**{f.name: getattr(info, f.name) for f in fields(MediaInfo)}, stitch_path=path)
 
     async def concat_copy(self, tmp: Path, listing: Path) -> StitchInfo | None:
-        concat = ["-f", "concat", "-safe", "0", "-i", str(listing)]
-        args = [*concat, "-map", "0:v:0", "-map", "0:a:0", "-c", "copy"]
+        args = [*_concat_input(listing), "-map", "0:v:0", "-map", "0:a:0", "-c", "copy"]
         return await self._run(args, tmp, StitchPath.CONCAT_COPY, check=True)
 
     async def copy_video(self, tmp: Path, listing: Path) -> StitchInfo | None:
         """Pictures by stream copy from the concat demuxer (input 0); only the sound is built and encoded."""
-        inputs = ["-f", "concat", "-safe", "0", "-i", str(listing)]
+        inputs = _concat_input(listing)
         clips_from = None
         if not self.suppress:  # the clips' own sound: read from each clip (their layouts may differ)
             clips_from = 1
