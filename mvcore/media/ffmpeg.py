@@ -17,7 +17,9 @@ import ctypes
 import functools
 import os
 import re
+import shutil
 import signal
+import subprocess
 import sys
 import uuid
 from collections import deque
@@ -123,14 +125,42 @@ def _output_name(args: list[str]) -> str:
     return Path(args[-1]).name if args else "output"
 
 
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux ``setpriv`` when it can set the parent-death signal, else None (checked once)."""
+    found = shutil.which("setpriv") if _libc_prctl() is not None else None
+    if found is None:
+        return None
+    try:
+        done = subprocess.run([found, "--pdeathsig", "KILL", "--", "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found if done.returncode == 0 else None
+
+
+def _tied_to_us(cmd: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """``cmd`` made to die with this process: through ``setpriv --pdeathsig`` or a ``preexec_fn``.
+
+    ``setpriv`` is preferred because a ``preexec_fn`` makes Python fork() the whole server instead
+    of vfork(), which costs tens of milliseconds per ffmpeg run on a loaded machine (measured in
+    ``benchmarks/bench_media.py``); one extra exec of a tiny binary costs about one.  The
+    ``preexec_fn`` fallback also closes the fork/prctl race (it checks the parent pid afterwards).
+    """
+    wrapper = _setpriv()
+    if wrapper is not None:
+        return [wrapper, "--pdeathsig", "KILL", "--", *cmd], None
+    return cmd, _die_with_parent()
+
+
 async def _spawn(cmd: list[str]) -> asyncio.subprocess.Process:
+    argv, preexec = _tied_to_us(cmd)
     try:
         return await asyncio.create_subprocess_exec(
-            *cmd,
+            *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent(),
+            preexec_fn=preexec,
         )
     except OSError as exc:  # binary missing, not executable, or out of processes
         raise MediaError("Could not start ffmpeg", details={"reason": exc.__class__.__name__}) from None

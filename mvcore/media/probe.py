@@ -14,7 +14,8 @@ Two facts PyAV does not give directly:
   encoder delay, seen as a non-zero ``start_time``) and otherwise *measure* it by demuxing the
   stream's packets -- no decoding, exact to one audio frame (~25 ms), ~25 ms for a 3-minute mp3.
 * **Display rotation.**  PyAV 18 reads the display matrix only from decoded frames
-  (``VideoFrame.rotation``), so the first video frame is decoded (single-threaded, one keyframe).
+  (``VideoFrame.rotation``).  For MP4/MOV it is read from the track header instead
+  (:mod:`mvcore.media.isobmff`, no decoding); other containers decode their first frame.
 
 Everything runs under a deadline: ``av.open(timeout=...)`` interrupts blocking reads, and the
 measuring loop checks the clock per packet.  ``probe`` runs in a worker thread so the event loop
@@ -24,7 +25,9 @@ never waits on disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import struct
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +37,7 @@ import av
 import av.error
 
 from mvcore.errors import BadInput, DeadlineExceeded, MediaError
+from mvcore.media.isobmff import track_rotation
 
 _PROBE_TIMEOUT = 30.0
 #: libavformat names of containers whose header states an exact duration.
@@ -114,9 +118,14 @@ def _rotation(container: Any, stream: Any, deadline: float) -> int:
     return 0
 
 
-def _video_fields(container: Any, stream: Any, deadline: float) -> dict[str, Any]:
+def _video_fields(path: Path, container: Any, stream: Any, deadline: float) -> dict[str, Any]:
     ctx = stream.codec_context
-    rotation = _rotation(container, stream, deadline)
+    rotation = None
+    if container.format.name.startswith("mov,"):  # read from the track header, no decoding
+        with contextlib.suppress(OSError, struct.error):
+            rotation = track_rotation(path, stream.id)
+    if rotation is None:
+        rotation = _rotation(container, stream, deadline)
     width, height = ctx.width or None, ctx.height or None
     if rotation in (90, 270):  # phone videos: coded landscape, shown portrait
         width, height = height, width
@@ -198,7 +207,7 @@ def describe(path: Path, *, timeout: float = _PROBE_TIMEOUT) -> MediaInfo:
             header = container.duration / 1e6 if container.duration and container.duration > 0 else 0.0
             measure_index = audio.index if audio is not None else (video.index if video else None)
             if video is not None:
-                fields.update(_video_fields(container, video, deadline))
+                fields.update(_video_fields(path, container, video, deadline))
         info = MediaInfo(duration=header, **fields)
         if exact or measure_index is None:
             if info.duration <= 0:

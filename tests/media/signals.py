@@ -86,5 +86,9 @@ def stream_seconds(path: Path, kind: str) -> float:
     with av.open(str(path)) as container:
         stream = container.streams.video[0] if kind == "video" else container.streams.audio[0]
         base = float(stream.time_base or 0)
-        stamps = [(p.pts * base, (p.pts + (p.duration or 0)) * base) for p in container.demux(stream) if p.pts is not None]
+        stamps = [
+            (p.pts * base, (p.pts + (p.duration or 0)) * base)
+            for p in container.demux(stream)
+            if p.pts is not None
+        ]
     return max(e for _, e in stamps) - min(s for s, _ in stamps)

@@ -336,3 +336,41 @@ def test_media_info_is_frozen_and_keyword_only() -> None:
         info.duration = 2.0  # type: ignore[misc]
     with pytest.raises(TypeError):
         MediaInfo(1.0, True, False)  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ MP4 rotation without decoding
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270, -90, 45])
+def test_track_header_rotation_equals_what_the_decoder_reports(
+    files: dict[str, Path], tmp_path: Path, rotation: int
+) -> None:
+    import av
+
+    from mvcore.media.isobmff import track_rotation
+
+    rotated = tmp_path / "r.mp4"
+    ff(f"-display_rotation {rotation} -i {{}} -c copy {{}}", files["av.mp4"], rotated)
+    with av.open(str(rotated)) as container:
+        stream = container.streams.video[0]
+        decoded = round(-next(container.decode(stream)).rotation) % 360
+        track = stream.id
+    assert track_rotation(rotated, track) == decoded
+    assert probe_sync(rotated).rotation == decoded
+
+
+def test_track_header_reader_survives_truncated_and_garbled_files(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    from mvcore.media.isobmff import track_rotation
+
+    data = files["phone.mp4"].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    for end in [0, 4, 8, 16, 100, *range(len(data) - 2000, len(data), 97)]:
+        cut.write_bytes(data[:end])
+        assert track_rotation(cut, 1) in (None, 0, 90, 180, 270)
+    garbled = bytearray(data)
+    for index in range(0, len(garbled), 53):
+        garbled[index] ^= 0xFF
+    cut.write_bytes(bytes(garbled))
+    assert track_rotation(cut, 1) in (None, 0, 90, 180, 270)

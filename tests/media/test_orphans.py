@@ -243,3 +243,34 @@ def test_scratch_dir_is_tagged_with_our_pid_and_removed_after_use() -> None:
     with scratch_dir("render") as path:
         assert path.name.startswith(f"mvcore-render-{os.getpid()}-") and path.is_dir()
     assert not path.exists()
+
+
+_ENDLESS_SCRIPT = (
+    "import asyncio, sys\n"
+    "from mvcore.media import ffmpeg\n"
+    "if sys.argv[1] == 'preexec':\n"
+    "    ffmpeg._setpriv = lambda: None  # no setpriv on this machine: the preexec_fn path\n"
+    "endless = ['-re', '-f', 'lavfi', '-i', 'testsrc=size=64x64:rate=25', '-f', 'null', '-']\n"
+    "asyncio.run(ffmpeg.run_ffmpeg(endless, timeout=120))\n"
+)
+
+
+@pytest.mark.parametrize("mode", ["setpriv", "preexec"])
+def test_ffmpeg_started_by_run_ffmpeg_dies_with_a_sigkilled_parent(mode: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    parent = subprocess.Popen([sys.executable, "-c", _ENDLESS_SCRIPT, mode], env=env, cwd=REPO)
+    try:
+        found: list[int] = []
+
+        def started() -> bool:
+            found[:] = [pid for pid, comm in _children(parent.pid) if "ffmpeg" in comm]
+            return bool(found)
+
+        _wait_for(started, 30, "the ffmpeg child")
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        _wait_for(lambda: not _alive(found[0]), 10, "ffmpeg to die with its parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(timeout=10)
