@@ -522,3 +522,65 @@ async def test_mismatched_clips_are_normalised_in_one_encode(
     total = sum([(await ffmpeg.probe(p)).duration for p in sources])
     assert info.duration == pytest.approx(total, abs=0.1)
     assert signals.stream_seconds(out, "video") == pytest.approx(total, abs=0.1)
+
+
+# ------------------------------------------------------------------ disk full
+
+
+async def test_ffmpeg_writing_to_a_full_disk_is_disk_full_not_a_media_error(tmp_path: Path) -> None:
+    from mvcore.errors import StorageError
+
+    args = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x64:rate=25:d=2",
+        "-c:v",
+        "libx264",
+        "-f",
+        "mpegts",
+        "/dev/full",
+    ]
+    with pytest.raises(StorageError) as err:
+        await ffmpeg.run_ffmpeg(args, timeout=30)
+    assert err.value.code == "DISK_FULL" and err.value.status_code == 507
+    assert "disk full" in err.value.message
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A real 64 KiB tmpfs (root only): ffmpeg hits ENOSPC in the middle of its output."""
+    import os
+    import shutil
+
+    target = tmp_path / "small"
+    target.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode()[-200:]}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=30)
+
+
+@pytest.mark.parametrize("overlay", [False, True])
+async def test_stitch_onto_a_full_disk_is_disk_full_and_leaves_nothing(
+    matching: dict[str, Any], small_disk: Path, overlay: bool
+) -> None:
+    from mvcore.errors import StorageError
+
+    with pytest.raises(StorageError) as err:
+        await stitch(
+            matching["clips"] * 4,
+            small_disk / "s.mp4",
+            audio_overlay=matching["noise"] if overlay else None,
+            suppress_video_audio=overlay,
+            timeout=60,
+        )
+    assert err.value.code == "DISK_FULL"
+    assert list(small_disk.iterdir()) == []
