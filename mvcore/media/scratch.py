@@ -8,8 +8,8 @@ when the API or a worker starts, removes what belongs to no living process:
 * temp dirs made by :func:`scratch_dir` carry the creating pid in their name
   (``mvcore-render-<pid>-xxxx``); one whose pid is gone is removed;
 * ``<data_dir>/tmp`` entries carry no pid.  Every process that sweeps keeps a *shared* ``flock``
-  on ``<data_dir>/tmp/.sweep.lock`` for its whole life (the kernel drops it when the process dies,
-  even by SIGKILL).  A sweeper that gets the lock *exclusively* knows nobody else is using the
+  on the directory itself for its whole life (the kernel drops it when the process dies, even by
+  SIGKILL; locking the directory's own descriptor adds no file that listings would show).  A sweeper that gets the lock *exclusively* knows nobody else is using the
   directory and removes everything in it; otherwise it removes only entries untouched for longer
   than ``max_age_s`` (a live job never runs that long: its deadline ends it first).
 
@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 #: Prefix of every temp dir mvcore makes in the system temp directory.
 PREFIX = "mvcore-"
 _TAGGED = re.compile(rf"^{re.escape(PREFIX)}[a-z]+-(\d+)-")
-_LOCK_NAME = ".sweep.lock"
-#: Lock files this process holds (one per swept root), kept open for the process's life.
+#: Directories this process holds a lock on, kept open for the process's life (newest last).
 _held: dict[Path, int] = {}
+#: A process serves one data dir; tests make hundreds.  Beyond this many, the oldest is let go.
+_MAX_HELD = 64
 
 
 @contextlib.contextmanager
@@ -92,9 +93,10 @@ def _sweep_temp(temp_root: Path, max_age_s: float, now: float) -> int:
 
 def _claim(root: Path) -> bool:
     """Hold a shared lock on ``root`` for this process's life; True if no other process held it."""
+    root = root.resolve()
     if root in _held:
         return False
-    fd = os.open(root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     alone = True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -102,6 +104,8 @@ def _claim(root: Path) -> bool:
         alone = False
     fcntl.flock(fd, fcntl.LOCK_SH)  # downgrade (or wait our turn): we use the directory from now on
     _held[root] = fd
+    while len(_held) > _MAX_HELD:
+        os.close(_held.pop(next(iter(_held))))
     return alone
 
 
@@ -110,8 +114,6 @@ def _sweep_data(data_tmp: Path, max_age_s: float, now: float) -> int:
     alone = _claim(data_tmp)
     removed = 0
     for entry in data_tmp.iterdir():
-        if entry.name == _LOCK_NAME:
-            continue
         if (alone or _old(entry, max_age_s, now)) and _remove(entry):
             removed += 1
     return removed
