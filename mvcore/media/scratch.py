@@ -9,9 +9,10 @@ when the API or a worker starts, removes what belongs to no living process:
   (``mvcore-render-<pid>-xxxx``); one whose pid is gone is removed;
 * ``<data_dir>/tmp`` entries carry no pid.  Every process that sweeps keeps a *shared* ``flock``
   on the directory itself for its whole life (the kernel drops it when the process dies, even by
-  SIGKILL; locking the directory's own descriptor adds no file that listings would show).  A sweeper that gets the lock *exclusively* knows nobody else is using the
-  directory and removes everything in it; otherwise it removes only entries untouched for longer
-  than ``max_age_s`` (a live job never runs that long: its deadline ends it first).
+  SIGKILL; locking the directory's own descriptor adds no file that listings would show).
+  A sweeper that gets the lock *exclusively* knows nobody else is using the directory and
+  removes everything in it; otherwise it removes only entries untouched for longer than
+  ``max_age_s`` (a live job never runs that long: its deadline ends it first).
 
 Removing a live entry would break another process's job, so every rule errs on keeping.
 """

@@ -231,7 +231,7 @@ class _Stitch:
         self.timeout, self.progress = timeout, progress
         self.total = sum(info.duration for info in infos)
 
-    async def _run(self, args: list[str], tmp: Path, path: StitchPath, *, check: bool) -> StitchInfo | None:
+    async def _run(self, args: list[str], tmp: Path, path: StitchPath) -> StitchInfo:
         await ffmpeg.run_ffmpeg(
             [*args, *MP4_ARGS, str(tmp)],
             timeout=self.timeout,
@@ -239,13 +239,15 @@ class _Stitch:
             expected_duration=self.total,
         )
         info = await ffmpeg.probe(tmp)
-        if check and abs(info.duration - self.total) > _CONCAT_TOLERANCE:
-            return None  # odd timestamps (edit lists, gaps): the caller re-encodes instead
         return StitchInfo(**{f.name: getattr(info, f.name) for f in fields(MediaInfo)}, stitch_path=path)
+
+    def _whole(self, info: StitchInfo) -> StitchInfo | None:
+        """``info`` if a copy came out as long as the clips; None (re-encode instead) for odd timestamps."""
+        return info if abs(info.duration - self.total) <= _CONCAT_TOLERANCE else None
 
     async def concat_copy(self, tmp: Path, listing: Path) -> StitchInfo | None:
         args = [*_concat_input(listing), "-map", "0:v:0", "-map", "0:a:0", "-c", "copy"]
-        return await self._run(args, tmp, StitchPath.CONCAT_COPY, check=True)
+        return self._whole(await self._run(args, tmp, StitchPath.CONCAT_COPY))
 
     async def copy_video(self, tmp: Path, listing: Path) -> StitchInfo | None:
         """Pictures by stream copy from the concat demuxer (input 0); only the sound is built and encoded."""
@@ -260,7 +262,7 @@ class _Stitch:
             inputs += ["-i", str(self.overlay)]
         graph = ";".join(_audio_graph(self.infos, clips_from=clips_from, song=song, total=self.total))
         maps = ["-filter_complex", graph, "-map", "0:v:0", "-map", "[aout]", "-c:v", "copy"]
-        return await self._run([*inputs, *maps, *AAC_ARGS], tmp, StitchPath.COPY_VIDEO, check=True)
+        return self._whole(await self._run([*inputs, *maps, *AAC_ARGS], tmp, StitchPath.COPY_VIDEO))
 
     async def re_encode(self, tmp: Path) -> StitchInfo:
         graph, total = _stitch_graph(self.infos, overlay=self.overlay is not None, suppress=self.suppress)
@@ -269,9 +271,7 @@ class _Stitch:
             inputs += ["-i", str(self.overlay)]
         maps = ["-filter_complex", graph, "-map", "[vout]", "-map", "[aout]"]
         args = [*inputs, *maps, *X264_ARGS, *AAC_ARGS, "-t", filter_number(total)]
-        info = await self._run(args, tmp, StitchPath.RE_ENCODE, check=False)
-        assert info is not None
-        return info
+        return await self._run(args, tmp, StitchPath.RE_ENCODE)
 
     async def write(self, out: Path) -> StitchInfo:
         video_ok = _video_copyable(self.infos)
@@ -288,17 +288,16 @@ class _Stitch:
         return info
 
 
-async def _probe_clips(
-    clips: list[Path], audio_overlay: Path | None
-) -> tuple[list[MediaInfo], MediaInfo | None]:
-    infos = list(await asyncio.gather(*(ffmpeg.probe(c) for c in clips)))
-    for index, (clip, info) in enumerate(zip(clips, infos, strict=True)):
+async def _probe_clips(clips: list[Path], audio_overlay: Path | None) -> list[MediaInfo]:
+    """Probe every clip and the song at once; BadInput naming the first one that cannot serve."""
+    songs = [audio_overlay] if audio_overlay is not None else []
+    (*infos,) = await asyncio.gather(*(ffmpeg.probe(p) for p in [*clips, *songs]))
+    for index, (clip, info) in enumerate(zip(clips, infos, strict=False)):
         if not info.has_video:
             raise BadInput(f"Clip {index + 1} ({clip.name}) has no video stream", details={"file": clip.name})
-    overlay_info = await ffmpeg.probe(audio_overlay) if audio_overlay is not None else None
-    if overlay_info is not None and not overlay_info.has_audio:
-        raise BadInput(f"The audio overlay {Path(str(audio_overlay)).name} has no audio stream")
-    return infos, overlay_info
+    if audio_overlay is not None and not infos[-1].has_audio:
+        raise BadInput(f"The audio overlay {audio_overlay.name} has no audio stream")
+    return infos[: len(clips)]
 
 
 async def stitch(
@@ -321,6 +320,6 @@ async def stitch(
         raise BadInput("Nothing to stitch: the clip list is empty", hint="Pass at least one video id.")
     clips = [Path(c) for c in clips]
     overlay = Path(audio_overlay) if audio_overlay is not None else None
-    infos, _ = await _probe_clips(clips, overlay)
+    infos = await _probe_clips(clips, overlay)
     job = _Stitch(clips, infos, overlay, suppress_video_audio, timeout, progress)
     return await job.write(Path(out))
