@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MVCORE_MEDIA_TOKEN_TTL", "media_token_ttl_s"),
     )
 
+    # --- media: scratch sweep (issue 16) -----------------------------------
+    scratch_max_age_s: float = Field(
+        6 * 3600.0, gt=0, validation_alias=AliasChoices("MVCORE_SCRATCH_MAX_AGE", "scratch_max_age_s")
+    )
+
     @field_validator("flavors_dirs", mode="before")
     @classmethod
     def _paths(cls, value: object) -> object:

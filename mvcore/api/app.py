@@ -32,6 +32,7 @@ from mvcore.api.services import Services
 from mvcore.config.store import FlavorStore
 from mvcore.generators.context import build_context
 from mvcore.jobs.service import JobService
+from mvcore.media.scratch import sweep_scratch
 from mvcore.settings import Settings
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -141,6 +142,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
 
         services.reloader = Reloader(services.store, mode=settings.watch, debounce_ms=settings.debounce_ms)
         services.reloader.start()
+    await asyncio.to_thread(sweep_scratch, services.ctx.scratch, max_age_s=settings.scratch_max_age_s)
     await services.jobs.start()
     logs.event(
         "server_ready",

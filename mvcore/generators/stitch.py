@@ -61,6 +61,7 @@ async def _stitch(
         audio_overlay_id=request.audio_overlay_id,
         suppress_video_audio=bool(request.suppress_video_audio),
         model_used="ffmpeg/concat",
+        stitch_path=str(info.stitch_path),
         kind="stitch",
     )
     response = await store_video(ctx, out_id, work / "stitched.mp4", metadata)

@@ -26,6 +26,7 @@ from typing import Any
 
 from mvcore import logs
 from mvcore.jobs.service import JobRunner, new_worker_id, register_job_task
+from mvcore.media.scratch import sweep_scratch
 from mvcore.settings import Settings
 
 log = logging.getLogger("mvcore.jobs.worker")
@@ -75,6 +76,7 @@ class Worker:
         from taskiq.receiver import Receiver
 
         self.finish = asyncio.Event()
+        sweep_scratch(self.ctx.scratch, max_age_s=self.settings.scratch_max_age_s)
         with ThreadPoolExecutor(max_workers=1) as executor:
             self.broker.is_worker_process = True
             receiver = Receiver(

@@ -1,38 +1,86 @@
-"""Shared ffmpeg plumbing: finding the binary, probing files, running jobs, writing outputs safely.
+"""Shared ffmpeg plumbing: finding the binary, running jobs, writing outputs safely.
 
-Everything goes through the static ffmpeg binary shipped by ``imageio-ffmpeg`` so
-the server needs no system packages.  That wheel has no ``ffprobe``, so probing
-parses the banner ``ffmpeg -i FILE`` prints on stderr; when a container does
-not state its length (or only estimates it from the bitrate) we measure it by
-decoding to the null muxer, which is exact and still fast for audio.
+Every encode goes through the static ffmpeg binary shipped by ``imageio-ffmpeg`` so the server
+needs no system packages.  Probing happens in process with PyAV (:mod:`mvcore.media.probe`; its
+names are re-exported here because every media step imports them from this module).
 
-pydub is pointed at the same binary (``configure_pydub``) so code that uses it
-for exporting works, but note that ``AudioSegment.from_file`` needs ``ffprobe``
-for anything but WAV/raw input -- mvcore therefore does its own decoding with
-ffmpeg directly and never relies on pydub's probing.
+Every ffmpeg child is tied to our process: it gets ``PR_SET_PDEATHSIG`` = SIGKILL on Linux, so a
+server killed with ``kill -9`` does not leave an encoder running at full CPU (issue 16).  The
+scratch such a death leaves behind is swept at the next start (:mod:`mvcore.media.scratch`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import os
 import re
+import shutil
+import signal
 import subprocess
+import sys
 import uuid
-import warnings
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mvcore.errors import BadInput, DeadlineExceeded, MediaError
+from mvcore.errors import BadInput, DeadlineExceeded, MediaError, StorageError
+from mvcore.media.probe import MediaInfo, describe, probe
 from mvcore.media.progress import Progress
+
+__all__ = [
+    "MediaInfo",
+    "aspect_to_size",
+    "atomic_output",
+    "ffmpeg_exe",
+    "probe",
+    "probe_sync",
+    "run_ffmpeg",
+    "scrub_paths",
+]
 
 #: How many stderr lines of a failed ffmpeg run are kept for the error details.
 _STDERR_TAIL = 5
-_PROBE_TIMEOUT = 30.0
+#: prctl(2) option: the signal the kernel sends a child when the thread that forked it dies.
+_PR_SET_PDEATHSIG = 1
+#: What ffmpeg prints when the disk (or quota) is full; mapped to 507 DISK_FULL, not a 500.
+_DISK_FULL_MARKERS = ("No space left on device", "Disk quota exceeded", "File too large")
+
+#: Blocking twin of :func:`probe` for code that is not async (CLI, tests, benchmarks).
+probe_sync = describe
+
+
+@functools.cache
+def _libc_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, looked up once (None off Linux or without a C library)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that asks the kernel to SIGKILL the child when we die (Linux only).
+
+    The death signal fires when the *thread* that forked the child ends; asyncio forks from the
+    event-loop thread, which lives as long as the loop.  If we already died between fork and
+    prctl the child is orphaned (its parent pid changed) and exits at once.
+    """
+    prctl = _libc_prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 @functools.cache
@@ -48,268 +96,6 @@ def ffmpeg_exe() -> str:
             hint="Install the imageio-ffmpeg package (it ships a static ffmpeg binary).",
             details={"reason": exc.__class__.__name__},
         ) from None
-
-
-def configure_pydub() -> bool:
-    """Point pydub at our ffmpeg binary; returns False when pydub or ffmpeg is missing.
-
-    pydub warns at import time when no ``ffmpeg`` is on PATH (the imageio binary
-    has a versioned name), so the import is done with that warning silenced.
-    There is no way to give pydub an ffprobe, see the module docstring.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from pydub import AudioSegment
-        exe = ffmpeg_exe()
-    except (ImportError, MediaError):
-        return False
-    AudioSegment.converter = exe
-    AudioSegment.ffmpeg = exe  # legacy alias some pydub versions read
-    return True
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    """What one probe of a media file tells us (first video and first audio stream)."""
-
-    duration: float
-    has_video: bool
-    has_audio: bool
-    width: int | None
-    height: int | None
-    fps: float | None
-    video_codec: str | None
-    audio_codec: str | None
-    audio_channels: int | None
-    audio_sample_rate: int | None
-    #: Extra facts the stitcher uses to decide whether a lossless concat is safe.
-    pixel_format: str | None = None
-    video_profile: str | None = None
-    #: Display rotation in degrees from the stream's display matrix; width/height are already
-    #: the *displayed* size (ffmpeg auto-rotates frames when filtering, so that is what we get).
-    rotation: int = 0
-
-
-# --------------------------------------------------------------------------- probing
-
-_DURATION_RE = re.compile(r"^\s*Duration:\s*(?:(\d+):(\d+):(\d+(?:\.\d+)?)|N/A)", re.MULTILINE)
-_STREAM_RE = re.compile(r"^\s*Stream #0:\d+\S*:\s*(Video|Audio):\s*(.*)$", re.MULTILINE)
-_SIZE_RE = re.compile(r",\s*(\d+)x(\d+)(?=[\s,\[]|$)")
-_FPS_RE = re.compile(r"([\d.]+)(k?)\s+fps")
-_TBR_RE = re.compile(r"([\d.]+)(k?)\s+tbr")
-_RATE_RE = re.compile(r"(\d+)\s+Hz")
-_CHANNELS_RE = re.compile(r"(\d+)\s+channels")
-_ROTATION_RE = re.compile(r"display ?matrix: rotation of (-?[\d.]+) degrees", re.IGNORECASE)
-_PIXFMT_RE = re.compile(r"^\s*(\w+)(?:\(|,|$)")
-_LAYOUTS = {
-    "mono": 1,
-    "stereo": 2,
-    "2.1": 3,
-    "3.0": 3,
-    "quad": 4,
-    "4.0": 4,
-    "4.1": 5,
-    "5.0": 5,
-    "5.1": 6,
-    "6.0": 6,
-    "6.1": 7,
-    "7.0": 7,
-    "7.1": 8,
-    "downmix": 2,
-}
-
-
-def _rate(match: re.Match[str] | None) -> float | None:
-    if not match:
-        return None
-    value = float(match.group(1)) * (1000 if match.group(2) else 1)
-    return value if value > 0 else None
-
-
-def _channels(layout_part: str) -> int | None:
-    if match := _CHANNELS_RE.search(layout_part):
-        return int(match.group(1))
-    for part in (p.strip() for p in layout_part.split(",")):
-        base = part.split("(", 1)[0]
-        if base in _LAYOUTS:
-            return _LAYOUTS[base]
-    return None
-
-
-def parse_probe_output(stderr: str) -> tuple[MediaInfo, bool]:
-    """Parse ``ffmpeg -i`` stderr into a MediaInfo plus "duration needs measuring".
-
-    Pure function so the parser can be tested against captured banners.  Cover
-    art in music files shows up as a video stream marked ``(attached pic)``;
-    it is ignored, otherwise every mp3 with artwork would look like a video.
-    """
-    if "Input #0" not in stderr:
-        raise ValueError("no input section")
-    if re.search(r"^Input #0, tty,", stderr, re.MULTILINE):
-        # ffmpeg renders .txt/.nfo files as "ANSI art" video; nobody means that as media.
-        raise ValueError("text file")
-    duration = 0.0
-    needs_measure = True
-    if (match := _DURATION_RE.search(stderr)) and match.group(1) is not None:
-        hours, minutes, seconds = match.groups()
-        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-        needs_measure = "Estimating duration from bitrate" in stderr
-    info = MediaInfo(duration, False, False, None, None, None, None, None, None, None)
-    streams = list(_STREAM_RE.finditer(stderr))
-    for index, stream in enumerate(streams):
-        kind, rest = stream.group(1), stream.group(2)
-        codec = rest.split(None, 1)[0].rstrip(",") if rest.strip() else None
-        if kind == "Video" and not info.has_video and "(attached pic)" not in rest:
-            size = _SIZE_RE.search(rest)
-            parts = rest.split(", ")
-            pix = _PIXFMT_RE.match(parts[1]) if len(parts) > 1 else None
-            profile = re.match(r"\w+\s+\(([^)/]+)\)", rest)
-            block_end = streams[index + 1].start() if index + 1 < len(streams) else len(stderr)
-            turn = _ROTATION_RE.search(stderr, stream.end(), block_end)
-            rotation = round(float(turn.group(1))) % 360 if turn else 0
-            width, height = (int(size.group(1)), int(size.group(2))) if size else (None, None)
-            if rotation in (90, 270):  # phone videos: coded landscape, shown portrait
-                width, height = height, width
-            info = replace(
-                info,
-                has_video=True,
-                video_codec=codec,
-                width=width,
-                height=height,
-                rotation=rotation,
-                fps=_rate(_FPS_RE.search(rest)) or _rate(_TBR_RE.search(rest)),
-                pixel_format=pix.group(1) if pix else None,
-                video_profile=profile.group(1).strip() if profile else None,
-            )
-        elif kind == "Audio" and not info.has_audio:
-            rate = _RATE_RE.search(rest)
-            info = replace(
-                info,
-                has_audio=True,
-                audio_codec=codec,
-                audio_sample_rate=int(rate.group(1)) if rate else None,
-                audio_channels=_channels(rest[rate.end() :] if rate else rest),
-            )
-    return info, needs_measure
-
-
-def _last_out_time(progress_text: str) -> float | None:
-    """Last ``out_time_us`` (or ``out_time``) value of an ffmpeg ``-progress`` stream, in seconds."""
-    found: float | None = None
-    for line in progress_text.splitlines():
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if key == "out_time_us" and value.lstrip("-").isdigit():
-            found = max(int(value), 0) / 1e6
-    return found
-
-
-def _unreadable(path: Path) -> BadInput:
-    return BadInput(
-        f"{path.name} is not a readable audio or video file",
-        hint="Check that the file is a complete, supported media file (mp3, wav, m4a, ogg, flac, mp4...).",
-        details={"file": path.name},
-    )
-
-
-def _probe_cmd(path: Path) -> list[str]:
-    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
-
-
-def _measure_cmd(path: Path, info: MediaInfo) -> list[str]:
-    """Command that reads one stream to its end and reports the clock on stdout.
-
-    Audio is decoded (cheap, and sample-exact); a video-only file is only
-    demuxed (``-c copy``), which is far faster than decoding and at most one
-    frame short.
-    """
-    stream = ["-map", "0:a:0"] if info.has_audio else ["-map", "0:v:0", "-c", "copy"]
-    head = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", str(path)]
-    return [*head, *stream, "-f", "null", "-progress", "pipe:1", "-"]
-
-
-def _finish_probe(path: Path, stderr: str) -> tuple[MediaInfo, bool]:
-    try:
-        return parse_probe_output(stderr)
-    except ValueError:
-        raise _unreadable(path) from None
-
-
-def _with_duration(info: MediaInfo, measured: float | None, path: Path) -> MediaInfo:
-    if measured is None:
-        if info.duration > 0:
-            return info
-        raise _unreadable(path)
-    return replace(info, duration=measured)
-
-
-def _check_exists(path: Path) -> None:
-    if not path.is_file():
-        raise MediaError(f"Media file {path.name} does not exist", details={"file": path.name})
-
-
-async def _spawn(cmd: list[str]) -> asyncio.subprocess.Process:
-    try:
-        return await asyncio.create_subprocess_exec(
-            *cmd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except OSError as exc:  # binary missing, not executable, or out of processes
-        raise MediaError("Could not start ffmpeg", details={"reason": exc.__class__.__name__}) from None
-
-
-async def _capture(cmd: list[str], timeout: float) -> tuple[str, str]:
-    proc = await _spawn(cmd)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
-    except TimeoutError:
-        raise DeadlineExceeded(f"Probing took longer than {timeout:g} s") from None
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    return out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-
-
-async def probe(path: Path, *, timeout: float = _PROBE_TIMEOUT) -> MediaInfo:
-    """Describe a media file; BadInput when it is not media, MediaError when it does not exist."""
-    path = Path(path)
-    _check_exists(path)
-    _, stderr = await _capture(_probe_cmd(path), timeout)
-    info, needs_measure = _finish_probe(path, stderr)
-    if not needs_measure or not (info.has_audio or info.has_video):
-        return _with_duration(info, None, path)
-    out, _ = await _capture(_measure_cmd(path, info), timeout)
-    return _with_duration(info, _last_out_time(out), path)
-
-
-def probe_sync(path: Path, *, timeout: float = _PROBE_TIMEOUT) -> MediaInfo:
-    """Blocking twin of :func:`probe` for code that is not async (CLI, tests)."""
-    path = Path(path)
-    _check_exists(path)
-
-    def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                stdin=subprocess.DEVNULL,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise DeadlineExceeded(f"Probing took longer than {timeout:g} s") from None
-
-    info, needs_measure = _finish_probe(path, run(_probe_cmd(path)).stderr)
-    if not needs_measure or not (info.has_audio or info.has_video):
-        return _with_duration(info, None, path)
-    return _with_duration(info, _last_out_time(run(_measure_cmd(path, info)).stdout), path)
 
 
 # --------------------------------------------------------------------------- running ffmpeg
@@ -337,6 +123,64 @@ def _meaningful_tail(lines: list[str], args: list[str]) -> list[str]:
 
 def _output_name(args: list[str]) -> str:
     return Path(args[-1]).name if args else "output"
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux ``setpriv`` when it can set the parent-death signal, else None (checked once)."""
+    found = shutil.which("setpriv") if _libc_prctl() is not None else None
+    if found is None:
+        return None
+    try:
+        done = subprocess.run([found, "--pdeathsig", "KILL", "--", "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found if done.returncode == 0 else None
+
+
+def _tied_to_us(cmd: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """``cmd`` made to die with this process: through ``setpriv --pdeathsig`` or a ``preexec_fn``.
+
+    ``setpriv`` is preferred because a ``preexec_fn`` makes Python fork() the whole server instead
+    of vfork(), which costs tens of milliseconds per ffmpeg run on a loaded machine (measured in
+    ``benchmarks/bench_media.py``); one extra exec of a tiny binary costs about one.  The
+    ``preexec_fn`` fallback also closes the fork/prctl race (it checks the parent pid afterwards).
+    """
+    wrapper = _setpriv()
+    if wrapper is not None:
+        return [wrapper, "--pdeathsig", "KILL", "--", *cmd], None
+    return cmd, _die_with_parent()
+
+
+async def _spawn(cmd: list[str]) -> asyncio.subprocess.Process:
+    argv, preexec = _tied_to_us(cmd)
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=preexec,
+        )
+    except OSError as exc:  # binary missing, not executable, or out of processes
+        raise MediaError("Could not start ffmpeg", details={"reason": exc.__class__.__name__}) from None
+
+
+def _failure(returncode: int, lines: list[str], args: list[str]) -> StorageError | MediaError:
+    """The error for a failed run: disk full is the caller's storage (507), the rest a MediaError."""
+    name = _output_name(args)
+    if any(marker in line for line in lines for marker in _DISK_FULL_MARKERS):
+        return StorageError(
+            f"disk full while writing {name}",
+            code="DISK_FULL",
+            hint="Free space in MVCORE_DATA_DIR and the temp directory (or use a bigger disk) and retry.",
+            details={"file": name},
+        )
+    what = f"was killed by signal {-returncode}" if returncode < 0 else f"failed (exit {returncode})"
+    return MediaError(
+        f"ffmpeg {what} while writing {name}",
+        details={"exit_code": returncode, "stderr": _meaningful_tail(lines, args)},
+    )
 
 
 async def run_ffmpeg(
@@ -396,11 +240,7 @@ async def run_ffmpeg(
                 proc.kill()
             await proc.wait()
     if returncode != 0:
-        what = f"was killed by signal {-returncode}" if returncode < 0 else f"failed (exit {returncode})"
-        raise MediaError(
-            f"ffmpeg {what} while writing {_output_name(args)}",
-            details={"exit_code": returncode, "stderr": _meaningful_tail(list(tail), args)},
-        )
+        raise _failure(returncode, list(tail), args)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -452,6 +292,3 @@ def aspect_to_size(aspect_ratio: str, long_side: int = 1280) -> tuple[int, int]:
     if aw >= ah:
         return _even(long_side), _even(long_side * ah / aw)
     return _even(long_side * aw / ah), _even(long_side)
-
-
-configure_pydub()

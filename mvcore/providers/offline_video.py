@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import tempfile
 from pathlib import Path
 
 from PIL import Image
@@ -20,6 +19,7 @@ from mvcore.errors import BadInput
 from mvcore.media import ffmpeg
 from mvcore.media.ffmpeg import MediaInfo
 from mvcore.media.progress import Progress
+from mvcore.media.scratch import scratch_dir
 from mvcore.media.video import AAC_ARGS, MP4_ARGS, X264_ARGS
 from mvcore.media.video import filter_number as _num
 from mvcore.providers.offline_art import draw_scene_background, draw_scene_overlay
@@ -59,6 +59,62 @@ def _tone(rng: random.Random, duration: float) -> str:
     return f"aevalsrc=exprs={voice(1.0)}|{voice(1.003)}:s=48000:d={_num(duration)}"
 
 
+def _picture_graph(width: int, height: int, fps: int, duration: float, rng: random.Random) -> str:
+    """The video part of the render graph: [0] the landscape panned by a moving crop window,
+    [1] a drifting light, [2] the caption + reference image, fixed.  Crop/overlay are cheap per frame.
+
+    Every picture is read once: the landscape is converted to yuv420p a single time and repeated
+    by the loop filter (3x cheaper than ``-loop 1``, which re-decodes the PNG per frame); the other
+    layers are single frames that overlay repeats (eof_action=repeat).
+    """
+    start = (rng.random(), rng.random())
+    end = (1 - start[0], rng.random())
+    orb_period = _num(3 + rng.random() * 5)
+    d = _num(duration)
+    pan = (
+        f"crop=w={width}:h={height}"
+        f":x='(iw-ow)*({_num(start[0])}+{_num(end[0] - start[0])}*t/{d})'"
+        f":y='(ih-oh)*({_num(start[1])}+{_num(end[1] - start[1])}*t/{d})'"
+    )
+    drift = (
+        f"overlay=x='(W-w)*(0.5+0.45*sin(2*PI*t/{orb_period}))'"
+        f":y='(H-h)*(0.5+0.4*cos(2*PI*t/{orb_period}*0.7))':format=auto"
+    )
+    fade = min(0.3, duration / 4)
+    fades = f",fade=t=in:d={_num(fade)},fade=t=out:st={_num(duration - fade)}:d={_num(fade)}"
+    return (
+        f"[0:v]format=yuv420p,loop=loop=-1:size=1:start=0,setpts=N/({fps}*TB),trim=end={d},{pan}[bg];"
+        "[1:v]format=rgba[orb];[2:v]format=rgba[hud];"
+        f"[bg][orb]{drift}[lit];[lit][hud]overlay=0:0:format=auto{fades},format=yuv420p,setsar=1[v]"
+    )
+
+
+async def _draw_layers(
+    scratch: Path,
+    prompt: str,
+    size: tuple[int, int],
+    rng: random.Random,
+    seed: int | None,
+    reference: Path | None,
+) -> list[Path]:
+    """Draw the three picture layers (in a thread: Pillow is CPU work) and return their PNGs."""
+    width, height = size
+    # Draw the picture larger than the frame so the crop window has room to pan.
+    big_w, big_h = width + 2 * max(8, width // 12), height + 2 * max(8, height // 12)
+    orb_size = max(8, min(width, height) // 4)
+    base_png, orb_png, hud_png = (scratch / name for name in ("base.png", "orb.png", "hud.png"))
+    orb_colour = (255, 240 - rng.randrange(60), 200 + rng.randrange(55))
+
+    def draw() -> None:
+        draw_scene_background(prompt, big_w, big_h, seed=seed).save(base_png, compress_level=1)
+        _orb(orb_size, orb_colour).save(orb_png, compress_level=1)
+        hud = draw_scene_overlay(prompt, width, height, reference_image=reference)
+        hud.save(hud_png, compress_level=1)
+
+    await asyncio.to_thread(draw)
+    return [base_png, orb_png, hud_png]
+
+
 async def render_clip(
     out: Path,
     *,
@@ -80,46 +136,11 @@ async def render_clip(
         raise BadInput(f"fps must be between 1 and 120, got {fps}")
     width, height = ffmpeg.aspect_to_size(aspect_ratio, long_side)
     rng = _rng(prompt, seed, width, height)
-    # Draw the picture larger than the frame so the crop window has room to pan.
-    big_w, big_h = width + 2 * max(8, width // 12), height + 2 * max(8, height // 12)
-    orb_size = max(8, min(width, height) // 4)
-    start = (rng.random(), rng.random())
-    end = (1 - start[0], rng.random())
-    orb_period = _num(3 + rng.random() * 5)
+    graph = _picture_graph(width, height, fps, duration, rng)
     d = _num(duration)
-    with tempfile.TemporaryDirectory(prefix="mvcore-render-") as scratch:
-        base_png, orb_png, hud_png = (Path(scratch) / name for name in ("base.png", "orb.png", "hud.png"))
-        orb_colour = (255, 240 - rng.randrange(60), 200 + rng.randrange(55))
-
-        def draw() -> None:
-            draw_scene_background(prompt, big_w, big_h, seed=seed).save(base_png, compress_level=1)
-            _orb(orb_size, orb_colour).save(orb_png, compress_level=1)
-            hud = draw_scene_overlay(prompt, width, height, reference_image=reference_image)
-            hud.save(hud_png, compress_level=1)
-
-        await asyncio.to_thread(draw)
-        # Layers: [0] the landscape, panned by a moving crop window; [1] a drifting light;
-        # [2] the caption + reference image, fixed.  Crop/overlay are cheap per frame.
-        pan = (
-            f"crop=w={width}:h={height}"
-            f":x='(iw-ow)*({_num(start[0])}+{_num(end[0] - start[0])}*t/{d})'"
-            f":y='(ih-oh)*({_num(start[1])}+{_num(end[1] - start[1])}*t/{d})'"
-        )
-        drift = (
-            f"overlay=x='(W-w)*(0.5+0.45*sin(2*PI*t/{orb_period}))'"
-            f":y='(H-h)*(0.5+0.4*cos(2*PI*t/{orb_period}*0.7))':format=auto"
-        )
-        fade = min(0.3, duration / 4)
-        fades = f",fade=t=in:d={_num(fade)},fade=t=out:st={_num(duration - fade)}:d={_num(fade)}"
-        graph = (
-            f"[0:v]format=yuv420p,loop=loop=-1:size=1:start=0,setpts=N/({fps}*TB),trim=end={d},{pan}[bg];"
-            "[1:v]format=rgba[orb];[2:v]format=rgba[hud];"
-            f"[bg][orb]{drift}[lit];[lit][hud]overlay=0:0:format=auto{fades},format=yuv420p,setsar=1[v]"
-        )
-        # Every picture is read once: the landscape is converted to yuv420p a single time and
-        # repeated by the loop filter (3x cheaper than ``-loop 1``, which re-decodes the PNG per
-        # frame); the other layers are single frames that overlay repeats (eof_action=repeat).
-        args = ["-framerate", str(fps), "-i", str(base_png), "-i", str(orb_png), "-i", str(hud_png)]
+    with scratch_dir("render") as scratch:
+        layers = await _draw_layers(scratch, prompt, (width, height), rng, seed, reference_image)
+        args = ["-framerate", str(fps), *(arg for png in layers for arg in ("-i", str(png)))]
         maps = ["-map", "[v]"]
         if with_audio:
             args += ["-f", "lavfi", "-i", _tone(rng, duration)]
@@ -128,21 +149,10 @@ async def render_clip(
                 f";[3:a]afade=t=in:d={_num(afade)},afade=t=out:st={_num(duration - afade)}:d={_num(afade)}[a]"
             )
             maps += ["-map", "[a]", *AAC_ARGS]
+        encode = [*maps, *X264_ARGS, "-r", str(fps), "-t", d, *MP4_ARGS]
         with ffmpeg.atomic_output(out) as tmp:
             await ffmpeg.run_ffmpeg(
-                [
-                    *args,
-                    "-filter_complex",
-                    graph,
-                    *maps,
-                    *X264_ARGS,
-                    "-r",
-                    str(fps),
-                    "-t",
-                    d,
-                    *MP4_ARGS,
-                    str(tmp),
-                ],
+                [*args, "-filter_complex", graph, *encode, str(tmp)],
                 timeout=timeout,
                 progress=progress,
                 expected_duration=duration,

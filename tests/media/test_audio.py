@@ -10,6 +10,7 @@ import pytest
 from mvcore.errors import BadInput
 from mvcore.media import ffmpeg
 from mvcore.media.audio import audio_duration, clip_audio, convert_to_mp3
+from tests.media import signals
 
 FF = ffmpeg.ffmpeg_exe()
 TRACK = 3.0
@@ -180,3 +181,51 @@ async def test_audio_duration(tracks: dict[str, Path], source: str) -> None:
 async def test_audio_duration_of_a_silent_video_is_bad_input(tracks: dict[str, Path]) -> None:
     with pytest.raises(BadInput, match="not an audio file"):
         await audio_duration(tracks["silent.mp4"])
+
+
+# ------------------------------------------------------------------ what the clip contains
+
+#: The "song" steps up 100 Hz every second: 300 Hz in [0, 1), 400 Hz in [1, 2), ... 1200 Hz in [9, 10).
+STEPS = [300.0 + 100 * k for k in range(10)]
+
+
+@pytest.fixture(scope="module")
+def stepped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("stepped")
+    made = {}
+    for suffix in ("mp3", "wav", "m4a"):
+        path = d / f"steps.{suffix}"
+        ff(
+            f"-f lavfi -i aevalsrc=0.5*sin(2*PI*(300+100*floor(t))*t):s=44100:d=10 {INPUTS[suffix]} {{}}",
+            path,
+        )
+        made[suffix] = path
+    return made
+
+
+def _step_time(samples: list[float], low: float, high: float) -> float:
+    """When the tone changes from ``low`` to ``high`` Hz: the first 10 ms window where high wins."""
+    hop = signals.RATE // 100
+    for index in range(0, len(samples) - hop, hop):
+        chunk = samples[index : index + 2 * hop]
+        if signals.tone_power(chunk, high) > signals.tone_power(chunk, low):
+            return index / signals.RATE
+    raise AssertionError(f"no change from {low:g} Hz to {high:g} Hz")
+
+
+@pytest.mark.parametrize("source", ["mp3", "wav", "m4a"])
+@pytest.mark.parametrize(("start", "end"), [(2.5, 4.6), (6.25, 7.75)])
+async def test_clip_audio_takes_the_requested_part_of_the_song(
+    stepped: dict[str, Path], tmp_path: Path, source: str, start: float, end: float
+) -> None:
+    dst = tmp_path / "clip.mp3"
+    await clip_audio(stepped[source], dst, start, end, timeout=30)
+    heard = signals.mono_samples(dst)
+    assert len(heard) / signals.RATE == pytest.approx(end - start, abs=0.05)
+    first = int(start)  # the second of the song the clip starts in
+    at_start = signals.window(heard, 0.02, min(0.2, first + 1 - start - 0.02))
+    assert signals.dominant(at_start, STEPS) == STEPS[first]
+    # the next step comes exactly where the song has it, so the clip is neither shifted nor stretched
+    assert _step_time(heard, STEPS[first], STEPS[first + 1]) == pytest.approx(first + 1 - start, abs=0.02)
+    at_end = signals.window(heard, end - start - 0.2, end - start - 0.02)
+    assert signals.dominant(at_end, STEPS) == STEPS[int(end)]

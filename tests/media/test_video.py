@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from mvcore.errors import BadInput
 from mvcore.media import ffmpeg, video
 from mvcore.media.video import mux_audio, stitch
 from mvcore.providers.offline_video import render_clip
+from tests.media import signals
 
 FF = ffmpeg.ffmpeg_exe()
 
@@ -400,9 +402,185 @@ async def test_stitch_progress_reaches_one(clips: dict[str, Path], tmp_path: Pat
 
 
 def test_copy_compatibility_requires_identical_streams() -> None:
-    base = ffmpeg.MediaInfo(1.0, True, True, 320, 180, 24.0, "h264", "aac", 2, 48000, "yuv420p", "High")
-    other_fps = ffmpeg.MediaInfo(1.0, True, True, 320, 180, 30.0, "h264", "aac", 2, 48000, "yuv420p", "High")
-    silent = ffmpeg.MediaInfo(1.0, True, False, 320, 180, 24.0, "h264", None, None, None, "yuv420p", "High")
+    base = ffmpeg.MediaInfo(
+        duration=1.0,
+        has_video=True,
+        has_audio=True,
+        width=320,
+        height=180,
+        fps=24.0,
+        video_codec="h264",
+        audio_codec="aac",
+        audio_channels=2,
+        audio_sample_rate=48000,
+        pixel_format="yuv420p",
+        video_profile="High",
+        video_config="sps-a",
+    )
+    other_fps = replace(base, fps=30.0)
+    silent = replace(base, has_audio=False, audio_codec=None, audio_channels=None, audio_sample_rate=None)
+    other_encoder = replace(base, video_config="sps-b")
     assert video._copy_compatible([base, base])
     assert not video._copy_compatible([base, other_fps])
     assert not video._copy_compatible([base, silent])
+    assert video._video_copyable([base, silent])  # the picture can still be copied
+    assert not video._video_copyable([base, other_encoder])
+
+
+# ------------------------------------------------------------------ stitch: what the output contains
+
+FPS = 24
+
+
+@pytest.fixture(scope="module")
+def matching(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Three 1 s clips from one encoder setup (so one SPS/PPS), each with its own 440 Hz sound,
+    different pictures; a noise "song" (a signal nothing else resembles) and a 1 kHz tone song."""
+    d = tmp_path_factory.mktemp("matching")
+    clips = []
+    for index, source in enumerate(("testsrc2", "testsrc", "rgbtestsrc")):
+        clip = d / f"m{index}.mp4"
+        ff(
+            f"-f lavfi -i {source}=size=320x180:rate={FPS}:d=1 -f lavfi -i sine=f=440:sample_rate=48000:d=1 "
+            "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -ac 2 -shortest {}",
+            clip,
+        )
+        clips.append(clip)
+    noise, tone = d / "noise_song.wav", d / "tone_song.wav"
+    ff("-f lavfi -i anoisesrc=d=6:c=pink:a=0.5:seed=7:r=48000 -af lowpass=f=3000 {}", noise)
+    ff("-f lavfi -i sine=f=1000:sample_rate=48000:d=6 {}", tone)
+    return {"clips": clips, "noise": noise, "tone": tone}
+
+
+async def test_overlay_stitch_of_matching_clips_copies_every_video_packet_and_plays_the_song(
+    matching: dict[str, Any], tmp_path: Path
+) -> None:
+    clips: list[Path] = matching["clips"]
+    out = tmp_path / "s.mp4"
+    info = await stitch(clips, out, audio_overlay=matching["noise"], suppress_video_audio=True, timeout=60)
+    assert info.stitch_path is video.StitchPath.COPY_VIDEO
+    # The picture is the clips' own packets, byte for byte, in order; one decoder configuration.
+    assert signals.video_packet_hashes(out) == [h for c in clips for h in signals.video_packet_hashes(c)]
+    assert signals.video_config(out) == signals.video_config(clips[0])
+    total = sum([(await ffmpeg.probe(c)).duration for c in clips])
+    assert abs(info.duration - total) <= 1 / FPS
+    assert abs(signals.stream_seconds(out, "video") - total) <= 1 / FPS
+    # The sound is the song from its start, in every clip, and not some other part of it.
+    heard, song = signals.mono_samples(out), signals.mono_samples(matching["noise"])
+    for start in (0.1, 1.1, 2.1):
+        here = signals.window(heard, start, start + 0.8)
+        assert signals.correlation(here, signals.window(song, start, start + 0.8)) > 0.95, start
+        assert signals.correlation(here, signals.window(song, start + 1.5, start + 2.3)) < 0.3, start
+    assert len(heard) / signals.RATE == pytest.approx(total, abs=1 / FPS)
+
+
+MIX_CASES = [
+    # clips, how stitch must make them
+    (["m0", "m1", "m2"], video.StitchPath.COPY_VIDEO),
+    (["m0", "wide_30fps.mp4", "m2"], video.StitchPath.RE_ENCODE),
+]
+
+
+@pytest.mark.parametrize(("names", "path"), MIX_CASES)
+async def test_song_is_heard_over_the_clips_own_sound_in_every_clip(
+    matching: dict[str, Any], clips: dict[str, Path], tmp_path: Path, names: list[str], path: video.StitchPath
+) -> None:
+    by_name = {**clips, **{f"m{i}": c for i, c in enumerate(matching["clips"])}}
+    sources = [by_name[n] for n in names]
+    out = tmp_path / "s.mp4"
+    info = await stitch(sources, out, audio_overlay=matching["tone"], timeout=60)
+    assert info.stitch_path is path
+    heard, song = signals.mono_samples(out), signals.mono_samples(matching["tone"])
+    song_power = signals.tone_power(signals.window(song, 0.5, 1.0), 1000)
+    start = 0.0
+    for source in sources:
+        length = (await ffmpeg.probe(source)).duration
+        span = signals.window(heard, start + 0.15, start + length - 0.15)
+        assert signals.tone_power(span, 1000) > 0.3 * song_power, f"song missing in {source.name}"
+        own = 440 if source.name.startswith("m") or source.name == "wide_a.mp4" else 660
+        assert signals.tone_power(span, own) > 0.02 * song_power, f"clip sound missing in {source.name}"
+        start += length
+
+
+async def test_mismatched_clips_are_normalised_in_one_encode(
+    clips: dict[str, Path], matching: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+    real = ffmpeg.run_ffmpeg
+
+    async def spy(args: list[str], **kwargs: Any) -> None:
+        calls.append(args)
+        await real(args, **kwargs)
+
+    monkeypatch.setattr(ffmpeg, "run_ffmpeg", spy)
+    sources = [clips["wide_a.mp4"], clips["tall_silent.mp4"], clips["wide_30fps.mp4"], matching["clips"][0]]
+    out = tmp_path / "s.mp4"
+    info = await stitch(sources, out, audio_overlay=matching["tone"], suppress_video_audio=True, timeout=60)
+    assert info.stitch_path is video.StitchPath.RE_ENCODE
+    assert len(calls) == 1 and calls[0].count("libx264") == 1
+    assert (info.width, info.height, info.fps, info.pixel_format) == (320, 180, 24.0, "yuv420p")
+    total = sum([(await ffmpeg.probe(p)).duration for p in sources])
+    assert info.duration == pytest.approx(total, abs=0.1)
+    assert signals.stream_seconds(out, "video") == pytest.approx(total, abs=0.1)
+
+
+# ------------------------------------------------------------------ disk full
+
+
+async def test_ffmpeg_writing_to_a_full_disk_is_disk_full_not_a_media_error(tmp_path: Path) -> None:
+    from mvcore.errors import StorageError
+
+    args = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x64:rate=25:d=2",
+        "-c:v",
+        "libx264",
+        "-f",
+        "mpegts",
+        "/dev/full",
+    ]
+    with pytest.raises(StorageError) as err:
+        await ffmpeg.run_ffmpeg(args, timeout=30)
+    assert err.value.code == "DISK_FULL" and err.value.status_code == 507
+    assert "disk full" in err.value.message
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A real 64 KiB tmpfs (root only): ffmpeg hits ENOSPC in the middle of its output."""
+    import os
+    import shutil
+
+    target = tmp_path / "small"
+    target.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode()[-200:]}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=30)
+
+
+@pytest.mark.parametrize("overlay", [False, True])
+async def test_stitch_onto_a_full_disk_is_disk_full_and_leaves_nothing(
+    matching: dict[str, Any], small_disk: Path, overlay: bool
+) -> None:
+    from mvcore.errors import StorageError
+
+    with pytest.raises(StorageError) as err:
+        await stitch(
+            matching["clips"] * 4,
+            small_disk / "s.mp4",
+            audio_overlay=matching["noise"] if overlay else None,
+            suppress_video_audio=overlay,
+            timeout=60,
+        )
+    assert err.value.code == "DISK_FULL"
+    assert list(small_disk.iterdir()) == []

@@ -167,11 +167,12 @@ def test_clips_of_other_sizes_rates_and_audio_layouts(
     path, info = _stitched(pipe, body, parts)
     assert (info.width, info.height, info.fps) == (160, 90, 12.0)
     assert info.pixel_format == "yuv420p" and info.audio_channels == 2
+    assert body["metadata"]["stitch_path"] == "re-encode"
     pipe.kit.assert_sound(path, 3.2, 1.0)  # the odd clip's mono tone survives the layout change
 
 
 def test_matching_clips_are_joined_by_stream_copy(pipe: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Generated and lipsynced clips share codec/size/rate/audio layout: no re-encode without overlay."""
+    """Generated and lipsynced clips share codec/size/rate/audio layout: the picture is never re-encoded."""
     from mvcore.media import ffmpeg
 
     song = pipe.song(4.0)
@@ -190,7 +191,15 @@ def test_matching_clips_are_joined_by_stream_copy(pipe: Any, monkeypatch: pytest
     assert len(commands) == 1 and "copy" in commands[0] and "concat" in commands[0], commands
     _stitched(pipe, copied, parts)
 
-    commands.clear()
-    mixed = pipe.stitch([p["video_id"] for p in parts], audio_overlay_id=song["audio_id"])
-    assert len(commands) == 1 and "-filter_complex" in commands[0] and "copy" not in commands[0]
-    _stitched(pipe, mixed, parts)
+    assert copied["metadata"]["stitch_path"] == "concat-copy"
+
+    for suppress in (False, True):  # a song over the clips' sound, or instead of it: the picture is copied
+        commands.clear()
+        mixed = pipe.stitch(
+            [p["video_id"] for p in parts], audio_overlay_id=song["audio_id"], suppress_video_audio=suppress
+        )
+        assert len(commands) == 1, commands
+        assert "-c:v" in commands[0] and commands[0][commands[0].index("-c:v") + 1] == "copy"
+        assert "libx264" not in commands[0]
+        assert mixed["metadata"]["stitch_path"] == "copy-video"
+        _stitched(pipe, mixed, parts)
