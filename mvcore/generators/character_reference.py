@@ -33,6 +33,7 @@ async def generate_character_reference(
         prompts["character_reference_prompt"],
         {"character_description": request.character_description},
         name="character_reference_prompt",
+        max_chars=ctx.settings.max_prompt_chars,
     )
     params = image_params(request, bundle)
     with working_dir(ctx, new_id()) as work:
