@@ -22,7 +22,9 @@ def fill(template: str, values: Mapping[str, Any], *, name: str, max_chars: int)
     try:
         parsed = templates.parse(template)
     except templates.TemplateError as exc:
-        raise BadInput(f"{name} is not a valid template: {exc}", hint=_HINT, details={"field": name}) from None
+        raise BadInput(
+            f"{name} is not a valid template: {exc}", hint=_HINT, details={"field": name}
+        ) from None
     missing = sorted(parsed.names - set(values))
     if missing:
         raise BadInput(

@@ -295,4 +295,12 @@ def _too_large(policy: FetchPolicy, field_name: str) -> PayloadTooLarge:
     )
 
 
-__all__ = ["REFUSED", "FetchPolicy", "FetchRefused", "fetch_to_file", "host_matches", "is_public", "parse_url"]
+__all__ = [
+    "REFUSED",
+    "FetchPolicy",
+    "FetchRefused",
+    "fetch_to_file",
+    "host_matches",
+    "is_public",
+    "parse_url",
+]
