@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -32,18 +33,35 @@ def debug_enabled() -> bool:
     return _debug_mode
 
 
+#: Query parameters that carry credentials (``?api_key=``, ``&token=``, presigned-URL signatures).
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&;](?:api[_-]?key|apikey|key|token|access[_-]?token|refresh[_-]?token|id[_-]?token|auth"
+    r"|authorization|password|passwd|pwd|secret|client[_-]?secret|sig|signature|session[_-]?token"
+    r"|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential)=)"
+    r"([^&#;\s\"'<>]+)"
+)
+
+
 def scrub(text: str) -> str:
+    """``text`` without configured secrets and without credentials in URL query strings."""
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "***")
+    if "=" in text:
+        text = _QUERY_SECRET.sub(r"\1***", text)
     return text
+
+
+def scrub_url(url: str | None) -> str | None:
+    """A caller's URL as we store and answer it: credentials in its query replaced by ``***``.
+
+    The fetch itself uses the URL as given; metadata, responses and job results keep this form."""
+    return None if url is None else scrub(url)
 
 
 def scrub_value(value: Any) -> Any:
     """``value`` with every secret replaced in its strings (mappings and lists walked): error
     details echo what callers sent, and a caller may send a secret (a key as a flavor name...)."""
-    if not _secrets:
-        return value
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):
@@ -81,18 +99,18 @@ class ScrubbingFilter(logging.Filter):
     """Attach to handlers so that no secret reaches a log line, whoever logs it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            try:
-                message = record.getMessage()
-            except Exception:
-                return True
-            cleaned = scrub(message)
-            if cleaned != message:
-                record.msg, record.args = cleaned, ()
-            if record.exc_info and not record.exc_text:
-                # a traceback's text can carry a secret too (an exception message, a URL): format it
-                # now, scrubbed; formatters use ``exc_text`` when it is set
-                record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        # configured secrets and credentials in URL query strings alike
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        if record.exc_info and not record.exc_text:
+            # a traceback's text can carry a secret too (an exception message, a URL): format it
+            # now, scrubbed; formatters use ``exc_text`` when it is set
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
         return True
 
 

@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(
         1200.0, gt=0, validation_alias=AliasChoices("MVCORE_MAX_AUDIO_SECONDS", "max_audio_seconds")
     )
+    max_json_depth: int = Field(
+        64, ge=2, le=512, validation_alias=AliasChoices("MVCORE_MAX_JSON_DEPTH", "max_json_depth")
+    )
     max_audio_stored_bytes: int = Field(
         50 * 1024 * 1024,
         gt=0,

@@ -20,6 +20,7 @@ from mvcore import __version__, logs
 from mvcore.api.audio import audio_router
 from mvcore.api.auth import auth_middleware_factory, json_limit_middleware_factory
 from mvcore.api.flavors import flavor_router
+from mvcore.api.head import head_as_get
 from mvcore.api.mv import mv_router
 from mvcore.api.problems import EXCEPTION_HANDLERS, document_responses
 from mvcore.api.services import Services
@@ -162,7 +163,7 @@ def create_app(
         # Auth costs nothing when it is off: the middleware is not installed at all.
         middleware=[
             *([auth_middleware_factory(settings)] if settings.auth_enabled else []),
-            json_limit_middleware_factory(settings.max_json_bytes),
+            json_limit_middleware_factory(settings.max_json_bytes, settings.max_json_depth),
         ],
         cors_config=cors,
         lifespan=[lifespan],
@@ -172,6 +173,7 @@ def create_app(
         debug=False,
     )
     app.state["services"] = services
+    app.asgi_handler = head_as_get(app.asgi_handler)  # HEAD of pages and media (mvcore.api.head)
     document_responses(app.openapi_schema)
     return app
 

@@ -147,7 +147,7 @@ async def download_audio(ctx: GenContext, request: AudioDownloadRequest) -> dict
                 source,
                 filename=source.name,
                 title=title,
-                source_url=url,
+                source_url=logs.scrub_url(url),
                 start=request.start_time,
                 end=request.end_time,
             )

@@ -29,7 +29,7 @@ from mvcore.errors import MvcoreError
 from mvcore.settings import Settings
 from mvcore.storage.fetch import REFUSED, FetchPolicy, FetchRefused, fetch_to_file, is_public
 
-from .conftest import Listener
+from reliability import Listener
 
 
 def local_spellings(port: int) -> list[str]:
