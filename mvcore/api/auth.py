@@ -176,7 +176,7 @@ def _takes_a_form(scope: Scope) -> bool:
 
     handler = scope.get("route_handler")
     try:
-        data = handler.parsed_fn_signature.parameters.get("data")  # type: ignore[union-attr]
+        data = handler.parsed_fn_signature.parameters.get("data")
     except AttributeError:
         return False
     media = getattr(getattr(data, "kwarg_definition", None), "media_type", None)
@@ -187,7 +187,7 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 
 
-def json_depth(body: bytes, stop_at: int) -> int:
+def json_depth(body: bytes | bytearray, stop_at: int) -> int:
     """Nesting depth of the arrays/objects in a JSON text (strings skipped), counted up to
     ``stop_at + 1``: a linear scan over brackets only, so 1 MiB of ``[`` costs microseconds."""
     if b"[" not in body and b"{" not in body:

@@ -37,6 +37,6 @@ def head_as_get(app: ASGIApp) -> ASGIApp:
                 finished = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-        await app({**scope, "method": "GET"}, receive, without_body)  # type: ignore[arg-type, typeddict-item]
+        await app({**scope, "method": "GET"}, receive, without_body)  # type: ignore[arg-type]
 
     return handler

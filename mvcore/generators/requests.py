@@ -35,7 +35,9 @@ class _Request(BaseModel):
         if isinstance(value, bool):
             ok = bool in kinds
         else:
-            ok = (int in kinds and isinstance(value, int)) or (float in kinds and isinstance(value, int | float))
+            ok = (int in kinds and isinstance(value, int)) or (
+                float in kinds and isinstance(value, int | float)
+            )
         if not ok:
             wanted = " or ".join(sorted(_JSON_NAMES[k] for k in kinds))
             raise ValueError(f"must be a JSON {wanted}, not {type(value).__name__} {str(value)[:40]!r}")

@@ -81,13 +81,17 @@ def full_disk(tmp_path: Path, make_listener: Any) -> Iterator[tuple[TestClient, 
     )
     try:
         store = FlavorStore(list(settings.flavors_dirs), PluginHost(entry_points=False))
-        with TestClient(create_app(settings, store=store), raise_server_exceptions=False, timeout=60) as client:
+        with TestClient(
+            create_app(settings, store=store), raise_server_exceptions=False, timeout=60
+        ) as client:
             yield client, data, f"http://{host}/song.wav"
     finally:
         _umount(data)
 
 
-def test_every_write_path_answers_507_disk_full_and_keeps_nothing(full_disk: tuple[TestClient, Path, str]) -> None:
+def test_every_write_path_answers_507_disk_full_and_keeps_nothing(
+    full_disk: tuple[TestClient, Path, str],
+) -> None:
     client, data, song_url = full_disk
     before = client.post("/api/audio/upload", files={"data": ("a.wav", wav_bytes(1.0), "audio/wav")})
     assert before.status_code == 200, before.text

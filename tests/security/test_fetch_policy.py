@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from litestar.testing import TestClient
-from reliability import make_settings
+from reliability import Listener, make_settings
 
 from mvcore.api.app import create_app
 from mvcore.config.plugins import PluginHost
@@ -28,8 +28,6 @@ from mvcore.config.store import FlavorStore
 from mvcore.errors import MvcoreError
 from mvcore.settings import Settings
 from mvcore.storage.fetch import REFUSED, FetchPolicy, FetchRefused, fetch_to_file, is_public
-
-from reliability import Listener
 
 
 def local_spellings(port: int) -> list[str]:
