@@ -36,24 +36,35 @@ def debug_enabled() -> bool:
     return _debug_mode
 
 
-# Signed media links (api/media_links.py) are credentials for their object: never in a log.
-_MEDIA_TOKEN = re.compile(r"([?&]token=)[^&\s\"'#]+")
+#: Query parameters that carry credentials (``?api_key=``, ``&token=``, presigned-URL signatures).
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&;](?:api[_-]?key|apikey|key|token|access[_-]?token|refresh[_-]?token|id[_-]?token|auth"
+    r"|authorization|password|passwd|pwd|secret|client[_-]?secret|sig|signature|session[_-]?token"
+    r"|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential)=)"
+    r"([^&#;\s\"'<>]+)"
+)
 
 
 def scrub(text: str) -> str:
-    if "token=" in text:
-        text = _MEDIA_TOKEN.sub(r"\1***", text)
+    """``text`` without configured secrets and without credentials in URL query strings."""
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "***")
+    if "=" in text:
+        text = _QUERY_SECRET.sub(r"\1***", text)
     return text
+
+
+def scrub_url(url: str | None) -> str | None:
+    """A caller's URL as we store and answer it: credentials in its query replaced by ``***``.
+
+    The fetch itself uses the URL as given; metadata, responses and job results keep this form."""
+    return None if url is None else scrub(url)
 
 
 def scrub_value(value: Any) -> Any:
     """``value`` with every secret replaced in its strings (mappings and lists walked): error
     details echo what callers sent, and a caller may send a secret (a key as a flavor name...)."""
-    if not _secrets:
-        return value
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):
@@ -91,18 +102,18 @@ class ScrubbingFilter(logging.Filter):
     """Attach to handlers so that no secret reaches a log line, whoever logs it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets or "token=" in str(record.msg) or "token=" in str(record.args):
-            try:
-                message = record.getMessage()
-            except Exception:
-                return True
-            cleaned = scrub(message)
-            if cleaned != message:
-                record.msg, record.args = cleaned, ()
-            if record.exc_info and not record.exc_text:
-                # a traceback's text can carry a secret too (an exception message, a URL): format it
-                # now, scrubbed; formatters use ``exc_text`` when it is set
-                record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        # configured secrets and credentials in URL query strings alike
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        if record.exc_info and not record.exc_text:
+            # a traceback's text can carry a secret too (an exception message, a URL): format it
+            # now, scrubbed; formatters use ``exc_text`` when it is set
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
         return True
 
 

@@ -122,6 +122,59 @@ class Settings(BaseSettings):
         6 * 3600.0, gt=0, validation_alias=AliasChoices("MVCORE_SCRATCH_MAX_AGE", "scratch_max_age_s")
     )
 
+    # --- hardening: outbound fetches, templates, media limits (issue 16) ----
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("MVCORE_FETCH_ALLOW_HOSTS", "fetch_allow_hosts")
+    )
+    fetch_dangerously_allow_private: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices(
+            "MVCORE_FETCH_DANGEROUSLY_ALLOW_PRIVATE", "fetch_dangerously_allow_private"
+        ),
+    )
+    fetch_use_env_proxies: bool = Field(
+        False, validation_alias=AliasChoices("MVCORE_FETCH_USE_ENV_PROXIES", "fetch_use_env_proxies")
+    )
+    fetch_max_redirects: int = Field(
+        5, ge=0, le=20, validation_alias=AliasChoices("MVCORE_FETCH_MAX_REDIRECTS", "fetch_max_redirects")
+    )
+    fetch_timeout_s: float = Field(
+        120.0, gt=0, validation_alias=AliasChoices("MVCORE_FETCH_TIMEOUT", "fetch_timeout_s")
+    )
+    max_prompt_chars: int = Field(
+        20_000, gt=0, validation_alias=AliasChoices("MVCORE_MAX_PROMPT_CHARS", "max_prompt_chars")
+    )
+    max_audio_seconds: float = Field(
+        1200.0, gt=0, validation_alias=AliasChoices("MVCORE_MAX_AUDIO_SECONDS", "max_audio_seconds")
+    )
+    max_json_depth: int = Field(
+        64, ge=2, le=512, validation_alias=AliasChoices("MVCORE_MAX_JSON_DEPTH", "max_json_depth")
+    )
+    max_audio_stored_bytes: int = Field(
+        50 * 1024 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("MVCORE_MAX_AUDIO_STORED_BYTES", "max_audio_stored_bytes"),
+    )
+
+    @field_validator("fetch_allow_hosts", "fetch_dangerously_allow_private", mode="before")
+    @classmethod
+    def _host_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator(
+        "replicate_api_token", "api_key", "aws_access_key_id", "aws_secret_access_key", mode="before"
+    )
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        """``REPLICATE_API_TOKEN=`` (empty, or blanks) means unset, as in a shell or a .env file."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+            return None
+        return value
+
     @field_validator("flavors_dirs", mode="before")
     @classmethod
     def _paths(cls, value: object) -> object:

@@ -24,6 +24,7 @@ from mvcore.api.auth import auth_middleware_factory, json_limit_middleware_facto
 from mvcore.api.deps import DEPENDENCIES, CtxDep, ServicesDep, StoreDep
 from mvcore.api.flavors import FlavorController
 from mvcore.api.generators import GeneratorController
+from mvcore.api.head import head_as_get
 from mvcore.api.jobs import JobController
 from mvcore.api.media import MediaController
 from mvcore.api.media_links import MediaLinks, sign_responses
@@ -182,7 +183,7 @@ def create_app(
         # Auth costs nothing when it is off: the middleware is not installed at all.
         middleware=[
             *([auth_middleware_factory(settings, links)] if settings.auth_enabled else []),
-            json_limit_middleware_factory(settings.max_json_bytes),
+            json_limit_middleware_factory(settings.max_json_bytes, settings.max_json_depth),
         ],
         cors_config=cors,
         after_request=sign_responses(links) if links is not None else None,
@@ -193,6 +194,7 @@ def create_app(
         debug=False,
         state=State({"services": services}),
     )
+    app.asgi_handler = head_as_get(app.asgi_handler)  # HEAD of pages and media (mvcore.api.head)
     document_responses(app.openapi_schema)
     return app
 

@@ -110,13 +110,16 @@ async def _bad_link(send: Any) -> None:
     )
 
 
-def json_limit_middleware_factory(max_json_bytes: int) -> Any:
+def json_limit_middleware_factory(max_json_bytes: int, max_depth: int = 64) -> Any:
     """Request bodies other than multipart uploads are JSON, at most ``max_json_bytes`` (413).
 
     Litestar decodes a JSON body whatever its Content-Type says, so the cap is applied to every
     body that is not ``multipart/*`` (uploads have their own cap, MVCORE_MAX_UPLOAD_BYTES); a
-    body declared as something else than JSON is refused with 415; and the bytes are counted as
-    they arrive, so a chunked body (no Content-Length) cannot slip past the cap either.
+    body declared as something else than JSON is refused with 415 -- ``multipart/*`` too, unless the
+    route takes a form (the upload), so a 40 MB form posted to a JSON endpoint is refused before a
+    byte of it is read; the bytes are counted as they arrive, so a chunked body (no Content-Length)
+    cannot slip past the cap either; and a body nested deeper than ``max_depth`` is a 400 before
+    the JSON decoder (which recurses, and raised RecursionError at ~1,000 levels) sees it.
     """
 
     def factory(app: ASGIApp) -> ASGIApp:
@@ -135,7 +138,7 @@ def json_limit_middleware_factory(max_json_bytes: int) -> Any:
                 return
             headers = dict(scope.get("headers", []))
             ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-            if ctype.startswith(b"multipart/"):
+            if ctype.startswith(b"multipart/") and _takes_a_form(scope):
                 await app(scope, receive, send)
                 return
             if ctype and ctype != b"application/json" and not ctype.endswith(b"+json"):
@@ -163,6 +166,15 @@ def json_limit_middleware_factory(max_json_bytes: int) -> Any:
                     return
                 if not message.get("more_body", False):
                     break
+            if json_depth(body, max_depth) > max_depth:
+                await send_problem(
+                    send,
+                    400,
+                    "INVALID_INPUT",
+                    f"JSON body nested deeper than {max_depth} levels",
+                    "Send a flatter JSON object (limit: MVCORE_MAX_JSON_DEPTH).",
+                )
+                return
             replayed = False
 
             async def replay() -> Any:
@@ -177,3 +189,39 @@ def json_limit_middleware_factory(max_json_bytes: int) -> Any:
         return middleware
 
     return factory
+
+
+def _takes_a_form(scope: Scope) -> bool:
+    """Whether the matched route's ``data`` is a multipart/urlencoded form (the upload endpoint)."""
+    from litestar.enums import RequestEncodingType
+
+    handler = scope.get("route_handler")
+    try:
+        data = handler.parsed_fn_signature.parameters.get("data")
+    except AttributeError:
+        return False
+    media = getattr(getattr(data, "kwarg_definition", None), "media_type", None)
+    return media in (RequestEncodingType.MULTI_PART, RequestEncodingType.URL_ENCODED)
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+
+
+def json_depth(body: bytes | bytearray, stop_at: int) -> int:
+    """Nesting depth of the arrays/objects in a JSON text (strings skipped), counted up to
+    ``stop_at + 1``: a linear scan over brackets only, so 1 MiB of ``[`` costs microseconds."""
+    if b"[" not in body and b"{" not in body:
+        return 0
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop_at:
+                    break
+        else:
+            depth -= 1
+    return deepest

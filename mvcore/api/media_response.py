@@ -2,7 +2,8 @@
 
 Browsers seek in ``<video>``/``<audio>`` with ``Range`` requests and Safari
 will not play MP4 without 206 answers, so media GETs honour a single
-``bytes=`` range and always advertise ``Accept-Ranges``.  The file is
+``bytes=`` range (other units and multi-ranges are ignored: 200) and always advertise
+``Accept-Ranges``.  The file is
 streamed in chunks, never read whole into memory.
 """
 
@@ -37,7 +38,7 @@ def media_response(
     start, end = 0, size - 1
     status = 200
     wanted = request.headers.get("range")
-    if wanted:
+    if wanted and _single_bytes_range(wanted):
         parsed = _parse_range(wanted.strip(), size)
         if parsed is None:
             return Response(
@@ -52,6 +53,14 @@ def media_response(
     headers["Content-Length"] = str(end - start + 1 if size else 0)
     headers["Content-Type"] = media_type  # handlers are typed Any; don't let JSON be assumed
     return Stream(_chunks(path, start, end), status_code=status, headers=headers, media_type=media_type)
+
+
+def _single_bytes_range(header: str) -> bool:
+    """Whether ``Range`` asks for one ``bytes`` range.  Anything else -- another unit, several
+    ranges (we do not send multipart/byteranges) -- is ignored and the whole file answered with
+    200, as RFC 9110 §14.2 allows; only an unsatisfiable bytes range is a 416."""
+    unit, sep, spec = header.strip().partition("=")
+    return bool(sep) and unit.strip().lower() == "bytes" and "," not in spec
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:

@@ -7,6 +7,7 @@ that carries no path, no trace and no secret.
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -94,6 +95,20 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return problem(status, code, message, details, exc.headers)
 
 
+def handle_os_error(request: Request[Any, Any, Any], exc: OSError) -> Response[dict[str, Any]]:
+    """A full disk is the server's condition, not a bug: 507 ``DISK_FULL`` wherever it happens
+    (an upload spooled to scratch, a file written outside a generator); anything else is a 500."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        logs.event("disk_full", logging.ERROR, path=request.url.path)
+        return problem(
+            507,
+            "DISK_FULL",
+            "disk full while handling this request",
+            {"hint": "Free space in MVCORE_DATA_DIR (or point it at a bigger disk) and retry."},
+        )
+    return handle_unexpected(request, exc)
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     logging.getLogger("mvcore.api").error(
         "unhandled error on %s %s", request.method, request.url.path, exc_info=exc
@@ -115,6 +130,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     MvcoreError: handle_mvcore_error,
     ValidationException: handle_validation,
     HTTPException: handle_http,
+    OSError: handle_os_error,
     Exception: handle_unexpected,
 }
 

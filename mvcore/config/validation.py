@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import os
 import stat
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import yaml
 from pydantic import ValidationError as PydanticValidationError
 from referencing import Registry
 
+from mvcore.config import templates
 from mvcore.config.config_types import ConfigType
 
 try:  # libyaml is much faster; fall back to the pure-python safe loader
@@ -356,18 +356,8 @@ def _line_for(lines: Mapping[str, int], path: str) -> int | None:
 
 
 def template_fields(template: str) -> set[str]:
-    """Placeholder names of a ``str.format`` template; ValueError when braces don't balance."""
-    names: set[str] = set()
-    for _, name, spec, _ in string.Formatter().parse(template):
-        if name is None:
-            continue
-        base = name.split(".", 1)[0].split("[", 1)[0]
-        if not base or base.isdigit():
-            raise ValueError("positional placeholders like {} or {0} are not allowed; use a name")
-        names.add(base)
-        if spec and "{" in spec:
-            names |= template_fields(spec)
-    return names
+    """Placeholder names of a template (:mod:`mvcore.config.templates`); TemplateError when invalid."""
+    return set(templates.parse(template).names)
 
 
 def check_templates(
@@ -380,11 +370,8 @@ def check_templates(
             continue
         try:
             used = template_fields(template)
-        except ValueError as exc:
-            message = str(exc)
-            if "Single" in message or "unmatched" in message or "expected" in message:
-                message = f"unbalanced braces ({message}); write literal braces as {{{{ and }}}}"
-            issues.append(Issue(display, lines.get(key), key, message))
+        except templates.TemplateError as exc:
+            issues.append(Issue(display, _template_line(lines.get(key), template, exc), key, str(exc)))
             continue
         for name in sorted(used - allowed):
             guess = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.6)
@@ -398,3 +385,13 @@ def check_templates(
                 )
             )
     return issues
+
+
+def _template_line(key_line: int | None, template: str, exc: templates.TemplateError) -> int | None:
+    """The file line of a template error: a one-line value sits on its key's line; a block
+    scalar (``|``/``>``) starts on the next one."""
+    if key_line is None:
+        return None
+    if "\n" not in template.rstrip("\n"):
+        return key_line
+    return key_line + exc.line

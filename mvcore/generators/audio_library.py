@@ -8,18 +8,19 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from mvcore import logs
-from mvcore.errors import BadInput, MvcoreError, NotFound
+from mvcore.errors import BadInput, MvcoreError, NotFound, PayloadTooLarge
 from mvcore.generators.common import new_id, now_iso, save_metadata, working_dir
 from mvcore.generators.context import GenContext
 from mvcore.generators.inputs import download
 from mvcore.generators.requests import AudioDownloadRequest
 from mvcore.media import audio, ffmpeg
-from mvcore.storage import keys
+from mvcore.storage import fetch, keys
 
 UPLOAD_FORMATS = {"mp3", "wav", "m4a", "ogg", "flac", "aac", "mp4"}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-_YOUTUBE = ("youtube.com/", "youtu.be/", "music.youtube.com/")
 
 
 async def add_audio_file(
@@ -51,11 +52,13 @@ async def _store_audio(
 ) -> dict[str, Any]:
     mp3 = work / "audio.mp3"
     timeout = ctx.settings.media_timeout_s
+    await _check_duration(ctx, source, start, end)
     if start is not None or end is not None:
         await audio.clip_audio(source, mp3, start or 0.0, end, timeout=timeout)
         info = await ffmpeg.probe(mp3)
     else:
         info = await audio.convert_to_mp3(source, mp3, timeout=timeout)
+    _check_stored_size(ctx, mp3)
     saved = await ctx.media.save(mp3, keys.audio_key(audio_id), "audio/mpeg")
     fmt = Path(filename).suffix.lstrip(".").lower() or "mp3"
     metadata = {
@@ -76,6 +79,32 @@ async def _store_audio(
     return metadata
 
 
+async def _check_duration(ctx: GenContext, source: Path, start: float | None, end: float | None) -> None:
+    """Refuse a song longer than MVCORE_MAX_AUDIO_SECONDS before converting it: a tiny FLAC of an
+    hour of silence would otherwise become a 30 MB mp3 (and minutes of ffmpeg time)."""
+    limit = ctx.settings.max_audio_seconds
+    duration = await audio.audio_duration(source, timeout=min(60.0, ctx.settings.media_timeout_s))
+    kept = (min(end, duration) if end is not None else duration) - (start or 0.0)
+    if kept > limit:
+        raise BadInput(
+            f"The audio is {kept:.0f} s long, over the limit of {limit:g} s",
+            hint="Upload a shorter song (or a start_time/end_time range), or raise "
+            "MVCORE_MAX_AUDIO_SECONDS on the server.",
+            details={"limit": "MVCORE_MAX_AUDIO_SECONDS", "max_seconds": limit, "duration": round(kept, 3)},
+        )
+
+
+def _check_stored_size(ctx: GenContext, mp3: Path) -> None:
+    limit = ctx.settings.max_audio_stored_bytes
+    size = mp3.stat().st_size
+    if size > limit:
+        raise PayloadTooLarge(
+            f"The converted song is {size} bytes, over the limit of {limit} bytes",
+            hint="Upload a shorter song, or raise MVCORE_MAX_AUDIO_STORED_BYTES on the server.",
+            details={"limit": "MVCORE_MAX_AUDIO_STORED_BYTES", "max_bytes": limit, "size": size},
+        )
+
+
 async def upload_audio(ctx: GenContext, source: Path, filename: str) -> dict[str, Any]:
     ext = Path(filename).suffix.lstrip(".").lower()
     if ext not in UPLOAD_FORMATS:
@@ -88,16 +117,30 @@ async def upload_audio(ctx: GenContext, source: Path, filename: str) -> dict[str
     return await add_audio_file(ctx, source, filename=filename, title=None)
 
 
+YOUTUBE_HOSTS = ("youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "youtu.be")
+
+
 async def download_audio(ctx: GenContext, request: AudioDownloadRequest) -> dict[str, Any]:
+    """A song from a URL: YouTube hosts (yt-dlp), or a host ``MVCORE_FETCH_ALLOW_HOSTS`` names."""
     url = request.url.strip()
+    parsed = fetch.parse_url(url, "url")
+    youtube = parsed.host.lower() in YOUTUBE_HOSTS
+    if not youtube and not fetch.host_matches(ctx.settings.fetch_allow_hosts, parsed):
+        raise BadInput(
+            f"url: downloads come from YouTube only, not from {parsed.host[:100]!r}",
+            hint="Give a YouTube URL, upload the file (/api/audio/upload), or list the host in "
+            "MVCORE_FETCH_ALLOW_HOSTS on the server.",
+            alternatives=YOUTUBE_HOSTS,
+            details={"field": "url", "limit": "MVCORE_FETCH_ALLOW_HOSTS"},
+        )
     with working_dir(ctx, new_id()) as work:
-        if any(marker in url for marker in _YOUTUBE):
-            source, title = await _youtube(url, work, ctx)
+        if youtube:
+            source, title = await _youtube(url, parsed, work, ctx)
         else:
             # The URL's last segment names the file; anything odd in it (``..``, ``:``) is dropped.
-            name = _SAFE_NAME.sub("_", Path(url.split("?", 1)[0].split("#", 1)[0]).name).strip("._")
+            name = _SAFE_NAME.sub("_", Path(parsed.path).name).strip("._")
             name = name[:100] or "download.mp3"
-            source = await download(url, work / name, ctx.settings.max_upload_bytes)
+            source = await download(ctx, url, work / name, field_name="url")
             title = Path(name).stem
         try:
             return await add_audio_file(
@@ -105,7 +148,7 @@ async def download_audio(ctx: GenContext, request: AudioDownloadRequest) -> dict
                 source,
                 filename=source.name,
                 title=title,
-                source_url=url,
+                source_url=logs.scrub_url(url),
                 start=request.start_time,
                 end=request.end_time,
             )
@@ -115,7 +158,9 @@ async def download_audio(ctx: GenContext, request: AudioDownloadRequest) -> dict
             raise BadInput(f"Downloaded file is not usable audio: {exc.__class__.__name__}") from None
 
 
-async def _youtube(url: str, work: Path, ctx: GenContext) -> tuple[Path, str]:
+async def _youtube(url: str, parsed: httpx.URL, work: Path, ctx: GenContext) -> tuple[Path, str]:
+    """yt-dlp does its own connections: the YouTube host is checked to be public first, and env
+    proxies are off unless MVCORE_FETCH_USE_ENV_PROXIES says otherwise."""
     if importlib.util.find_spec("yt_dlp") is None:
         raise MvcoreError(
             "YouTube downloads need the optional yt-dlp extra",
@@ -123,15 +168,20 @@ async def _youtube(url: str, work: Path, ctx: GenContext) -> tuple[Path, str]:
             code="NOT_IMPLEMENTED",
             status_code=501,
         )
+    policy = fetch.FetchPolicy.from_settings(ctx.settings)
+    await policy.checked_address(parsed, "url")
     import yt_dlp
 
-    options = {
+    options: dict[str, Any] = {
         "format": "bestaudio/best",
         "outtmpl": str(work / "yt.%(ext)s"),
         "quiet": True,
         "noplaylist": True,
         "max_filesize": ctx.settings.max_upload_bytes,
+        "socket_timeout": min(30.0, ctx.settings.fetch_timeout_s),
     }
+    if not policy.use_env_proxies:
+        options["proxy"] = ""  # yt-dlp: an empty proxy means a direct connection
 
     def run() -> tuple[Path, str]:
         with yt_dlp.YoutubeDL(options) as ydl:

@@ -34,6 +34,7 @@ async def generate_character_reference(
         prompts["character_reference_prompt"],
         {"character_description": request.character_description},
         name="character_reference_prompt",
+        max_chars=ctx.settings.max_prompt_chars,
     )
     provider = ctx.provider()
     flavor_params = image_params(request, bundle)

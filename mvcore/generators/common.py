@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import time
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mvcore.errors import MediaError, StorageError
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.storage import keys
 from mvcore.storage.media_store import SaveResult
@@ -86,11 +88,47 @@ def working_dir(ctx: GenContext, job_id: str) -> Iterator[Path]:
     """``<scratch>/<job_id>/`` for one generator call, deleted when the call ends.
 
     Results are copied into storage before the block ends, so nothing a caller needs lives here
-    afterwards; without this every generated file stayed on disk twice.
+    afterwards; without this every generated file stayed on disk twice.  A disk that fills up while
+    the call writes here (an ffmpeg step, a download, an image) is a 507 ``DISK_FULL``, and the
+    directory goes with whatever partial file it holds.
     """
     path = ctx.scratch / job_id
-    path.mkdir(parents=True, exist_ok=True)
     try:
+        path.mkdir(parents=True, exist_ok=True)
         yield path
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise disk_full("the scratch space") from None
+        raise
+    except MediaError as exc:
+        if _out_of_space(ctx.scratch, exc):
+            raise disk_full("the scratch space") from None
+        raise
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: Below this much free space after a failed ffmpeg step, the failure was the disk filling up.
+_NEARLY_FULL_BYTES = 4 * 1024 * 1024
+
+
+def disk_full(where: str) -> StorageError:
+    """The one 507 ``DISK_FULL`` answer (the same code LocalStorage gives when a save fills the disk)."""
+    return StorageError(
+        f"disk full while writing {where}",
+        code="DISK_FULL",
+        hint="Free space in MVCORE_DATA_DIR (or point it at a bigger disk) and retry.",
+        details={"where": where},
+    )
+
+
+def _out_of_space(scratch: Path, exc: MediaError) -> bool:
+    """ffmpeg reports ENOSPC among its encoder statistics (or not at all), and its partial output is
+    already deleted when we see the error: look for the message, then at what space is left."""
+    if "No space left on device" in f"{exc.message} {exc.details}":
+        return True
+    try:
+        return shutil.disk_usage(scratch).free < _NEARLY_FULL_BYTES
+    except OSError:
+        return False

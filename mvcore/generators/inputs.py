@@ -2,7 +2,7 @@
 
 Ids are parsed as UUIDs before they touch a path; our own URLs
 (``/api/mv/get_video/{id}``, ``/api/audio/get/{id}``) are mapped back to ids;
-other URLs are downloaded with a size cap and a deadline.
+other URLs are fetched under the fetch policy (public addresses only, size and time caps).
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import httpx
-
-from mvcore.errors import BadInput, DeadlineExceeded, NotFound, PayloadTooLarge
+from mvcore.errors import NotFound
 from mvcore.generators.context import GenContext
 from mvcore.storage import keys
+from mvcore.storage.fetch import FetchPolicy, fetch_to_file, parse_url
 
 _OWN_VIDEO = re.compile(r"/api/mv/get_video/([0-9a-fA-F-]{36})(?:$|[/?#])")
 _OWN_AUDIO = re.compile(r"/api/audio/get/([0-9a-fA-F-]{36})(?:$|[/?#])")
@@ -58,7 +57,7 @@ async def video_from(
     if video_id:
         return await video_file(ctx, video_id, dest), video_id
     assert video_url is not None
-    return await download(video_url, dest / "source_video.mp4", ctx.settings.max_upload_bytes), None
+    return await download(ctx, video_url, dest / "source_video.mp4", field_name="video_url"), None
 
 
 async def audio_from(
@@ -69,53 +68,13 @@ async def audio_from(
     if audio_id:
         return await audio_file(ctx, audio_id, dest), audio_id
     assert audio_url is not None
-    suffix = Path(httpx.URL(audio_url).path).suffix.lower() if _is_http(audio_url) else ""
+    suffix = Path(parse_url(audio_url, "audio_url").path).suffix.lower()
     name = "source_audio" + (
         suffix if suffix in (".mp3", ".wav", ".m4a", ".ogg", ".flac", ".aac") else ".mp3"
     )
-    return await download(audio_url, dest / name, ctx.settings.max_upload_bytes), None
+    return await download(ctx, audio_url, dest / name, field_name="audio_url"), None
 
 
-def _is_http(url: str) -> bool:
-    return url.startswith(("http://", "https://"))
-
-
-async def download(url: str, target: Path, max_bytes: int, *, timeout: float = 120.0) -> Path:
-    """Stream an http(s) URL to ``target`` with a size cap; clear 400s for everything else."""
-    if not _is_http(url):
-        raise BadInput(
-            f"Unsupported URL {url[:200]!r}", hint="Give an http(s) URL or an id returned by this API."
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    size = 0
-    try:
-        async with (
-            httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code >= 400:
-                raise BadInput(
-                    f"Downloading {url[:200]!r} failed with HTTP {response.status_code}",
-                    hint="Check that the URL is reachable from the server.",
-                )
-            with open(partial, "wb") as out:
-                async for chunk in response.aiter_bytes(1 << 16):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise PayloadTooLarge(
-                            f"Download is larger than {max_bytes} bytes",
-                            hint="Use a smaller file or raise MVCORE_MAX_UPLOAD_BYTES.",
-                        )
-                    out.write(chunk)
-        partial.replace(target)
-    except httpx.TimeoutException:
-        raise DeadlineExceeded(f"Downloading {url[:200]!r} took too long") from None
-    except httpx.HTTPError as exc:
-        raise BadInput(
-            f"Downloading {url[:200]!r} failed: {exc.__class__.__name__}",
-            hint="Check that the URL is reachable from the server.",
-        ) from None
-    finally:
-        partial.unlink(missing_ok=True)
-    return target
+async def download(ctx: GenContext, url: str, target: Path, *, field_name: str) -> Path:
+    """Fetch ``url`` into ``target`` under the server's fetch policy (:mod:`mvcore.storage.fetch`)."""
+    return await fetch_to_file(url, target, FetchPolicy.from_settings(ctx.settings), field_name=field_name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mvcore import logs
 from mvcore.errors import BadInput
 from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
@@ -83,8 +84,8 @@ async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
             **checked_metadata(result.raw, checked),
             source_video_id=source_video_id,
             source_audio_id=source_audio_id,
-            source_video_url=request.video_url if not source_video_id else None,
-            source_audio_url=request.audio_url if not source_audio_id else None,
+            source_video_url=logs.scrub_url(request.video_url) if not source_video_id else None,
+            source_audio_url=logs.scrub_url(request.audio_url) if not source_audio_id else None,
             kind="lipsync",
         )
         response = await store_video(ctx, video_id, result.paths[0], metadata)

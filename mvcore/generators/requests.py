@@ -1,13 +1,25 @@
-"""Request models of the generator endpoints (the original system's fields)."""
+"""Request models of the generator endpoints (the original system's fields).
+
+Types are strict (``number_of_scenes: true`` or ``"3"`` is a 422 naming the field, not 1 or 3
+scenes), and every id in a body must be a UUID: a validator raises :class:`BadInput` (400,
+``INVALID_ID``, naming the field) -- an ``MvcoreError`` is not a ``ValueError``, so pydantic lets it
+through and the API's error handler answers it -- before a value like ``x/scenes.json`` can become a
+path.
+"""
 
 from __future__ import annotations
 
+import typing
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from mvcore.errors import InvalidField
+from mvcore.errors import BadInput, InvalidField
+from mvcore.storage import keys
 
 FLAVOR_FIELD = Field(None, description="Config flavor to use (defaults to 'default')", max_length=200)
 NOT_BLANK = "Must not be blank (400 ValidationError naming the field)"
+_ID_FIELDS = ("project_id", "character_reference_id", "video_id", "audio_id", "audio_overlay_id", "video_ids")
 
 
 def not_blank(value: str, info: ValidationInfo) -> str:
@@ -19,7 +31,55 @@ def not_blank(value: str, info: ValidationInfo) -> str:
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_max_length=20_000)
+    model_config = ConfigDict(extra="ignore", str_max_length=20_000, strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_coercion(cls, value: Any, info: ValidationInfo) -> Any:
+        """Numbers and booleans exactly as JSON has them: Litestar validates bodies with
+        ``strict=False`` (which overrides any strict config), so lax coercions are refused here."""
+        kinds = _scalar_kinds(cls.model_fields[str(info.field_name)].annotation)
+        if value is None or not kinds:
+            return value
+        if isinstance(value, bool):
+            ok = bool in kinds
+        else:
+            ok = (int in kinds and isinstance(value, int)) or (
+                float in kinds and isinstance(value, int | float)
+            )
+        if not ok:
+            wanted = " or ".join(sorted(_JSON_NAMES[k] for k in kinds))
+            raise ValueError(f"must be a JSON {wanted}, not {type(value).__name__} {str(value)[:40]!r}")
+        return value
+
+    @field_validator(*_ID_FIELDS, mode="after", check_fields=False)
+    @classmethod
+    def _ids_are_uuids(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, list):
+            return [_uuid(item, f"{info.field_name}[{i}]") for i, item in enumerate(value)]
+        return value if value is None else _uuid(value, str(info.field_name))
+
+
+_JSON_NAMES = {int: "integer", float: "number", bool: "boolean"}
+
+
+def _scalar_kinds(annotation: Any) -> frozenset[type]:
+    """The scalar types (int, float, bool) a field's annotation admits, ``Optional`` unwrapped."""
+    args = typing.get_args(annotation) or (annotation,)
+    return frozenset(a for a in args if a in _JSON_NAMES)
+
+
+def _uuid(value: str, field_name: str) -> str:
+    try:
+        return keys.parse_id(value)
+    except Exception:
+        shown = value if len(value) <= 60 else value[:60] + "..."
+        raise BadInput(
+            f"{field_name} must be a UUID (an id this API returned), not {shown!r}",
+            code="INVALID_ID",
+            hint="Use the id from the response that created the item.",
+            details={"field": field_name},
+        ) from None
 
 
 class CreateScenesRequest(_Request):
@@ -66,9 +126,9 @@ class GenerateVideoRequest(_Request):
 
     blank_check = field_validator("prompt")(not_blank)
 
-    @field_validator("character_reference_id")
+    @field_validator("character_reference_id", mode="before")
     @classmethod
-    def _empty_is_none(cls, value: str | None) -> str | None:
+    def _empty_is_none(cls, value: Any) -> Any:
         return value or None
 
 

@@ -39,7 +39,12 @@ async def create_scenes(
     timer = Timer()
     inputs, defaulted = scene_inputs(request, bundle)
     prompts = bundle.section("scene_prompts")
-    prompt = fill(prompts["scene_generation_prompt"], inputs, name="scene_generation_prompt")
+    prompt = fill(
+        prompts["scene_generation_prompt"],
+        inputs,
+        name="scene_generation_prompt",
+        max_chars=ctx.settings.max_prompt_chars,
+    )
     provider = ctx.provider()
     scene_model = str(prompts.get("scene_model", "") or "")
     checked = None

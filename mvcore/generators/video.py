@@ -60,7 +60,12 @@ async def generate_video(
     template = (
         request.video_rules_template or bundle.section("image_params").get("video_rules_template") or ""
     )
-    rules = fill(template, {"aspect_ratio": params.get("aspect_ratio")}, name="video_rules_template")
+    rules = fill(
+        template,
+        {"aspect_ratio": params.get("aspect_ratio")},
+        name="video_rules_template",
+        max_chars=ctx.settings.max_prompt_chars,
+    )
     prompt = f"{request.prompt.strip()}\n\n{rules.strip()}".strip()
     video_id = new_id()
     with working_dir(ctx, video_id) as work:

@@ -28,7 +28,7 @@ def _detail(response: object) -> dict[str, object]:
         ("/api/mv/generate_video", {"prompt": "p", "backend": "nosuch"}, 400),
         ("/api/mv/generate_video", {"prompt": "p", "video_rules_template": "{nope}"}, 400),
         ("/api/mv/generate_video", {"prompt": "p", "video_rules_template": "{aspect_ratio"}, 400),
-        ("/api/mv/generate_video", {"prompt": "p", "character_reference_id": "../../etc/passwd"}, 404),
+        ("/api/mv/generate_video", {"prompt": "p", "character_reference_id": "../../etc/passwd"}, 400),
         ("/api/mv/generate_video", {"prompt": "p", "character_reference_id": str(uuid.uuid4())}, 404),
     ],
 )

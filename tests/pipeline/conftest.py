@@ -8,7 +8,9 @@
   measurements of results (audio stream length, loudness of a window).
 * ``pipe``: :class:`Pipeline` -- upload / generate / lipsync / stitch / fetch through ``client``
   (``make_pipeline(client, root)`` builds one for module-scoped fixtures).
-* ``http_files``: a tiny HTTP server on 127.0.0.1 serving a tmp directory (for direct URLs).
+* ``http_files``: a tiny HTTP server on 127.0.0.1 serving a tmp directory (for direct URLs);
+  ``local_fetch_pipe``: a pipeline whose server is allowed to fetch from it (the fetch policy
+  refuses local addresses otherwise).
 * ``s3``: a real S3 endpoint (moto's ThreadedMotoServer on 127.0.0.1) shared by a module.
 """
 
@@ -300,6 +302,20 @@ def http_files(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def local_fetch_pipe(tmp_path: Path, http_files: tuple[str, Path]) -> Iterator[Pipeline]:
+    """A pipeline whose server may fetch from ``http_files`` -- and from no other local address.
+
+    The fetch policy refuses 127.0.0.1 unless MVCORE_FETCH_DANGEROUSLY_ALLOW_PRIVATE names it; this
+    names exactly the test server's ``host:port``.
+    """
+    base, _ = http_files
+    root = tmp_path / "local-fetch"
+    settings = build_settings(root, fetch_dangerously_allow_private=[base.split("//", 1)[1]])
+    with client_for(settings) as test_client:
+        yield Pipeline(test_client, MediaKit(root / "kit"), root / "downloads")
 
 
 @pytest.fixture(scope="module")

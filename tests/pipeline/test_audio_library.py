@@ -102,17 +102,36 @@ def test_upload_without_a_file(pipe: Any) -> None:
     pipe.detail(empty, 400)
 
 
-@pytest.mark.parametrize("audio_id", ["../../etc/passwd", "not-a-uuid", str(uuid.uuid4())])
-def test_unknown_audio_ids_are_404(pipe: Any, audio_id: str) -> None:
+@pytest.mark.parametrize(
+    ("audio_id", "reaches"),
+    [
+        # the client resolves the dots: /api/audio/get/../../etc/passwd is sent as /api/etc/passwd
+        ("../../etc/passwd", "/api/etc/passwd"),
+        # encoded slashes are sent as they are and decoded by the router: more segments, no route
+        ("..%2F..%2Fetc%2Fpasswd", None),
+        ("..", None),  # resolved by the client to the parent path
+        ("%2e%2e", "handler"),
+        ("not-a-uuid", "handler"),
+        (str(uuid.uuid4()), "handler"),
+    ],
+)
+def test_unknown_audio_ids_are_404(pipe: Any, audio_id: str, reaches: str | None) -> None:
     for path in (f"/api/audio/get/{audio_id}", f"/api/audio/info/{audio_id}"):
         response = pipe.client.get(path)
-        if response.status_code == 404 and "No route" in response.text:
-            continue  # a path with slashes does not reach the handler at all
-        if path.startswith("/api/audio/info/") and audio_id.count("-") == 4:
+        if path.startswith("/api/audio/info/") and reaches == "handler" and audio_id.count("-") == 4:
             # a well-formed unknown id: the original's 200 with exists=false
             assert response.status_code == 200 and response.json() == {"audio_id": audio_id, "exists": False}
             continue
-        pipe.detail(response, 404)
+        detail = pipe.detail(response, 404)
+        assert "root:" not in response.text
+        if reaches == "handler":  # our own answer, naming the id
+            assert detail["error"] in ("NOT_FOUND", "INVALID_ID"), detail
+            assert detail["message"].startswith("Audio "), detail
+            assert "upload" in detail["details"]["hint"]
+        else:  # never a handler, never a file: the router's 404
+            assert detail["message"].startswith("No route for GET "), detail
+            if reaches is not None:
+                assert response.request.url.path == reaches
 
 
 def test_audio_redirect_false_without_cloud_serves_the_file(pipe: Any) -> None:

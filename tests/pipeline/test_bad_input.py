@@ -37,10 +37,10 @@ def _post(pipe: Any, path: str, payload: dict[str, Any]) -> Any:
         ({"video_ids": []}, 400, "video_ids"),
         ({}, 422, "video_ids"),
         ({"video_ids": "not-a-list"}, 422, "video_ids"),
-        ({"video_ids": ["not-a-uuid"]}, 404, "not-a-uuid"),
-        ({"video_ids": ["../../etc/passwd"]}, 404, "../../etc/passwd"),
-        ({"video_ids": ["{video_id}", "12345"]}, 404, "12345"),
-        ({"video_ids": ["{video_id}"], "audio_overlay_id": "../../etc/passwd"}, 404, "passwd"),
+        ({"video_ids": ["not-a-uuid"]}, 400, "not-a-uuid"),
+        ({"video_ids": ["../../etc/passwd"]}, 400, "../../etc/passwd"),
+        ({"video_ids": ["{video_id}", "12345"]}, 400, "video_ids[1]"),
+        ({"video_ids": ["{video_id}"], "audio_overlay_id": "../../etc/passwd"}, 400, "audio_overlay_id"),
         ({"video_ids": [str(uuid.UUID(int=7))]}, 404, str(uuid.UUID(int=7))),
         ({"video_ids": ["{video_id}"] * 65}, 422, "video_ids"),
     ],
@@ -89,15 +89,19 @@ def test_bad_stitch_requests(
             400,
             "audio_id",
         ),
-        ({"video_id": "../../etc/passwd", "audio_id": "{audio_id}"}, 404, "passwd"),
-        ({"video_id": "{video_id}", "audio_id": "../../etc/passwd"}, 404, "passwd"),
-        ({"video_id": "not-a-uuid", "audio_id": "{audio_id}"}, 404, "not-a-uuid"),
+        ({"video_id": "../../etc/passwd", "audio_id": "{audio_id}"}, 400, "video_id"),
+        ({"video_id": "{video_id}", "audio_id": "../../etc/passwd"}, 400, "audio_id"),
+        ({"video_id": "not-a-uuid", "audio_id": "{audio_id}"}, 400, "not-a-uuid"),
         ({"video_id": str(uuid.UUID(int=9)), "audio_id": "{audio_id}"}, 404, str(uuid.UUID(int=9))),
         ({"video_id": "{video_id}", "audio_id": str(uuid.UUID(int=9))}, 404, str(uuid.UUID(int=9))),
         ({"video_url": "file:///etc/passwd", "audio_id": "{audio_id}"}, 400, "URL"),
         ({"video_url": "../../etc/passwd", "audio_id": "{audio_id}"}, 400, "URL"),
         ({"video_url": "/api/mv/get_video/../../etc/passwd", "audio_id": "{audio_id}"}, 400, "URL"),
-        ({"video_id": "{video_id}", "audio_url": "http://127.0.0.1:9/nothing-listens.mp3"}, 400, "Download"),
+        (
+            {"video_id": "{video_id}", "audio_url": "http://127.0.0.1:9/nothing-listens.mp3"},
+            400,
+            "cannot be fetched",
+        ),
         ({"video_id": "{video_id}", "audio_id": "{audio_id}", "temperature": 2}, 422, "temperature"),
     ],
 )
@@ -110,14 +114,15 @@ def test_bad_lipsync_requests(
 
 
 def test_lipsync_with_a_silent_video_as_the_audio(
-    pipe: Any, made: dict[str, str], http_files: tuple[str, Path]
+    pipe: Any, made: dict[str, str], local_fetch_pipe: Any, http_files: tuple[str, Path]
 ) -> None:
     base, root = http_files
     shutil.copy(pipe.fetch(pipe.video(1, audio=False)["video_url"]), root / "silent.mp4")
+    local = local_fetch_pipe
     response = _post(
-        pipe, "/api/mv/lipsync", {"video_id": made["video_id"], "audio_url": f"{base}/silent.mp4"}
+        local, "/api/mv/lipsync", {"video_id": local.video(1)["video_id"], "audio_url": f"{base}/silent.mp4"}
     )
-    assert "no audio stream" in pipe.detail(response, 400)["message"]
+    assert "no audio stream" in local.detail(response, 400)["message"]
     # our own video URL is not an audio URL
     response = _post(
         pipe,

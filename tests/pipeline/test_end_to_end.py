@@ -123,7 +123,8 @@ def test_lipsync_with_our_own_urls(pipe: Any, kit: Any) -> None:
     kit.assert_sound(pipe.fetch(ranged["video_url"]), 0.2, 1.5)
 
 
-def test_lipsync_with_http_urls(pipe: Any, kit: Any, http_files: tuple[str, Path]) -> None:
+def test_lipsync_with_http_urls(local_fetch_pipe: Any, kit: Any, http_files: tuple[str, Path]) -> None:
+    pipe = local_fetch_pipe
     base, root = http_files
     clip = pipe.video(duration=2)
     shutil.copy(pipe.fetch(clip["video_url"]), root / "clip.mp4")

@@ -8,11 +8,14 @@ Helpers shared by ``tests/reliability`` and ``tests/security``:
   (lifespan on, so the reloader and the job service really run); ``stop()`` is bounded.
 * :func:`fd_count` / :func:`thread_count` -- what leak checks compare before and after.
 * :func:`ffmpeg_children` -- ffmpeg processes started by this process (a ``/proc`` scan, no psutil).
+* :class:`Listener` -- an HTTP server on 127.0.0.1 that counts the connections it accepts (fixtures
+  ``canary`` / ``make_listener`` in both conftests).
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import socket
 import threading
@@ -134,3 +137,58 @@ class LiveServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class Listener:
+    """An HTTP server on 127.0.0.1 that counts every TCP connection it accepts.
+
+    ``respond(path) -> (status, headers, body)`` decides the answer (default: 200 with ``body``).
+    Connections are counted at ``accept``, before any byte is read, so "zero connections" means the
+    server under test never even opened a socket to it.
+    """
+
+    def __init__(self, respond: Any = None, body: bytes = b"canary") -> None:
+        self.connections = 0
+        self.paths: list[str] = []
+        self.hosts: list[str] = []
+        self._lock = threading.Lock()
+        listener = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with listener._lock:
+                    listener.paths.append(self.path)
+                    listener.hosts.append(self.headers.get("Host", ""))
+                status, headers, payload = (respond or (lambda _p: (200, {}, body)))(self.path)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self) -> Any:
+                request = super().get_request()
+                with listener._lock:
+                    listener.connections += 1
+                return request
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, name="listener", daemon=True)
+        self.thread.start()
+
+    @property
+    def requests(self) -> int:
+        return len(self.paths)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
