@@ -11,13 +11,14 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
+from litestar.openapi import ResponseSpec
 from litestar.params import Body, FromPath, FromQuery, JSONBody
 
 from mvcore.api import wire
 from mvcore.api.deps import CtxDep, SettingsDep
 from mvcore.api.media_response import serve_stored
 from mvcore.errors import BadInput, NotFound, PayloadTooLarge
-from mvcore.generators.audio_library import audio_info, download_audio, upload_audio
+from mvcore.generators.audio_library import UPLOAD_FORMATS, audio_info, download_audio, upload_audio
 from mvcore.generators.requests import AudioDownloadRequest
 from mvcore.storage import keys
 
@@ -25,6 +26,20 @@ AUDIO_HINT = "Use an audio_id returned by /api/audio/upload or /api/audio/downlo
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+# a part's declared type names the format when its file name has no known extension
+_PART_TYPES = {
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/mp4": "m4a",
+    "audio/x-m4a": "m4a",
+    "audio/ogg": "ogg",
+    "audio/flac": "flac",
+    "audio/x-flac": "flac",
+    "audio/aac": "aac",
+}
 
 
 @dataclass
@@ -48,6 +63,15 @@ def the_upload(form: AudioUpload) -> UploadFile:
     return given[0]
 
 
+def upload_name(upload: UploadFile) -> str:
+    """The file name to store and check: the user's, plus the extension its part type names if it has none."""
+    name = upload.filename
+    if Path(name).suffix.lstrip(".").lower() in UPLOAD_FORMATS:
+        return name
+    ext = _PART_TYPES.get((upload.content_type or "").split(";")[0].strip().lower())
+    return f"{name}.{ext}" if ext else name
+
+
 def local_name(filename: str) -> str:
     """The user's file name, made safe for the scratch dir: errors then name the user's file."""
     name = _UNSAFE.sub("_", Path(filename.replace("\\", "/")).name).strip("._ ")[:120]
@@ -56,7 +80,7 @@ def local_name(filename: str) -> str:
 
 async def save_upload(upload: UploadFile, folder: Path, max_bytes: int) -> Path:
     """Stream ``upload`` into ``folder`` with a size cap (413 past MVCORE_MAX_UPLOAD_BYTES)."""
-    target = folder / local_name(upload.filename)
+    target = folder / local_name(upload_name(upload))
     size = 0
     with open(target, "wb") as out:
         while chunk := await upload.read(1 << 20):
@@ -89,13 +113,18 @@ class AudioController(Controller):
         upload = the_upload(data)
         with tempfile.TemporaryDirectory(dir=ctx.scratch) as tmp:
             target = await save_upload(upload, Path(tmp), settings.max_upload_bytes)
-            return wire.typed(wire.AudioRecord, await upload_audio(ctx, target, upload.filename))
+            record = await upload_audio(ctx, target, upload_name(upload))
+            return wire.typed(wire.AudioRecord, record)
 
     @post("/download", status_code=200, summary="Download audio from a URL (YouTube needs the yt-dlp extra)")
     async def download(self, ctx: CtxDep, data: JSONBody[AudioDownloadRequest]) -> wire.AudioRecord:
         return wire.typed(wire.AudioRecord, await download_audio(ctx, data))
 
-    @get("/get/{audio_id:str}", summary="The mp3 file (or its presigned URL in cloud mode)")
+    @get(
+        "/get/{audio_id:str}",
+        summary="The mp3 file (or its presigned URL in cloud mode)",
+        responses={200: ResponseSpec(wire.CloudAudioLink, description="Cloud mode, redirect=false")},
+    )
     async def get_audio(
         self,
         request: Request[Any, Any, Any],
