@@ -18,7 +18,8 @@ from mvcore.api import wire
 from mvcore.api.deps import CtxDep, SettingsDep
 from mvcore.api.media_response import serve_stored
 from mvcore.errors import BadInput, NotFound, PayloadTooLarge
-from mvcore.generators.audio_library import UPLOAD_FORMATS, audio_info, download_audio, upload_audio
+from mvcore.generators import audio_library
+from mvcore.generators.audio_library import UPLOAD_FORMATS
 from mvcore.generators.requests import AudioDownloadRequest
 from mvcore.storage import keys
 
@@ -101,7 +102,7 @@ class AudioController(Controller):
     tags = ["audio"]
 
     @post("/upload", status_code=200, summary="Upload a song (mp3/wav/m4a/ogg/flac), stored as mp3")
-    async def upload(
+    async def upload_audio(
         self,
         ctx: CtxDep,
         settings: SettingsDep,
@@ -113,12 +114,12 @@ class AudioController(Controller):
         upload = the_upload(data)
         with tempfile.TemporaryDirectory(dir=ctx.scratch) as tmp:
             target = await save_upload(upload, Path(tmp), settings.max_upload_bytes)
-            record = await upload_audio(ctx, target, upload_name(upload))
+            record = await audio_library.upload_audio(ctx, target, upload_name(upload))
             return wire.typed(wire.AudioRecord, record)
 
     @post("/download", status_code=200, summary="Download audio from a URL (YouTube needs the yt-dlp extra)")
-    async def download(self, ctx: CtxDep, data: JSONBody[AudioDownloadRequest]) -> wire.AudioRecord:
-        return wire.typed(wire.AudioRecord, await download_audio(ctx, data))
+    async def download_audio(self, ctx: CtxDep, data: JSONBody[AudioDownloadRequest]) -> wire.AudioRecord:
+        return wire.typed(wire.AudioRecord, await audio_library.download_audio(ctx, data))
 
     @get(
         "/get/{audio_id:str}",
@@ -156,5 +157,5 @@ class AudioController(Controller):
         )
 
     @get("/info/{audio_id:str}", summary="Metadata of a stored song (exists: false when unknown)")
-    async def info(self, ctx: CtxDep, audio_id: FromPath[str]) -> wire.AudioInfo:
-        return wire.typed(wire.AudioInfo, await audio_info(ctx, audio_id))
+    async def audio_info(self, ctx: CtxDep, audio_id: FromPath[str]) -> wire.AudioInfo:
+        return wire.typed(wire.AudioInfo, await audio_library.audio_info(ctx, audio_id))
