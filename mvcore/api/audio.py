@@ -19,7 +19,6 @@ from mvcore.api.deps import CtxDep, SettingsDep
 from mvcore.api.media_response import serve_stored
 from mvcore.errors import BadInput, NotFound, PayloadTooLarge
 from mvcore.generators import audio_library
-from mvcore.generators.audio_library import UPLOAD_FORMATS
 from mvcore.generators.requests import AudioDownloadRequest
 from mvcore.storage import keys
 
@@ -27,20 +26,6 @@ AUDIO_HINT = "Use an audio_id returned by /api/audio/upload or /api/audio/downlo
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
-# a part's declared type names the format when its file name has no known extension
-_PART_TYPES = {
-    "audio/mpeg": "mp3",
-    "audio/mp3": "mp3",
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/wave": "wav",
-    "audio/mp4": "m4a",
-    "audio/x-m4a": "m4a",
-    "audio/ogg": "ogg",
-    "audio/flac": "flac",
-    "audio/x-flac": "flac",
-    "audio/aac": "aac",
-}
 
 
 @dataclass
@@ -64,15 +49,6 @@ def the_upload(form: AudioUpload) -> UploadFile:
     return given[0]
 
 
-def upload_name(upload: UploadFile) -> str:
-    """The file name to store and check: the user's, plus the extension its part type names if it has none."""
-    name = upload.filename
-    if Path(name).suffix.lstrip(".").lower() in UPLOAD_FORMATS:
-        return name
-    ext = _PART_TYPES.get((upload.content_type or "").split(";")[0].strip().lower())
-    return f"{name}.{ext}" if ext else name
-
-
 def local_name(filename: str) -> str:
     """The user's file name, made safe for the scratch dir: errors then name the user's file."""
     name = _UNSAFE.sub("_", Path(filename.replace("\\", "/")).name).strip("._ ")[:120]
@@ -81,7 +57,7 @@ def local_name(filename: str) -> str:
 
 async def save_upload(upload: UploadFile, folder: Path, max_bytes: int) -> Path:
     """Stream ``upload`` into ``folder`` with a size cap (413 past MVCORE_MAX_UPLOAD_BYTES)."""
-    target = folder / local_name(upload_name(upload))
+    target = folder / local_name(upload.filename)
     size = 0
     with open(target, "wb") as out:
         while chunk := await upload.read(1 << 20):
@@ -114,7 +90,7 @@ class AudioController(Controller):
         upload = the_upload(data)
         with tempfile.TemporaryDirectory(dir=ctx.scratch) as tmp:
             target = await save_upload(upload, Path(tmp), settings.max_upload_bytes)
-            record = await audio_library.upload_audio(ctx, target, upload_name(upload))
+            record = await audio_library.upload_audio(ctx, target, upload.filename)
             return wire.typed(wire.AudioRecord, record)
 
     @post("/download", status_code=200, summary="Download audio from a URL (YouTube needs the yt-dlp extra)")
