@@ -13,7 +13,6 @@ from litestar import Controller, Litestar, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.file_system import BaseLocalFileSystem
-from litestar.openapi import OpenAPIConfig
 from litestar.response import File
 from litestar.static_files import create_static_files_router
 
@@ -28,7 +27,8 @@ from mvcore.api.head import head_as_get
 from mvcore.api.jobs import JobController
 from mvcore.api.media import MediaController
 from mvcore.api.media_links import MediaLinks, sign_responses
-from mvcore.api.problems import EXCEPTION_HANDLERS, document_responses
+from mvcore.api.openapi import document_contract, openapi_config
+from mvcore.api.problems import EXCEPTION_HANDLERS
 from mvcore.api.services import Services
 from mvcore.config.store import FlavorStore
 from mvcore.generators.context import build_context
@@ -188,14 +188,14 @@ def create_app(
         cors_config=cors,
         after_request=sign_responses(links) if links is not None else None,
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="mvcore", version=__version__, path="/schema"),
+        openapi_config=openapi_config(),
         request_max_body_size=settings.max_upload_bytes,
         logging_config=logs.litestar_logging_config(),
         debug=False,
         state=State({"services": services}),
     )
     app.asgi_handler = head_as_get(app.asgi_handler)  # HEAD of pages and media (mvcore.api.head)
-    document_responses(app.openapi_schema)
+    document_contract(app.openapi_schema)
     return app
 
 

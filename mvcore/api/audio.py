@@ -11,13 +11,14 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
+from litestar.openapi import ResponseSpec
 from litestar.params import Body, FromPath, FromQuery, JSONBody
 
 from mvcore.api import wire
 from mvcore.api.deps import CtxDep, SettingsDep
 from mvcore.api.media_response import serve_stored
 from mvcore.errors import BadInput, NotFound, PayloadTooLarge
-from mvcore.generators.audio_library import audio_info, download_audio, upload_audio
+from mvcore.generators import audio_library
 from mvcore.generators.requests import AudioDownloadRequest
 from mvcore.storage import keys
 
@@ -77,7 +78,7 @@ class AudioController(Controller):
     tags = ["audio"]
 
     @post("/upload", status_code=200, summary="Upload a song (mp3/wav/m4a/ogg/flac), stored as mp3")
-    async def upload(
+    async def upload_audio(
         self,
         ctx: CtxDep,
         settings: SettingsDep,
@@ -89,13 +90,18 @@ class AudioController(Controller):
         upload = the_upload(data)
         with tempfile.TemporaryDirectory(dir=ctx.scratch) as tmp:
             target = await save_upload(upload, Path(tmp), settings.max_upload_bytes)
-            return wire.typed(wire.AudioRecord, await upload_audio(ctx, target, upload.filename))
+            record = await audio_library.upload_audio(ctx, target, upload.filename)
+            return wire.typed(wire.AudioRecord, record)
 
     @post("/download", status_code=200, summary="Download audio from a URL (YouTube needs the yt-dlp extra)")
-    async def download(self, ctx: CtxDep, data: JSONBody[AudioDownloadRequest]) -> wire.AudioRecord:
-        return wire.typed(wire.AudioRecord, await download_audio(ctx, data))
+    async def download_audio(self, ctx: CtxDep, data: JSONBody[AudioDownloadRequest]) -> wire.AudioRecord:
+        return wire.typed(wire.AudioRecord, await audio_library.download_audio(ctx, data))
 
-    @get("/get/{audio_id:str}", summary="The mp3 file (or its presigned URL in cloud mode)")
+    @get(
+        "/get/{audio_id:str}",
+        summary="The mp3 file (or its presigned URL in cloud mode)",
+        responses={200: ResponseSpec(wire.CloudAudioLink, description="Cloud mode, redirect=false")},
+    )
     async def get_audio(
         self,
         request: Request[Any, Any, Any],
@@ -127,5 +133,5 @@ class AudioController(Controller):
         )
 
     @get("/info/{audio_id:str}", summary="Metadata of a stored song (exists: false when unknown)")
-    async def info(self, ctx: CtxDep, audio_id: FromPath[str]) -> wire.AudioInfo:
-        return wire.typed(wire.AudioInfo, await audio_info(ctx, audio_id))
+    async def audio_info(self, ctx: CtxDep, audio_id: FromPath[str]) -> wire.AudioInfo:
+        return wire.typed(wire.AudioInfo, await audio_library.audio_info(ctx, audio_id))

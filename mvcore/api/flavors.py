@@ -8,13 +8,21 @@ from typing import Annotated, Any
 
 from litestar import Controller, Response, get
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from mvcore.api import wire
 from mvcore.api.deps import ServicesDep, SettingsDep, StoreDep
 
 TypeFilter = Annotated[str | None, QueryParameter(name="type", max_length=64)]
+# /flavors/status and /flavors/events are routes of their own: a flavor by those names cannot be shown here
+FlavorName = Annotated[
+    str,
+    PathParameter(
+        pattern=r"^(?!(?:status|events)$).+$",
+        description="A flavor name (not 'status' or 'events', which are the routes beside this one)",
+    ),
+]
 StrictQuery = Annotated[bool | None, QueryParameter(name="strict_flavor")]
 
 
@@ -109,7 +117,7 @@ class FlavorController(Controller):
     async def show_flavor(
         self,
         services: ServicesDep,
-        name: FromPath[str],
+        name: FlavorName,
         config_type: TypeFilter = None,
         strict_flavor: StrictQuery = None,
     ) -> Response[bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery
 
 from mvcore.api import wire
@@ -25,6 +26,7 @@ class MediaController(Controller):
     @get(
         "/get_video/{video_id:str}",
         summary="The video file (cloud mode: 302 to its presigned URL, or JSON with redirect=false)",
+        responses={200: ResponseSpec(wire.CloudVideoLink, description="Cloud mode, redirect=false")},
     )
     async def get_video(
         self,
@@ -78,7 +80,11 @@ class MediaController(Controller):
             info["cloud_url"] = await media.url_for(keys.video_key(vid))
         return info
 
-    @get("/get_character_reference/{image_id:str}", summary="A character reference image")
+    @get(
+        "/get_character_reference/{image_id:str}",
+        summary="A character reference image",
+        responses={200: ResponseSpec(wire.CloudImageLink, description="Cloud mode, redirect=false")},
+    )
     async def get_character_reference(
         self,
         request: Request[Any, Any, Any],

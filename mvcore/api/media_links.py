@@ -87,8 +87,10 @@ def sign_responses(links: MediaLinks) -> Callable[[Response[Any]], Any]:
     """
 
     async def after_request(response: Response[Any]) -> Response[Any]:
-        if isinstance(response.content, dict | list):
-            response.content = links.sign_body(response.content)
+        # static files and streams arrive as ASGI responses without ``content``: left as they are
+        content = getattr(response, "content", None)
+        if isinstance(content, dict | list):
+            response.content = links.sign_body(content)
         return response
 
     return after_request

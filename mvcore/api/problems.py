@@ -121,6 +121,16 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     )
 
 
+def handle_undecodable(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    """A form part without a filename is text to Litestar; bytes that are not UTF-8 were a 500."""
+    return problem(
+        400,
+        "INVALID_INPUT",
+        "A part of the request is not UTF-8 text",
+        {"hint": "Send files as multipart file parts with a filename (curl -F file=@song.mp3)."},
+    )
+
+
 def _clean(text: Any) -> str:
     message = str(text or "")
     return message.split("\n", 1)[0][:300]
@@ -129,6 +139,7 @@ def _clean(text: Any) -> str:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     MvcoreError: handle_mvcore_error,
     ValidationException: handle_validation,
+    UnicodeDecodeError: handle_undecodable,
     HTTPException: handle_http,
     OSError: handle_os_error,
     Exception: handle_unexpected,

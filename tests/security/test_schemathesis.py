@@ -1,7 +1,11 @@
 """Schemathesis against ``/schema/openapi.json``: every operation, valid and invalid inputs.
 
 Checks on every response: no 5xx (``not_a_server_error``), the body matches the schema declared for
-its status (``response_schema_conformance``), the status and content type are declared.  Bounded:
+its status (``response_schema_conformance``), the status and content type are declared.  First a
+known-good pass (``contract.KnownGood``): real objects are made through the API and every
+operation answers one must-succeed request, so each operation's 200 body is checked against its
+schema (fuzzed ids almost never exist).  A second test serves one deliberately wrong body and
+sees the same checks fail: the contract test can fail.  Bounded:
 a few examples per operation and mode (``derandomize``: the same inputs on every run, so CI is
 stable; set ``MVCORE_FUZZ_EXAMPLES`` higher for a deeper local run), offline provider with tiny
 media, and a total time cap.  The server-sent event stream never ends: it is called with a short
@@ -32,6 +36,7 @@ from schemathesis.specs.openapi.checks import (
 from mvcore.api.app import create_app
 from mvcore.config.plugins import PluginHost
 from mvcore.config.store import FlavorStore
+from security.contract import KnownGood, serving
 
 EXAMPLES = int(os.environ.get("MVCORE_FUZZ_EXAMPLES", "12"))
 TIME_CAP_S = 150.0
@@ -47,12 +52,15 @@ def test_the_api_survives_schemathesis(tmp_path: Path) -> None:
     app = create_app(app_settings, store=store)
     schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
+    (tmp_path / "files").mkdir()
     assert len(operations) >= 20, [f"{o.method} {o.path}" for o in operations]
 
     failures: list[str] = []
     calls: dict[str, dict[int, int]] = {}
     started = time.monotonic()
     try:
+        with serving(tmp_path / "files") as base_url:
+            known = KnownGood(operations, validate, tmp_path / "files", base_url).run()
         for operation in operations:
             label = f"{operation.method.upper()} {operation.path}"
             stream = operation.path.endswith("/events")
@@ -65,6 +73,12 @@ def test_the_api_survives_schemathesis(tmp_path: Path) -> None:
         shutdown_lifespans()
     elapsed = time.monotonic() - started
 
+    answered_ok = {label for label, status in known.items() if 200 <= status < 300}
+    for label, codes in calls.items():
+        if any(200 <= code < 300 for code in codes):
+            answered_ok.add(label.rsplit(" ", 1)[0])
+    every = {f"{o.method.upper()} {o.path}" for o in operations}
+    assert answered_ok == every, f"no validated 2xx body for {sorted(every - answered_ok)}"
     summary = "\n".join(f"{label}: {dict(sorted(codes.items()))}" for label, codes in calls.items() if codes)
     assert not failures, "\n\n".join(failures[:10]) + f"\n\n{len(failures)} failing case(s)\n{summary}"
     statuses = {code for codes in calls.values() for code in codes}
@@ -72,6 +86,10 @@ def test_the_api_survives_schemathesis(tmp_path: Path) -> None:
     assert sum(sum(codes.values()) for codes in calls.values()) >= 10 * len(operations), summary
     assert 200 in statuses and {400, 404, 422} & statuses, summary
     print(f"schemathesis: {len(operations)} operations in {elapsed:.1f} s\n{summary}")
+
+
+def validate(case: Any, response: Any) -> None:
+    case.validate_response(response, checks=CHECKS)
 
 
 def run_operation(
@@ -95,7 +113,7 @@ def run_operation(
         response = case.call(timeout=timeout)
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
         try:
-            case.validate_response(response, checks=CHECKS)
+            validate(case, response)
         except BaseException as exc:  # a FailureGroup: collected, all operations still run
             if len(failures) < 50:
                 failures.append(f"{operation.method.upper()} {operation.path} ({mode.value}): {exc}"[:3000])
@@ -106,3 +124,53 @@ def run_operation(
         # nothing to negate (no parameters, no body): there are no invalid inputs to send
         if mode is not GenerationMode.NEGATIVE:
             raise
+
+
+# ------------------------------------------------------------------------- the contract can fail
+BROKEN_PATH = "/api/mv/flavors/"
+
+
+def garbage_for_show_flavor(app: Any) -> Any:
+    """The real app, except ``GET /api/mv/flavors/{name}`` answers ``{"garbage": true}`` (200)."""
+
+    async def wrapper(scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        name = path[len(BROKEN_PATH) :]
+        if scope["type"] == "http" and path.startswith(BROKEN_PATH) and name not in ("status", "events"):
+            body = b'{"garbage": true}'
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return wrapper
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_wrong_response_shape_fails_the_contract_check(tmp_path: Path, broken: bool) -> None:
+    app = create_app(
+        make_settings(tmp_path), store=FlavorStore([tmp_path / "flavors"], PluginHost(entry_points=False))
+    )
+    served = garbage_for_show_flavor(app) if broken else app
+    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", served)
+    operation = next(
+        result.ok() for result in schema.get_all_operations() if result.ok().path == "/api/mv/flavors/{name}"
+    )
+    failures: list[str] = []
+    seen: dict[int, int] = {}
+    try:
+        explicit = operation.Case(path_parameters={"name": "default"})
+        try:
+            validate(explicit, explicit.call(timeout=30))
+        except BaseException as exc:
+            failures.append(str(exc))
+        run_operation(operation, GenerationMode.POSITIVE, 5, 30.0, seen, failures)
+    finally:
+        shutdown_lifespans()
+    if broken:
+        assert len(failures) >= 2, seen  # the explicit case and the generated ones
+        assert all("garbage" in f or "required" in f.lower() for f in failures), failures[0][:2000]
+    else:
+        assert not failures, failures[0][:2000]
+        assert seen.get(200), seen
