@@ -19,7 +19,8 @@ TypeFilter = Annotated[str | None, QueryParameter(name="type", max_length=64)]
 FlavorName = Annotated[
     str,
     PathParameter(
-        pattern=r"^(?!(?:status|events)$).+$",
+        # [\s\S]: a name with a newline is a bad flavor name (404 / fallback), not a 422 shape error
+        pattern=r"^(?!(?:status|events)$)[\s\S]+$",
         description="A flavor name (not 'status' or 'events', which are the routes beside this one)",
     ),
 ]

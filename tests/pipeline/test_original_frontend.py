@@ -82,7 +82,7 @@ def test_stitch_with_a_malformed_alias_names_the_alias(pipe: Any, made: dict[str
     response = pipe.client.post(
         "/api/mv/stitch-videos", json={"video_ids": made["clips"], "audio_id": "../../etc/passwd"}
     )
-    assert pipe.detail(response, 404)["details"]["field"] == "audio_id"
+    assert pipe.detail(response, 400)["details"]["field"] == "audio_id"  # ids in bodies are UUIDs
 
 
 # ------------------------------------------------------------------------------------- uploads
@@ -187,7 +187,11 @@ def test_refused_values_are_the_originals_400_naming_the_field(
             {"video_ids": [str(uuid.uuid4())], "suppress_video_audio": "maybe"},
             "suppress_video_audio",
         ),
-        ("/api/mv/lipsync", {"video_id": "v", "audio_id": "a", "end_time": "soon"}, "end_time"),
+        (
+            "/api/mv/lipsync",
+            {"video_id": str(uuid.uuid4()), "audio_id": str(uuid.uuid4()), "end_time": "soon"},
+            "end_time",
+        ),
     ],
 )
 def test_type_and_shape_errors_stay_422_and_name_the_field(
@@ -227,8 +231,20 @@ def test_unknown_ids_in_bodies_name_their_field(
             return [fill(v) for v in value]
         return value.format(**values) if isinstance(value, str) and "{" in value else value
 
-    detail = pipe.detail(pipe.client.post(path, json={k: fill(v) for k, v in payload.items()}), 404)
-    assert detail["details"]["field"] == field, detail
+    body = {k: fill(v) for k, v in payload.items()}
+    named = body[field] if isinstance(body[field], list) else [body[field]]
+    well_formed = all(_is_uuid(v) for v in named)
+    # an id that is not a UUID is a bad value (400, as the original); a well-formed unknown one is a 404
+    detail = pipe.detail(pipe.client.post(path, json=body), 404 if well_formed else 400)
+    assert detail["details"]["field"].split("[")[0] == field, detail
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------- info

@@ -46,7 +46,13 @@ CHECKS = [not_a_server_error, response_schema_conformance, status_code_conforman
 @pytest.mark.slow
 def test_the_api_survives_schemathesis(tmp_path: Path) -> None:
     app_settings = make_settings(
-        tmp_path, max_upload_bytes=256 * 1024, max_json_bytes=64 * 1024, media_timeout_s=30
+        tmp_path,
+        max_upload_bytes=256 * 1024,
+        max_json_bytes=64 * 1024,
+        media_timeout_s=30,
+        # the known-good download comes from the test's own file server on 127.0.0.1 (opt-in only)
+        fetch_allow_hosts=["127.0.0.1"],
+        fetch_dangerously_allow_private=["127.0.0.1"],
     )
     store = FlavorStore(list(app_settings.flavors_dirs), PluginHost(entry_points=False))
     app = create_app(app_settings, store=store)
