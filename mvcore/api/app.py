@@ -124,9 +124,7 @@ def create_app(
         if settings.watch != "off":
             from mvcore.config.reload import Reloader
 
-            services.reloader = Reloader(
-                services.store, mode=settings.watch, debounce_ms=settings.debounce_ms
-            )
+            services.reloader = Reloader.from_settings(services.store, settings)
             services.reloader.start()
         await services.jobs.start()
         logs.event(

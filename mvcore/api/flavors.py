@@ -13,6 +13,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from mvcore.api.services import Services
+from mvcore.config.reload import watch_status
 
 
 @dataclass
@@ -83,7 +84,7 @@ def flavor_router(services: Services) -> Router:
     async def flavors_status() -> dict[str, Any]:
         body = store.current.status_wire()
         reloader = services.reloader
-        body["watch"] = getattr(reloader, "mode", "off") if reloader is not None else "off"
+        body["watch"] = watch_status(reloader)
         return body
 
     @get(
