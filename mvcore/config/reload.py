@@ -44,6 +44,7 @@ from types import TracebackType
 from typing import Any
 
 from mvcore import logs
+from mvcore.config.snapshot import Snapshot
 from mvcore.config.store import FlavorStore, ReloadEvent
 from mvcore.config.watching import (
     NETWORK_FILESYSTEMS,
@@ -89,6 +90,7 @@ class Batch:
 
     paths: set[str] | None
     reason: str
+    first: float  # the oldest change it covers (monotonic): past max_wait nothing holds it back
     structure: bool = False  # the watched directories may have changed: re-sync before rescanning
 
 
@@ -152,7 +154,8 @@ class SettleTracker:
         """Remove and return what may be published now: every ready flavor, or everything."""
         full = self._full_due()
         if full is not None and full <= now:
-            batch = Batch(None, self.full_reason, self.structure)
+            oldest = min([self.full_since or now, *(s.first for s in self.paths.values())])
+            batch = Batch(None, self.full_reason, oldest, self.structure)
             self.paths.clear()
             self.full_since, self.structure, self.full_reason = None, False, ""
             return batch
@@ -164,10 +167,18 @@ class SettleTracker:
                 reasons.extend(self.paths[p].reason for p in group)
         if not ready:
             return None
+        oldest = min(self.paths[p].first for p in ready)
         for path in ready:
             del self.paths[path]
         shown = sorted(set(reasons))
-        return Batch(ready, ", ".join(shown[:3]) + (f" (+{len(shown) - 3})" if len(shown) > 3 else ""))
+        reason = ", ".join(shown[:3]) + (f" (+{len(shown) - 3})" if len(shown) > 3 else "")
+        return Batch(ready, reason, first=oldest)
+
+    def hold(self, path: str, now: float, *, first: float, until: float) -> None:
+        """Put back a path whose rebuild was refused: it is retried at ``until`` (or when it changes)."""
+        if path not in self.paths:
+            ready_at = min(max(until, now), first + self.max_wait_s)
+            self.paths[path] = _PathState(first, ready_at, True, f"held {os.path.basename(path)}")
 
 
 @dataclass
@@ -219,6 +230,7 @@ class Reloader:
         self._next_check = 0.0
         self._busy = False
         self._stopping = False
+        self._build_started_ns = 0
 
     @classmethod
     def from_settings(cls, store: FlavorStore, settings: Any, **kwargs: Any) -> Reloader:
@@ -528,7 +540,7 @@ class Reloader:
                     if supervise:
                         self._check_now, self._next_check = False, now + self.health_check_s
                         if batch is None and self._stats.last_error is not None:
-                            batch = Batch(None, "retry after a failed reload")
+                            batch = Batch(None, "retry after a failed reload", first=now)
                     self._busy = True
                     return _Job(batch, supervise)
                 due = self._tracker.due()
@@ -545,9 +557,11 @@ class Reloader:
             if batch is not None and batch.structure and not job.supervise:
                 missed = self._supervise() or missed  # watch new flavor dirs before reading them
             if missed:
-                batch = Batch(None, batch.reason if batch is not None else "watched directories changed")
+                if batch is None:
+                    batch = Batch(None, "watched directories changed", first=time.monotonic())
+                batch = Batch(None, batch.reason, first=batch.first)
             if batch is not None:
-                self._rebuild(batch.reason, batch.paths)
+                self._rebuild(batch)
         except Exception as exc:  # the reload thread must survive anything
             logs.event("flavor_watch_failed", logging.ERROR, error=describe_error(exc))
         finally:
@@ -555,12 +569,18 @@ class Reloader:
                 self._busy = False
                 self._cond.notify_all()
 
-    def _rebuild(self, reason: str, paths: set[str] | None) -> None:
+    def _rebuild(self, batch: Batch) -> None:
         started = time.perf_counter()
         event: ReloadEvent | None = None
         error: str | None = None
+        reason, paths = batch.reason, batch.paths
+        self._build_started_ns = time.time_ns()
         try:
-            event = self.store.rebuild(reason=reason, changed_paths=None if paths is None else sorted(paths))
+            event = self.store.rebuild(
+                reason=reason,
+                changed_paths=None if paths is None else sorted(paths),
+                accept=lambda old, new: self._accept(batch, old, new),
+            )
         except Exception as exc:  # a broken rebuild keeps the last snapshot
             error = describe_error(exc)
             logs.event("flavor_reload_failed", logging.ERROR, reason=reason, error=error)
@@ -575,6 +595,86 @@ class Reloader:
             stats.last_rebuild_at = time.time()
             stats.last_error = error
             self._cond.notify_all()
+
+    def _accept(self, batch: Batch, old: Snapshot, new: Snapshot) -> bool:
+        """Refuse a build that may hold a file caught mid-write (the store then keeps ``old``).
+
+        Between the event that triggered a rebuild and the read, a writer may have started again
+        (``open(..., "w")`` truncates first).  Refused when, for a flavor whose content changed:
+        an event for it arrived meanwhile, a file changed after it was read, or a file that held
+        values is empty and younger than the settle window.  Past ``max_wait`` a build is taken.
+        """
+        now = time.monotonic()
+        if now - batch.first >= self.max_wait_s:
+            return True
+        watcher = self._watcher
+        if isinstance(watcher, InotifyWatcher):
+            watcher.drain(0.01)  # let events already queued in the kernel reach the tracker
+        held: dict[str, float] = {}
+        with self._cond:
+            pending = {os.path.dirname(p) for p in self._tracker.paths}
+        for name, directory in _changed_flavor_dirs(old, new):
+            if directory in pending:
+                return False  # a newer change is queued: it rebuilds this flavor again at once
+            unsettled = _unsettled_files(
+                self.store, old, name, directory, self.settle_s, self._build_started_ns
+            )
+            for path, until in unsettled:
+                held[path] = until
+        if not held:
+            return True
+        with self._cond:
+            for path, until in held.items():
+                self._tracker.hold(path, time.monotonic(), first=batch.first, until=until)
+            self._cond.notify_all()
+        return False
+
+
+def _changed_flavor_dirs(old: Snapshot, new: Snapshot) -> list[tuple[str, str]]:
+    """(name, absolute directory) of each directory flavor whose data or status differs."""
+    out = []
+    for name, status in new.statuses.items():
+        data = new.flavors.get(name)
+        source = data.source if data is not None else None
+        if source is None or source.directory is None:
+            continue
+        if old.flavors.get(name) is data and old.statuses.get(name) == status:
+            continue
+        out.append((name, os.path.abspath(source.directory)))
+    return out
+
+
+def _unsettled_files(
+    store: FlavorStore, old: Snapshot, name: str, directory: str, settle_s: float, read_since_ns: int
+) -> list[tuple[str, float]]:
+    """Config files of a flavor that changed since they were read, or were emptied only just now,
+    each with the monotonic time from which it may be retried."""
+    found: list[tuple[str, float]] = []
+    kept = old.flavors.get(name)
+    had_values = {c.file for c in kept.configs.values() if c.file and c.data} if kept is not None else set()
+    try:
+        with os.scandir(directory) as listing:
+            names = [e.name for e in listing if e.name.endswith((".yaml", ".yml"))]
+    except OSError:
+        return found
+    for entry_name in names:
+        path = os.path.join(directory, entry_name)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        cached = _cache_entry(store, path)
+        if (
+            cached is not None
+            and cached.checked_ns >= read_since_ns  # read by this build ...
+            and cached.signature != (st.st_mtime_ns, st.st_size, st.st_ino)  # ... and changed since
+        ):
+            found.append((path, 0.0))  # written again after the read: retry (its events follow)
+        elif st.st_size == 0 and any(os.path.abspath(f) == path for f in had_values):
+            age = time.time() - st.st_mtime_ns / 1e9
+            if age < settle_s:
+                found.append((path, time.monotonic() + settle_s - age))
+    return found
 
 
 def watch_status(reloader: Reloader | None) -> dict[str, Any]:
@@ -628,6 +728,18 @@ def _abs_roots(store: FlavorStore) -> list[str]:
     return list(seen)
 
 
+def _cache_entry(store: FlavorStore, path: str) -> Any:
+    """The store's parse-cache entry of an absolute ``path`` (keys are spelled under the configured root)."""
+    entries = store.cache.entries
+    for root in store.watch_roots():
+        absolute = os.path.abspath(root)
+        if path.startswith(absolute + os.sep):
+            entry = entries.get(str(root) + path[len(absolute) :])
+            if entry is not None:
+                return entry
+    return entries.get(path)
+
+
 def _emptied(store: FlavorStore, path: str) -> bool:
     """True when ``path`` is empty now but the store last read it non-empty (a truncating writer)."""
     try:
@@ -635,11 +747,5 @@ def _emptied(store: FlavorStore, path: str) -> bool:
             return False
     except OSError:
         return False
-    entries = store.cache.entries
-    for root in store.watch_roots():
-        absolute = os.path.abspath(root)
-        if path.startswith(absolute + os.sep):
-            entry = entries.get(str(root) + path[len(absolute) :]) or entries.get(path)
-            if entry is not None:
-                return entry.signature[1] > 0
-    return False
+    entry = _cache_entry(store, path)
+    return entry is not None and entry.signature[1] > 0

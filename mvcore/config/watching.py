@@ -300,6 +300,15 @@ class InotifyWatcher:
             self._backlog_since = None
         return None
 
+    def drain(self, timeout: float) -> None:
+        """Wait (bounded) until the events the kernel holds for us have been delivered."""
+        deadline = time.monotonic() + timeout
+        fd = getattr(self.fd, "_inotify_fd", None)
+        while (_unread_bytes(fd) > 0 or self.busy_since is not None) and time.monotonic() < deadline:
+            if not self.fd.is_alive() or self.fd is threading.current_thread():
+                return
+            time.sleep(0.0005)
+
     def stop(self, timeout: float) -> None:
         self._stopping = True
         with contextlib.suppress(Exception):
