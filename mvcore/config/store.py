@@ -200,7 +200,8 @@ def _diff(old: Snapshot, new: Snapshot, duration: float, reason: str) -> ReloadE
     changed = sorted(
         n
         for n in old_names & new_names
-        if old.flavors.get(n) is not new.flavors.get(n) or old.statuses[n] != new.statuses[n]
+        if old.flavors.get(n) is not new.flavors.get(n)
+        or (old.statuses[n] is not new.statuses[n] and old.statuses[n] != new.statuses[n])
     )
     if old.flavors.get("default") is not new.flavors.get("default"):
         changed = sorted(set(changed) | (new_names & old_names))

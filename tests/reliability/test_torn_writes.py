@@ -119,8 +119,10 @@ def test_slow_writers_never_publish_a_partial_file(
         expected = NEW if final == "valid" else OLD
         status = "ok" if final == "valid" else "error"
         assert settle(
-            lambda: store.current.statuses["example"].status == status
-            and store.current.get("parameters", "camera_angle", "example") == expected["camera_angle"],
+            lambda: (
+                store.current.statuses["example"].status == status
+                and store.current.get("parameters", "camera_angle", "example") == expected["camera_angle"]
+            ),
             timeout=10,
         ), store.current.statuses["example"]
         responses = sum(len(s) for s in seen)
@@ -131,6 +133,6 @@ def test_slow_writers_never_publish_a_partial_file(
             thread.join(10)
     assert not errors, errors[:5]
     allowed = [OLD, NEW] if final == "valid" else [OLD]
-    foreign = [values for values in sum(seen, []) if values not in allowed]
+    foreign = [values for client in seen for values in client if values not in allowed]
     assert not foreign, f"{len(foreign)} responses served neither file: {foreign[:3]}"
     assert all(s[-1] == (NEW if final == "valid" else OLD) for s in seen)
