@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mvcore.config.reload import SettleTracker
+from mvcore.config.settle import SettleTracker
 from mvcore.config.watching import Change, Role, WatchSpec, classify
 
 SETTLE, MAX_WAIT, GRACE = 1.0, 10.0, 0.1
