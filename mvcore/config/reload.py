@@ -279,7 +279,7 @@ class Reloader:
         """Schedule a full rescan (as soon as no write is in progress; ``immediate``: at once)."""
         with self._cond:
             now = time.monotonic()
-            self._tracker.request_full(now - (self.max_wait_s if immediate else 0.0), reason)
+            self._tracker.request_full(now, reason, immediate=immediate)
             self._cond.notify_all()
 
     # ---- observers and their supervision -------------------------------------------------------
@@ -387,7 +387,7 @@ class Reloader:
     def _on_overflow(self) -> None:
         with self._cond:
             self._stats.overflows += 1
-            self._tracker.request_full(time.monotonic() - self.max_wait_s, "inotify queue overflow")
+            self._tracker.request_full(time.monotonic(), "inotify queue overflow", immediate=True)
             self._cond.notify_all()
         logs.event("flavor_watch_overflow", logging.WARNING, action="full rescan")
 

@@ -50,6 +50,7 @@ class SettleTracker:
     full_since: float | None = None
     structure: bool = False
     full_reason: str = ""
+    full_immediate: bool = False  # a requested rescan (start, overflow): not held back by writes
 
     def note(self, change: Change, path: str, now: float, *, emptied: bool = False) -> None:
         """Record one observation; ``emptied``: a completed save left a formerly non-empty file empty."""
@@ -65,10 +66,13 @@ class SettleTracker:
         ready_at = min(now + delay, first + self.max_wait_s)
         self.paths[path] = _PathState(first, ready_at, writing, f"{change} {os.path.basename(path)}")
 
-    def request_full(self, now: float, reason: str, *, structure: bool = False) -> None:
+    def request_full(
+        self, now: float, reason: str, *, structure: bool = False, immediate: bool = False
+    ) -> None:
         if self.full_since is None:
             self.full_since, self.full_reason = now, reason
         self.structure = self.structure or structure
+        self.full_immediate = self.full_immediate or immediate
 
     @property
     def empty(self) -> bool:
@@ -83,6 +87,8 @@ class SettleTracker:
     def _full_due(self) -> float | None:
         if self.full_since is None:
             return None
+        if self.full_immediate:
+            return self.full_since
         writes = [s.ready_at for s in self.paths.values() if s.writing]
         return min(max([self.full_since + self.batch_s, *writes]), self.full_since + self.max_wait_s)
 
@@ -102,6 +108,7 @@ class SettleTracker:
             batch = Batch(None, self.full_reason, oldest, self.structure)
             self.paths.clear()
             self.full_since, self.structure, self.full_reason = None, False, ""
+            self.full_immediate = False
             return batch
         ready: set[str] = set()
         reasons: list[str] = []

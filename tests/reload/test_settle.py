@@ -124,3 +124,11 @@ CLASSIFY = [
 @pytest.mark.parametrize(("spec", "name", "op", "is_dir", "is_link", "expected"), CLASSIFY)
 def test_classify(spec: WatchSpec, name: str, op: str, is_dir: bool, is_link: bool, expected: Change) -> None:
     assert classify(spec, name, op, is_dir=is_dir, is_link=lambda: is_link) is expected
+
+
+def test_a_requested_rescan_is_not_held_back_by_writes() -> None:
+    settle = tracker()
+    settle.note(Change.WRITING, F, 0.0)
+    settle.request_full(0.1, "inotify queue overflow", immediate=True)
+    batch = settle.take(0.1)
+    assert batch is not None and batch.paths is None and batch.first == 0.0
