@@ -501,15 +501,18 @@ class Reloader:
         now = time.monotonic()
         if now - batch.first >= self.max_wait_s:
             return True
+        changed = changed_flavor_dirs(old, new)
+        if not changed:
+            return True
+        if self._newer_change(changed):
+            return False  # cheap first: a newer change is already queued (no need to drain)
         watcher = self._watcher
         if isinstance(watcher, InotifyWatcher):
             watcher.drain(0.01)  # let events already queued in the kernel reach the tracker
+            if self._newer_change(changed):
+                return False
         held: dict[str, float] = {}
-        with self._cond:
-            pending = {os.path.dirname(p) for p in self._tracker.paths}
-        for name, directory in changed_flavor_dirs(old, new):
-            if directory in pending:
-                return False  # a newer change is queued: it rebuilds this flavor again at once
+        for name, directory in changed:
             unsettled = unsettled_files(
                 self.store, old, name, directory, self.settle_s, self._build_started_ns
             )
@@ -522,6 +525,12 @@ class Reloader:
                 self._tracker.hold(path, time.monotonic(), first=batch.first, until=until)
             self._cond.notify_all()
         return False
+
+    def _newer_change(self, changed: list[tuple[str, str]]) -> bool:
+        """True when a change for one of these flavor directories is queued: it rebuilds them at once."""
+        with self._cond:
+            pending = {os.path.dirname(p) for p in self._tracker.paths}
+        return any(directory in pending for _, directory in changed)
 
 
 def watch_status(reloader: Reloader | None) -> dict[str, Any]:
