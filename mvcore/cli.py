@@ -288,8 +288,9 @@ def flavors_watch(flavors_dirs: tuple[str, ...], poll: bool) -> None:
         click.echo(json.dumps(event.to_dict()))
 
     store.subscribe(show)
-    mode = "poll" if poll else settings.watch
-    with Reloader(store, mode=mode, debounce_ms=settings.debounce_ms):
+    if poll:
+        settings = settings.model_copy(update={"watch": "poll"})
+    with Reloader.from_settings(store, settings):
         try:
             import threading
 

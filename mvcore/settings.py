@@ -29,7 +29,17 @@ class Settings(BaseSettings):
     watch: Literal["auto", "inotify", "poll", "off"] = Field(
         "auto", validation_alias=AliasChoices("MVCORE_WATCH", "watch")
     )
-    debounce_ms: int = Field(50, ge=0, validation_alias=AliasChoices("MVCORE_DEBOUNCE_MS", "debounce_ms"))
+    debounce_ms: int = Field(0, ge=0, validation_alias=AliasChoices("MVCORE_DEBOUNCE_MS", "debounce_ms"))
+    # --- hot reload (settle rule; see mvcore/config/reload.py) ---------------
+    reload_settle_ms: int = Field(
+        1000, ge=0, validation_alias=AliasChoices("MVCORE_RELOAD_SETTLE_MS", "reload_settle_ms")
+    )
+    reload_max_wait_ms: int = Field(
+        10_000, ge=0, validation_alias=AliasChoices("MVCORE_RELOAD_MAX_WAIT_MS", "reload_max_wait_ms")
+    )
+    watch_poll_interval_ms: int = Field(
+        250, ge=10, validation_alias=AliasChoices("MVCORE_WATCH_POLL_MS", "watch_poll_interval_ms")
+    )
     plugins: Annotated[list[str] | None, NoDecode] = Field(
         None, validation_alias=AliasChoices("MVCORE_PLUGINS", "plugins")
     )

@@ -141,7 +141,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     if settings.watch != "off":
         from mvcore.config.reload import Reloader
 
-        services.reloader = Reloader(services.store, mode=settings.watch, debounce_ms=settings.debounce_ms)
+        services.reloader = Reloader.from_settings(services.store, settings)
         services.reloader.start()
     await asyncio.to_thread(sweep_scratch, services.ctx.scratch, max_age_s=settings.scratch_max_age_s)
     await services.jobs.start()

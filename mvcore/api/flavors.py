@@ -13,6 +13,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from mvcore.api import wire
 from mvcore.api.deps import ServicesDep, SettingsDep, StoreDep
+from mvcore.config.reload import watch_status
 
 TypeFilter = Annotated[str | None, QueryParameter(name="type", max_length=64)]
 # /flavors/status and /flavors/events are routes of their own: a flavor by those names cannot be shown here
@@ -87,7 +88,7 @@ class FlavorController(Controller):
     @get("/flavors/status", summary="Reload status: generation, last reload, errors")
     async def flavors_status(self, services: ServicesDep) -> wire.FlavorsStatus:
         body = services.store.current.status_wire()
-        body["watch"] = services.watch_mode
+        body["watch"] = watch_status(services.reloader)
         return wire.typed(wire.FlavorsStatus, body)
 
     @get(

@@ -29,6 +29,8 @@ class ConfigMeta(TypedDict):
     flavor_used: str
     fallback: bool
     generation: int
+    #: content digest of the resolved flavor: the same on every replica for the same files
+    digest: NotRequired[str | None]
 
 
 class Metadata(TypedDict):
@@ -233,6 +235,7 @@ class FlavorRow(TypedDict):
     errors: list[Issue]
     warnings: list[Issue]
     usable: NotRequired[bool]
+    digest: NotRequired[str | None]
 
 
 class ShadowedFlavor(TypedDict):
@@ -247,6 +250,18 @@ class FlavorList(TypedDict):
     shadowed: list[ShadowedFlavor]
 
 
+class WatchStatus(TypedDict):
+    """The flavor watcher's health: what runs, whether it is healthy, its last error."""
+
+    mode: str
+    requested: str
+    healthy: bool
+    last_error: str | None
+    restarts: int
+    fallback_reason: str | None
+    warnings: list[str]
+
+
 class FlavorsStatus(TypedDict):
     generation: int
     loaded_at: float | str | None
@@ -256,7 +271,7 @@ class FlavorsStatus(TypedDict):
     warnings: list[Issue]
     shadowed: list[ShadowedFlavor]
     config_types: list[str]
-    watch: str
+    watch: WatchStatus
 
 
 class Provenance(TypedDict):

@@ -1,35 +1,37 @@
-"""Hot reload: watch every flavor root, debounce, rebuild on one thread, swap atomically.
+"""Hot reload: publish completed saves at once, never a half-written file, and never die silently.
 
-A ``Reloader`` wraps a ``FlavorStore``.  A watchdog observer watches every
-root of ``store.watch_roots()`` (the flavor directories and the directories
-plugins contribute) recursively; a root that does not exist yet is covered
-by a watch on its nearest existing parent, so creating it later is seen.
-Relevant events (YAML files, directories, symlinks, and the ``..data``
-entries of a Kubernetes ConfigMap volume) are debounced on the trailing
-edge -- one rebuild once the events have been quiet for ``debounce_ms``,
-but never later than ``max_wait_ms`` after the first one, so a file that is
-rewritten continuously still reloads -- and the rebuild runs on one
-background thread through ``store.rebuild(reason, changed_paths)``: only the
-flavors the events touched are re-read, validated and re-resolved, and the
-new snapshot is published with one reference assignment.  A flavor whose
-new files are invalid keeps serving its last good version (``snapshot.py``);
-``mvcore_on_reload`` and the store's listeners are notified by the store.
+A ``Reloader`` wraps a ``FlavorStore``.  An observer (``watching.py``: inotify, or polling)
+watches every root of ``store.watch_roots()`` and each flavor directory in them -- flat, never
+recursive -- and reports each observation as a ``Change``.  The settle policy
+(:class:`SettleTracker`) decides when the flavor a change belongs to may be rebuilt:
 
-Observers: inotify on Linux (the platform's native observer elsewhere);
-``PollingObserver`` when the mode is ``poll``, when a root lives on a
-network filesystem whose remote changes inotify never reports (mode
-``auto``), or when inotify cannot start (watch or instance limit reached):
-the fallback is logged as a warning and ``Reloader.mode`` says what is used.
-An inotify queue overflow (events were lost) triggers a full rescan.
+* a completed save -- close after write, rename into place, a ``..data`` symlink swap -- at once
+  (after ``debounce_ms``, 0 by default, to batch a burst of saves);
+* a file modified and not yet closed only once it is closed, or unchanged for ``settle_ms``, and
+  at most ``max_wait_ms`` after its first change (a writer that never closes still reloads);
+* a non-empty file that turns empty is a write in progress (``open(..., "w")`` truncates first)
+  until it settles, even when it was closed;
+* a deleted file after a short grace (editors rename the old file away, then write the new);
+* flavors appearing or going (a change in a root) re-sync the watches and rescan everything,
+  once no write is in progress anywhere.
 
-The CLI and tests use ``watch_events()`` or ``Reloader`` with
-``wait_until`` / ``wait_for_generation``, which wait on a condition that is
-signalled after every rebuild attempt: nothing sleeps hoping.
+A flavor with a write in progress is held back whole: the rebuild reads every file of a flavor,
+so publishing it early would publish the unfinished file too.  Rebuilds run on one background
+thread through ``store.rebuild(reason, changed_paths)`` (only the flavors involved are re-read);
+an invalid flavor keeps serving its last good version (``snapshot.py``).
+
+The same thread supervises the observer: a dead reader thread (it reports its death at once),
+one stuck behind unread events, or a watch that cannot be added (the inotify limit) is replaced
+-- by a new one, or by polling after repeated failures -- and the watch is re-synced with the
+directories on disk every ``health_check_s``.  ``status()["watch"]`` says which observer is
+used, whether it is healthy and its last error; ``stop()`` is bounded (SIGTERM exits fast).
+
+Tests and the CLI wait with ``wait_until`` / ``wait_for_generation`` on a condition signalled
+after every rebuild attempt: nothing sleeps hoping.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -37,53 +39,53 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from watchdog.events import (
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
-
 from mvcore import logs
-from mvcore.config.discovery import is_ignored
+from mvcore.config.settle import Batch, SettleTracker, changed_flavor_dirs, emptied, unsettled_files
+from mvcore.config.snapshot import Snapshot
 from mvcore.config.store import FlavorStore, ReloadEvent
 from mvcore.config.watching import (
-    EVENT_FILTER,
     NETWORK_FILESYSTEMS,
+    Change,
+    InotifyWatcher,
+    PollingWatcher,
     ReloadStats,
-    Watch,
-    close_observer,
+    Role,
+    Watcher,
     describe_error,
+    desired_watches,
     filesystem_type,
-    inotify_observer_class,
-    nearest_existing_dir,
-    path_identity,
 )
 
+__all__ = ["MODES", "Reloader", "SettleTracker", "filesystem_type", "watch_events", "watch_status"]
+
 MODES = ("auto", "inotify", "poll", "off")
-DEFAULT_DEBOUNCE_MS = 50
+DEFAULT_DEBOUNCE_MS = 0  # completed saves are rebuilt at once
+DEFAULT_SETTLE_MS = 1000  # an unclosed write is published after this long unchanged ...
+DEFAULT_MAX_WAIT_MS = 10_000  # ... and at the latest this long after its first change
 DEFAULT_POLL_INTERVAL_S = 0.25
 HEALTH_CHECK_S = 2.0
-_CONFIG_SUFFIXES = (".yaml", ".yml")
+STUCK_S = 5.0  # an observer that makes no progress this long is replaced
+RESTART_WINDOW_S = 60.0
+MAX_RESTARTS = 3  # per window, before inotify gives way to polling
+STOP_TIMEOUT_S = 1.0
+MAX_WARNINGS = 20
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, reloader: Reloader) -> None:
-        self._reloader = reloader
-
-    def dispatch(self, event: FileSystemEvent) -> None:
-        self._reloader._on_fs_event(event)
+@dataclass
+class _Job:
+    batch: Batch | None
+    supervise: bool
 
 
 class Reloader:
     """Watch ``store``'s roots and rebuild it when flavor files change.
 
-    ``with Reloader(store, mode="auto", debounce_ms=50) as reloader: ...`` or
-    ``start()`` / ``stop()``.  ``mode``: ``auto`` (inotify, else polling),
-    ``inotify``, ``poll`` or ``off`` (start does nothing).
+    ``with Reloader(store, mode="auto") as reloader: ...`` or ``start()`` / ``stop()``.  ``mode``:
+    ``auto`` (inotify, else polling), ``inotify``, ``poll`` or ``off`` (start does nothing).
     """
 
     def __init__(
@@ -92,48 +94,53 @@ class Reloader:
         *,
         mode: str = "auto",
         debounce_ms: float | None = None,
+        settle_ms: float | None = None,
         max_wait_ms: float | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         health_check_s: float = HEALTH_CHECK_S,
+        stuck_s: float = STUCK_S,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"watch mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.store = store
         self.requested_mode = mode
         self.debounce_s = max(0.0, (DEFAULT_DEBOUNCE_MS if debounce_ms is None else debounce_ms) / 1000)
-        default_max_wait = max(0.5, 10 * self.debounce_s)
-        max_wait_s = default_max_wait if max_wait_ms is None else max_wait_ms / 1000
-        self.max_wait_s = max(self.debounce_s, max_wait_s)
+        self.settle_s = max(0.0, (DEFAULT_SETTLE_MS if settle_ms is None else settle_ms) / 1000)
+        max_wait = (DEFAULT_MAX_WAIT_MS if max_wait_ms is None else max_wait_ms) / 1000
+        self.max_wait_s = max(self.settle_s, self.debounce_s, max_wait)
         self.poll_interval = poll_interval
         self.health_check_s = health_check_s
+        self.stuck_s = stuck_s
         self._cond = threading.Condition(threading.RLock())
         self._lifecycle = threading.Lock()
-        self._handler = _Handler(self)
-        self._observer: BaseObserver | None = None
+        self._watcher: Watcher | None = None
         self._worker: threading.Thread | None = None
-        self._watches: dict[str, Watch] = {}
-        self._roots: tuple[str, ...] = ()
         self._stats = ReloadStats(requested_mode=mode)
-        # the pending batch (guarded by _cond)
-        self._paths: set[str] = set()
-        self._full = False
-        self._resync = False
-        self._immediate = False
-        self._reason = ""
-        self._first_at: float | None = None
-        self._last_at = 0.0
+        self._tracker = SettleTracker(self.settle_s, self.max_wait_s, batch_s=self.debounce_s)
+        self._healthy = mode == "off"
+        self._restarts_at: list[float] = []
+        self._nested: dict[str, None] = {}
+        self._check_now = False
+        self._next_check = 0.0
         self._busy = False
         self._stopping = False
+        self._build_started_ns = 0
 
     @classmethod
     def from_settings(cls, store: FlavorStore, settings: Any, **kwargs: Any) -> Reloader:
-        """``MVCORE_WATCH`` and ``MVCORE_DEBOUNCE_MS``."""
+        """``MVCORE_WATCH``, ``MVCORE_DEBOUNCE_MS``, ``MVCORE_RELOAD_SETTLE_MS``,
+        ``MVCORE_RELOAD_MAX_WAIT_MS`` and ``MVCORE_WATCH_POLL_MS``."""
+        poll_ms = getattr(settings, "watch_poll_interval_ms", None)
+        if poll_ms is not None:
+            kwargs.setdefault("poll_interval", poll_ms / 1000)
+        kwargs.setdefault("settle_ms", getattr(settings, "reload_settle_ms", None))
+        kwargs.setdefault("max_wait_ms", getattr(settings, "reload_max_wait_ms", None))
         return cls(store, mode=settings.watch, debounce_ms=settings.debounce_ms, **kwargs)
 
-    # ---- state -------------------------------------------------------------------
+    # ---- state -------------------------------------------------------------------------------
     @property
     def mode(self) -> str:
-        """The observer actually in use: ``inotify``, ``poll`` or ``off`` (a native name off Linux)."""
+        """The observer actually in use: ``inotify``, ``poll`` or ``off``."""
         return self._stats.mode
 
     @property
@@ -147,26 +154,52 @@ class Reloader:
 
     @property
     def last_error(self) -> str | None:
-        """The exception raised by the last rebuild attempt (validation errors are in the snapshot)."""
-        return self._stats.last_error
+        """The last rebuild exception, else the last observer failure (flavor errors are in the snapshot)."""
+        return self._stats.last_error or self._stats.watch_error
 
     def watched_paths(self) -> list[str]:
-        return sorted(self._watches)
+        watcher = self._watcher
+        return sorted(watcher.watched()) if watcher is not None else []
+
+    def watch_health(self) -> dict[str, Any]:
+        """``{"mode", "healthy", "last_error", ...}`` for ``GET /api/mv/flavors/status``."""
+        with self._cond:
+            stats = self._stats
+            warnings = [
+                f"{path}: directory inside a flavor ignored (flavors are flat)" for path in self._nested
+            ]
+            return {
+                "mode": stats.mode,
+                "requested": stats.requested_mode,
+                "healthy": self._healthy,
+                "last_error": stats.watch_error,
+                "restarts": stats.restarts,
+                "fallback_reason": stats.fallback_reason,
+                "warnings": warnings[:MAX_WARNINGS]
+                + ([f"... and {len(warnings) - MAX_WARNINGS} more"] if len(warnings) > MAX_WARNINGS else []),
+            }
 
     def status(self) -> dict[str, Any]:
-        """For a status endpoint: the stats plus the watched paths and the timing settings."""
+        """For a status endpoint: the stats, the observer's health, what is watched, the timing settings."""
+        watcher = self._watcher
+        watched = watcher.watched() if watcher is not None else {}
         return {
             **self.stats.to_dict(),
             "running": self.running,
+            "watch": self.watch_health(),
             "watched": [
-                {"path": w.alias, "watching": target, "recursive": w.recursive}
-                for target, w in sorted(self._watches.items())
+                {"path": path, "role": str(spec.role)}
+                for path, spec in sorted(watched.items())
+                if spec.role is not Role.FLAVOR
             ],
+            "flavor_dirs_watched": sum(spec.role is Role.FLAVOR for spec in watched.values()),
             "debounce_ms": round(self.debounce_s * 1000, 3),
+            "settle_ms": round(self.settle_s * 1000, 3),
             "max_wait_ms": round(self.max_wait_s * 1000, 3),
+            "poll_interval_ms": round(self.poll_interval * 1000, 3),
         }
 
-    # ---- lifecycle ---------------------------------------------------------------
+    # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Reloader:
         with self._lifecycle:
             if self._worker is not None:
@@ -177,39 +210,36 @@ class Reloader:
                 self._stats.mode = "off"
                 logs.event("flavor_watch_off", logging.INFO)
                 return self
-            try:
-                self._open_observer()
-            except Exception as exc:  # a server must still start: it serves what it loaded
-                error = describe_error(exc)
-                self._observer, self._watches = None, {}
-                self._stats.mode, self._stats.last_error = "off", error
-                logs.event("flavor_watch_failed", logging.ERROR, error=error, action="not watching")
+            if not self._open_watcher(self._first_mode()):
                 return self
+            self._next_check = time.monotonic() + self.health_check_s
             self._worker = threading.Thread(target=self._run, name="mvcore-reload", daemon=True)
             self._worker.start()
         # whatever changed between the store's first load and the watch being in place
-        self._enqueue(None, reason="watch started")
+        self.request_rebuild("watch started", immediate=True)
         logs.event(
             "flavor_watch_started",
             logging.INFO,
             mode=self.mode,
-            roots=list(self._roots),
-            debounce_ms=round(self.debounce_s * 1000, 3),
+            roots=_abs_roots(self.store),
+            flavor_dirs=len(self.watched_paths()),
+            settle_ms=round(self.settle_s * 1000, 3),
         )
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Stop watching; bounded by ``timeout`` (a rebuild still running is left to finish on its own)."""
+        deadline = time.monotonic() + timeout
         with self._lifecycle:
             worker, self._worker = self._worker, None
-            observer, self._observer = self._observer, None
-            self._watches = {}
+            watcher, self._watcher = self._watcher, None
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if worker is not None:
-            worker.join(timeout)
-        if observer is not None:
-            close_observer(observer, timeout)
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(max(0.0, deadline - time.monotonic()))
+        if watcher is not None:
+            watcher.stop(max(0.05, deadline - time.monotonic()))
             logs.event("flavor_watch_stopped", logging.INFO, mode=self.mode)
 
     def __enter__(self) -> Reloader:
@@ -220,7 +250,7 @@ class Reloader:
     ) -> None:
         self.stop()
 
-    # ---- waiting (tests, CLI) -------------------------------------------------------
+    # ---- waiting (tests, CLI) ----------------------------------------------------------------
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         """True once ``predicate()`` holds (re-checked after each rebuild attempt); False at the deadline."""
         deadline = time.monotonic() + timeout
@@ -242,58 +272,62 @@ class Reloader:
         return self.wait_until(lambda: self._stats.rebuilds >= count, timeout)
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Wait until no event is pending and no rebuild is running (events not yet delivered excepted)."""
-        return self.wait_until(lambda: self._first_at is None and not self._busy, timeout)
+        """Wait until no change is pending and no rebuild is running (events not yet delivered excepted)."""
+        return self.wait_until(lambda: self._tracker.empty and not self._busy, timeout)
 
     def request_rebuild(self, reason: str = "requested", *, immediate: bool = False) -> None:
-        """Schedule a full rescan through the debouncer (or at once with ``immediate``)."""
-        self._enqueue(None, reason=reason, immediate=immediate)
+        """Schedule a full rescan (as soon as no write is in progress; ``immediate``: at once)."""
+        with self._cond:
+            now = time.monotonic()
+            self._tracker.request_full(now, reason, immediate=immediate)
+            self._cond.notify_all()
 
-    # ---- observers -------------------------------------------------------------------
-    def _open_observer(self) -> None:
-        wanted = self.requested_mode
-        if wanted == "auto":
-            reason = self._network_roots()
-            if reason is not None:
-                self._fall_back(reason)
-                wanted = "poll"
-        if wanted != "poll":
-            observer: BaseObserver | None = None
+    # ---- observers and their supervision -------------------------------------------------------
+    def _first_mode(self) -> str:
+        if self.requested_mode == "auto":
+            for root in _abs_roots(self.store):
+                fstype = filesystem_type(root)
+                if fstype in NETWORK_FILESYSTEMS:
+                    self._fall_back(
+                        f"{root} is on a {fstype} filesystem, where inotify misses remote changes"
+                    )
+                    return "poll"
+        return "poll" if self.requested_mode == "poll" else "inotify"
+
+    def _open_watcher(self, mode: str) -> bool:
+        """Start an observer of ``mode`` (inotify falls back to polling); False when none could start."""
+        if mode == "inotify":
             try:
-                observer, name = self._native_observer(wanted)
-                self._observer = observer
-                self._sync_watches()
-                observer.start()
-                self._stats.mode = name
-                return
+                self._install(self._new_watcher("inotify"))
+                return True
             except (OSError, ImportError, RuntimeError) as exc:
-                if observer is not None:
-                    close_observer(observer, 5.0)
-                self._observer, self._watches = None, {}
-                self._fall_back(f"{wanted} observer could not start: {describe_error(exc)}")
-        self._start_polling()
+                self._fall_back(f"inotify could not start: {describe_error(exc)}")
+        try:
+            self._install(self._new_watcher("poll"))
+            return True
+        except Exception as exc:  # a server must still start: it serves what it loaded
+            error = describe_error(exc)
+            self._watcher, self._healthy = None, False
+            self._stats.mode, self._stats.watch_error = "off", error
+            logs.event("flavor_watch_failed", logging.ERROR, error=error, action="not watching")
+            return False
 
-    def _native_observer(self, wanted: str) -> tuple[BaseObserver, str]:
-        inotify = inotify_observer_class()
-        if inotify is not None:
-            return inotify(self._on_overflow), "inotify"
-        if wanted == "inotify":
-            raise ImportError("inotify is not available on this platform")
-        from watchdog.observers import Observer
+    def _new_watcher(self, mode: str) -> Watcher:
+        if mode == "inotify":
+            return InotifyWatcher(
+                self._on_change, on_overflow=self._on_overflow, on_death=self._on_death, stuck_s=self.stuck_s
+            )
+        confirm = min(max(0.005, self.poll_interval / 4), max(0.005, self.settle_s))
+        return PollingWatcher(self._on_change, self.poll_interval, confirm, self._on_death).start()
 
-        observer = Observer()
-        if isinstance(observer, PollingObserver):
-            close_observer(observer, 1.0)
-            raise ImportError("no native observer on this platform")
-        return observer, type(observer).__name__.replace("Observer", "").lower() or "native"
-
-    def _start_polling(self) -> None:
-        observer = PollingObserver(timeout=self.poll_interval)
-        self._observer = observer
-        self._watches = {}
-        self._sync_watches()
-        observer.start()
-        self._stats.mode = "poll"
+    def _install(self, watcher: Watcher) -> None:
+        try:
+            watcher.set_dirs(desired_watches(_abs_roots(self.store)))
+        except BaseException:
+            watcher.stop(0.5)
+            raise
+        self._watcher, self._healthy = watcher, True
+        self._stats.mode = watcher.mode
 
     def _fall_back(self, reason: str) -> None:
         self._stats.fallback_reason = reason
@@ -306,222 +340,141 @@ class Reloader:
             poll_interval_s=self.poll_interval,
         )
 
-    def _network_roots(self) -> str | None:
-        for root in _abs_roots(self.store):
-            fstype = filesystem_type(root)
-            if fstype in NETWORK_FILESYSTEMS:
-                return f"{root} is on a {fstype} filesystem, where inotify misses remote changes"
-        return None
-
-    def _sync_watches(self) -> bool:
-        """Make the scheduled watches match the roots as they are now; True when something changed.
-
-        An existing root is watched recursively (through its real path, since inotify does
-        not follow a symlinked root); a missing one through its nearest existing parent,
-        non-recursively.  A watch whose directory was replaced, or whose emitter stopped
-        (the directory was deleted), is scheduled again.  Runs under ``_lifecycle``.
-        """
-        observer = self._observer
-        if observer is None:
+    def _supervise(self) -> bool:
+        """Check the observer and re-sync its watches; True when events may have been missed."""
+        watcher = self._watcher
+        if watcher is None:
             return False
-        roots = tuple(_abs_roots(self.store))
-        desired: dict[str, tuple[bool, str]] = {}
-        for root in roots:
-            if os.path.isdir(root):
-                target, recursive, alias = os.path.realpath(root), True, root
-            else:
-                alias = nearest_existing_dir(root)
-                target, recursive = os.path.realpath(alias), False
-            known = desired.get(target)
-            if known is None or (recursive and not known[0]):
-                desired[target] = (recursive, alias)
-        live = {e.watch for e in observer.emitters if e.is_alive()} if observer.is_alive() else None
-        watches = dict(self._watches)
-        changed = roots != self._roots
-        for target, current in list(watches.items()):
-            want = desired.get(target)
-            if (
-                want is None
-                or want != (current.recursive, current.alias)
-                or path_identity(target) != current.ident
-                or (live is not None and current.watch not in live)
-            ):
-                with contextlib.suppress(KeyError, RuntimeError, OSError):
-                    observer.unschedule(current.watch)
-                del watches[target]
-                changed = True
+        for path in [p for p in self._nested if not os.path.isdir(p)]:
+            del self._nested[path]
+        problem = watcher.problem()
+        if problem is not None:
+            return self._replace(watcher, problem, to_poll=False)
         try:
-            for target, (recursive, alias) in desired.items():
-                if target in watches:
-                    continue
-                ident = path_identity(target)
-                watch = observer.schedule(
-                    self._handler, target, recursive=recursive, event_filter=EVENT_FILTER
-                )
-                watches[target] = Watch(watch, alias, recursive, ident)
-                changed = True
-        finally:
-            self._watches = watches
-            self._roots = roots
-        return changed
+            return watcher.set_dirs(desired_watches(_abs_roots(self.store)))
+        except OSError as exc:  # the inotify watch limit reached meanwhile
+            return self._replace(
+                watcher, f"inotify could not add a watch: {describe_error(exc)}", to_poll=True
+            )
 
-    def _maintain(self) -> bool:
-        """Re-sync the watches; on a failure to add one under inotify, switch to polling."""
+    def _replace(self, old: Watcher, problem: str, *, to_poll: bool) -> bool:
+        now = time.monotonic()
+        self._restarts_at = [t for t in self._restarts_at if now - t < RESTART_WINDOW_S] + [now]
+        with self._cond:
+            self._healthy = False
+            self._stats.watch_error = problem
+            self._stats.restarts += 1
+        logs.event(
+            "flavor_watch_unhealthy", logging.ERROR, mode=old.mode, problem=problem, action="replacing"
+        )
+        old.stop(0.5)  # a stuck thread is abandoned (daemon); its events are ignored from now on
+        mode = old.mode
+        if mode == "inotify" and (to_poll or len(self._restarts_at) > MAX_RESTARTS):
+            self._fall_back(problem)
+            mode = "poll"
         with self._lifecycle:
-            if self._observer is None:
+            if self._stopping or self._watcher is not old:
                 return False
-            try:
-                return self._sync_watches()
-            except OSError as exc:
-                if isinstance(self._observer, PollingObserver):
-                    raise
-                old = self._observer
-                self._fall_back(f"inotify could not add a watch: {describe_error(exc)}")
-                self._start_polling()
-        close_observer(old, 5.0)
+            self._open_watcher(mode)
         return True
+
+    def _on_death(self) -> None:
+        with self._cond:
+            self._healthy = False
+            self._check_now = True
+            self._cond.notify_all()
 
     def _on_overflow(self) -> None:
         with self._cond:
             self._stats.overflows += 1
+            self._tracker.request_full(time.monotonic(), "inotify queue overflow", immediate=True)
+            self._cond.notify_all()
         logs.event("flavor_watch_overflow", logging.WARNING, action="full rescan")
-        self._enqueue(None, reason="inotify queue overflow", resync=True, immediate=True)
 
-    # ---- events ----------------------------------------------------------------------
-    def _on_fs_event(self, event: FileSystemEvent) -> None:
-        raw = [event.src_path]
-        if event.event_type == "moved" and event.dest_path:
-            raw.append(event.dest_path)
-        paths: list[str] = []
-        at_root = False
-        for item in raw:
-            path = self._translate(os.fsdecode(item))
-            kind = self._classify(path, event.is_directory)
-            if kind is None:
-                continue
-            paths.append(path)
-            at_root = at_root or kind == "root"
-        if not paths:
+    # ---- observations ---------------------------------------------------------------------------
+    def _on_change(self, change: Change, path: str) -> None:
+        """Called on the observer's thread for every observation."""
+        if change is Change.NESTED:
+            self._note_nested(path)
+        if change in (Change.IGNORED, Change.NESTED):
             with self._cond:
                 self._stats.ignored_events += 1
             return
-        name = os.path.basename(paths[-1]) or paths[-1]
-        reason = f"{event.event_type} {name}"
-        if at_root:
-            self._enqueue(None, reason=reason, resync=True, counted=True)
-        else:
-            self._enqueue(paths, reason=reason, counted=True)
-
-    def _translate(self, path: str) -> str:
-        """A path under a watched real directory, spelled under the configured root it stands for."""
-        for target, watch in self._watches.items():
-            if target != watch.alias and (path == target or path.startswith(target + os.sep)):
-                return watch.alias + path[len(target) :]
-        return path
-
-    def _classify(self, path: str, is_directory: bool) -> str | None:
-        """``root`` (a root, or a directory on the way to one), ``file`` (inside a root) or None."""
-        parts: list[str] | None = None
-        for root in self._roots:
-            if path == root or root.startswith(path + os.sep):
-                return "root"
-            if path.startswith(root + os.sep):
-                parts = path[len(root) + 1 :].split(os.sep)
-                break
-        if not parts:
-            return None
-        for part in parts[:-1]:
-            if part.startswith(".") and not part.startswith(".."):
-                return None  # .git/, .cache/ ...: never read
-        base = parts[-1]
-        if base.startswith(".."):
-            return "file"  # Kubernetes' atomic writer: ..data, ..data_tmp, ..2024_01_01_...
-        if is_ignored(base):
-            return None  # editor swap/backup files, hidden files
-        if len(parts) == 1 or is_directory or base.endswith(_CONFIG_SUFFIXES):
-            return "file"
-        return "file" if os.path.islink(path) else None  # a swapped symlink a YAML file points through
-
-    def _enqueue(
-        self,
-        paths: list[str] | None,
-        *,
-        reason: str,
-        resync: bool = False,
-        immediate: bool = False,
-        counted: bool = False,
-    ) -> None:
+        is_emptied = change is Change.DONE and emptied(self.store, path)
         with self._cond:
-            now = time.monotonic()
-            if self._first_at is None:
-                self._first_at = now
-                self._reason = reason
-            self._last_at = now
-            if paths is None:
-                self._full = True
-            else:
-                self._paths.update(paths)
-            self._resync = self._resync or resync
-            self._immediate = self._immediate or immediate
-            if counted:
-                self._stats.events += 1
+            self._tracker.note(change, path, time.monotonic(), emptied=is_emptied)
+            self._stats.events += 1
             self._cond.notify_all()
 
-    # ---- the rebuild thread ------------------------------------------------------------
-    def _run(self) -> None:
-        next_check = time.monotonic() + self.health_check_s
-        while True:
-            with self._cond:
-                while True:
-                    if self._stopping:
-                        return
-                    now = time.monotonic()
-                    if self._first_at is not None:
-                        due = (
-                            now
-                            if self._immediate
-                            else min(self._last_at + self.debounce_s, self._first_at + self.max_wait_s)
-                        )
-                        if now >= due:
-                            break
-                        wait = due - now
-                    else:
-                        wait = self.health_check_s
-                    if self.health_check_s > 0:
-                        if now >= next_check:
-                            break
-                        wait = min(wait, next_check - now)
-                    self._cond.wait(wait)
-                pending = self._first_at is not None
-                paths, full, resync, reason = self._paths, self._full, self._resync, self._reason
-                self._paths, self._full, self._resync, self._immediate = set(), False, False, False
-                self._first_at = None
-                self._busy = True
-                retry = self._stats.last_error is not None
-            try:
-                if self.health_check_s > 0 and time.monotonic() >= next_check:
-                    next_check = time.monotonic() + self.health_check_s
-                    resync = True
-                    if retry and not pending:
-                        pending, full, reason = True, True, "retry after a failed reload"
-                if resync and self._maintain():
-                    pending, full = True, True
-                    reason = reason or "watched directories changed"
-                if pending:
-                    self._rebuild(reason, None if full else paths)
-            except Exception as exc:  # the reload thread must survive anything
-                logs.event("flavor_watch_failed", logging.ERROR, error=describe_error(exc))
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+    def _note_nested(self, path: str) -> None:
+        with self._cond:
+            if path in self._nested or len(self._nested) >= 10 * MAX_WARNINGS:
+                return
+            self._nested[path] = None
+            count = len(self._nested)
+        if count <= MAX_WARNINGS:
+            logs.event("flavor_nested_dir_ignored", logging.WARNING, path=path, why="flavors are flat")
 
-    def _rebuild(self, reason: str, paths: set[str] | None) -> None:
+    # ---- the rebuild thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            job = self._next_job()
+            if job is None:
+                return
+            self._work(job)
+
+    def _next_job(self) -> _Job | None:
+        """Wait until something may be published or the observer is due a check; None on stop."""
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                supervise = self._check_now or (self.health_check_s > 0 and now >= self._next_check)
+                batch = self._tracker.take(now)
+                if supervise or batch is not None:
+                    if supervise:
+                        self._check_now, self._next_check = False, now + self.health_check_s
+                        if batch is None and self._stats.last_error is not None:
+                            batch = Batch(None, "retry after a failed reload", first=now)
+                    self._busy = True
+                    return _Job(batch, supervise)
+                due = self._tracker.due()
+                waits = [due - now if due is not None else 3600.0]
+                if self.health_check_s > 0:
+                    waits.append(self._next_check - now)
+                self._cond.wait(max(0.0, min(waits)))
+            return None
+
+    def _work(self, job: _Job) -> None:
+        try:
+            missed = self._supervise() if job.supervise else False
+            batch = job.batch
+            if batch is not None and batch.structure and not job.supervise:
+                missed = self._supervise() or missed  # watch new flavor dirs before reading them
+            if missed:
+                if batch is None:
+                    batch = Batch(None, "watched directories changed", first=time.monotonic())
+                batch = Batch(None, batch.reason, first=batch.first)
+            if batch is not None:
+                self._rebuild(batch)
+        except Exception as exc:  # the reload thread must survive anything
+            logs.event("flavor_watch_failed", logging.ERROR, error=describe_error(exc))
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _rebuild(self, batch: Batch) -> None:
         started = time.perf_counter()
         event: ReloadEvent | None = None
         error: str | None = None
+        reason, paths = batch.reason, batch.paths
+        self._build_started_ns = time.time_ns()
         try:
-            event = self.store.rebuild(reason=reason, changed_paths=None if paths is None else sorted(paths))
+            event = self.store.rebuild(
+                reason=reason,
+                changed_paths=None if paths is None else sorted(paths),
+                accept=lambda old, new: self._accept(batch, old, new),
+            )
         except Exception as exc:  # a broken rebuild keeps the last snapshot
             error = describe_error(exc)
             logs.event("flavor_reload_failed", logging.ERROR, reason=reason, error=error)
@@ -537,8 +490,58 @@ class Reloader:
             stats.last_error = error
             self._cond.notify_all()
 
+    def _accept(self, batch: Batch, old: Snapshot, new: Snapshot) -> bool:
+        """Refuse a build that may hold a file caught mid-write (the store then keeps ``old``).
 
-# ---- for `mvcore flavors watch` ------------------------------------------------------------
+        Between the event that triggered a rebuild and the read, a writer may have started again
+        (``open(..., "w")`` truncates first).  Refused when, for a flavor whose content changed:
+        an event for it arrived meanwhile, a file changed after it was read, or a file that held
+        values is empty and younger than the settle window.  Past ``max_wait`` a build is taken.
+        """
+        now = time.monotonic()
+        if now - batch.first >= self.max_wait_s:
+            return True
+        changed = changed_flavor_dirs(old, new)
+        if not changed:
+            return True
+        if self._newer_change(changed):
+            return False  # cheap first: a newer change is already queued (no need to drain)
+        watcher = self._watcher
+        if isinstance(watcher, InotifyWatcher):
+            watcher.drain(0.01)  # let events already queued in the kernel reach the tracker
+            if self._newer_change(changed):
+                return False
+        held: dict[str, float] = {}
+        for name, directory in changed:
+            unsettled = unsettled_files(
+                self.store, old, name, directory, self.settle_s, self._build_started_ns
+            )
+            for path, until in unsettled:
+                held[path] = until
+        if not held:
+            return True
+        with self._cond:
+            for path, until in held.items():
+                self._tracker.hold(path, time.monotonic(), first=batch.first, until=until)
+            self._cond.notify_all()
+        return False
+
+    def _newer_change(self, changed: list[tuple[str, str]]) -> bool:
+        """True when a change for one of these flavor directories is queued: it rebuilds them at once."""
+        with self._cond:
+            pending = {os.path.dirname(p) for p in self._tracker.paths}
+        return any(directory in pending for _, directory in changed)
+
+
+def watch_status(reloader: Reloader | None) -> dict[str, Any]:
+    """The ``watch`` object of the status endpoint, also when nothing watches."""
+    if reloader is None:
+        return {"mode": "off", "requested": "off", "healthy": True, "last_error": None, "restarts": 0,
+                "fallback_reason": None, "warnings": []}  # fmt: skip
+    return reloader.watch_health()
+
+
+# ---- for `mvcore flavors watch` ------------------------------------------------------------------
 def watch_events(
     store: FlavorStore,
     mode: str = "auto",
@@ -547,17 +550,18 @@ def watch_events(
     poll_interval: float = DEFAULT_POLL_INTERVAL_S,
     idle_timeout: float | None = None,
     stop: threading.Event | None = None,
+    **kwargs: Any,
 ) -> Iterator[ReloadEvent]:
     """Yield each ``ReloadEvent`` as flavor files change, until closed (or ``stop`` is set, or
     ``idle_timeout`` seconds pass without one).  Watching starts on the first ``next()``::
 
-        for event in watch_events(store, mode=settings.watch, debounce_ms=settings.debounce_ms):
+        for event in watch_events(store, mode=settings.watch):
             click.echo(json.dumps(event.to_dict()))
     """
     events: queue.Queue[ReloadEvent] = queue.Queue()
     unsubscribe = store.subscribe(events.put)
     try:
-        with Reloader(store, mode=mode, debounce_ms=debounce_ms, poll_interval=poll_interval):
+        with Reloader(store, mode=mode, debounce_ms=debounce_ms, poll_interval=poll_interval, **kwargs):
             last = time.monotonic()
             while stop is None or not stop.is_set():
                 try:
@@ -572,7 +576,7 @@ def watch_events(
         unsubscribe()
 
 
-# ---- helpers ---------------------------------------------------------------------------------
+# ---- helpers -------------------------------------------------------------------------------------
 def _abs_roots(store: FlavorStore) -> list[str]:
     seen: dict[str, None] = {}
     for root in store.watch_roots():

@@ -8,6 +8,8 @@ generation -- the object the CLI prints and the API serves.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -25,6 +27,7 @@ class ResolvedConfig:
     values: Mapping[str, Any]
     provenance: Mapping[str, Provenance]
     _wire: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _digest: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def to_wire(self) -> dict[str, Any]:
         if not self._wire:
@@ -33,6 +36,12 @@ class ResolvedConfig:
                 provenance={k: p.to_dict() for k, p in sorted(self.provenance.items())},
             )
         return self._wire
+
+    def digest(self) -> str:
+        """sha256 of the values as canonical JSON: no paths, no provenance -- the same on every machine."""
+        if not self._digest:
+            self._digest.append(hashlib.sha256(_canonical_json(self.values)).hexdigest())
+        return self._digest[0]
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -44,6 +53,30 @@ class ResolvedConfig:
 def resolve_layers(config_type: str, flavor: str, layers: list[Layer]) -> ResolvedConfig:
     values, provenance = merge_layers(layers)
     return ResolvedConfig(config_type, flavor, MappingProxyType(values), MappingProxyType(provenance))
+
+
+def content_digest(configs: Mapping[str, ResolvedConfig]) -> str:
+    """The digest of a resolved flavor: its config types' value digests, in name order.
+
+    Generation numbers are per process; this names the exact values on any replica or worker.
+    """
+    joined = "\n".join(f"{name}={configs[name].digest()}" for name in sorted(configs))
+    return "sha256:" + hashlib.sha256(joined.encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _canonical_json(values: Mapping[str, Any]) -> bytes:
+    canonical = _canonical(values)
+    return json.dumps(
+        canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode()
 
 
 def _thaw(value: Any) -> Any:
@@ -64,6 +97,7 @@ class Resolution:
     generation: int
     configs: Mapping[str, ResolvedConfig]
     reason: str | None = None
+    digest: str = ""  # content_digest(configs): the same for the same values on every machine
 
     def __getitem__(self, config_type: str) -> ResolvedConfig:
         return self.configs[config_type]
@@ -75,6 +109,7 @@ class Resolution:
             "flavor_used": self.flavor_used,
             "fallback": self.fallback,
             "generation": self.generation,
+            "digest": self.digest,
         }
 
     def to_wire(self, config_type: str | None = None) -> dict[str, Any]:

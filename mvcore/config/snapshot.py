@@ -21,7 +21,7 @@ from mvcore.config.config_types import ConfigType, ConfigTypeRegistry
 from mvcore.config.discovery import Discovery, FlavorSource, Shadowed, check_flavor_name
 from mvcore.config.loading import FlavorData, ParseCache, load_defaults_file, load_flavor
 from mvcore.config.merge import Layer
-from mvcore.config.resolver import Resolution, ResolvedConfig, resolve_layers
+from mvcore.config.resolver import Resolution, ResolvedConfig, content_digest, resolve_layers
 from mvcore.config.validation import Issue
 from mvcore.errors import FlavorNotFound, NotFound
 
@@ -91,6 +91,11 @@ class Snapshot:
     def has(self, name: str) -> bool:
         return name in self.resolved
 
+    def digest(self, name: str) -> str | None:
+        """Content digest of a served flavor's resolved values (``resolver.content_digest``)."""
+        configs = self.resolved.get(name)
+        return content_digest(configs) if configs is not None else None
+
     def resolve(self, flavor: str | None = None, *, strict: bool = False) -> Resolution:
         """Answer a flavor request; unknown names fall back to ``default`` unless strict."""
         requested = flavor if flavor not in (None, "") else None
@@ -100,7 +105,9 @@ class Snapshot:
         if cached is not None and cached.flavor_requested == requested:
             return cached
         if name in self.resolved:
-            result = Resolution(requested, name, False, self.generation, self.resolved[name])
+            configs = self.resolved[name]
+            digest = content_digest(configs)
+            result = Resolution(requested, name, False, self.generation, configs, digest=digest)
         else:
             if strict:
                 raise FlavorNotFound(name[:100], self.names())
@@ -116,7 +123,10 @@ class Snapshot:
                 fallback=DEFAULT,
                 reason=reason,
             )
-            result = Resolution(requested, DEFAULT, True, self.generation, self.resolved[DEFAULT], reason)
+            configs = self.resolved[DEFAULT]
+            result = Resolution(
+                requested, DEFAULT, True, self.generation, configs, reason, digest=content_digest(configs)
+            )
             if len(self._resolution_cache) > 4096:
                 return result  # don't let random names grow the cache
         self._resolution_cache[key] = result
@@ -158,7 +168,9 @@ class Snapshot:
             "generation": self.generation,
             "loaded_at": self.loaded_at,
             "last_reload_seconds": round(self.build_seconds, 6),
-            "flavors": {n: s.to_dict() for n, s in sorted(self.statuses.items())},
+            "flavors": {
+                n: {**s.to_dict(), "digest": self.digest(n)} for n, s in sorted(self.statuses.items())
+            },
             "errors": [i.to_dict() for i in self.errors()],
             "warnings": [i.to_dict() for i in self.issues if i.severity != "error"],
             "shadowed": [s.to_dict() for s in self.shadowed],

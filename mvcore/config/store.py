@@ -178,18 +178,23 @@ class FlavorStore:
         return names
 
     def rebuild(
-        self, reason: str = "", changed_paths: Iterable[str | Path] | None = None
+        self,
+        reason: str = "",
+        changed_paths: Iterable[str | Path] | None = None,
+        *,
+        accept: Callable[[Snapshot, Snapshot], bool] | None = None,
     ) -> ReloadEvent | None:
         """Rebuild from disk; swap and notify only when the content changed.
 
         ``changed_paths`` (from a file watcher) limits the re-read to the flavors
-        those paths belong to; without it every flavor is re-read.
+        those paths belong to; without it every flavor is re-read.  ``accept(previous,
+        new)`` is asked before the swap (the reloader refuses a build that raced a writer).
         """
         started = time.perf_counter()
         with self._lock:
             previous = self._current
             snapshot = self._build(previous, changed_paths)
-            if snapshot is previous:
+            if snapshot is previous or (accept is not None and not accept(previous, snapshot)):
                 return None
             self._current = snapshot  # the atomic swap
         event = _diff(previous, snapshot, time.perf_counter() - started, reason)
@@ -216,7 +221,8 @@ def _diff(old: Snapshot, new: Snapshot, duration: float, reason: str) -> ReloadE
     changed = sorted(
         n
         for n in old_names & new_names
-        if old.flavors.get(n) is not new.flavors.get(n) or old.statuses[n] != new.statuses[n]
+        if old.flavors.get(n) is not new.flavors.get(n)
+        or (old.statuses[n] is not new.statuses[n] and old.statuses[n] != new.statuses[n])
     )
     if old.flavors.get("default") is not new.flavors.get("default"):
         changed = sorted(set(changed) | (new_names & old_names))

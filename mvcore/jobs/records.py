@@ -85,6 +85,8 @@ class JobRecord:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     error_status: int | None = None
+    # metadata.config of the resolution the job runs with (flavor, generation, content digest)
+    config: dict[str, Any] | None = None
     # bookkeeping, not on the wire
     worker: str | None = None
     heartbeat_at: float | None = None
@@ -107,6 +109,7 @@ class JobRecord:
             "finished_at": self.finished_at,
             "result": self.result,
             "error": self.error,
+            "config": self.config,
             "status_url": f"/api/mv/jobs/{self.job_id}",
         }
 

@@ -156,6 +156,7 @@ def record_from_hash(job_id: str, data: dict[str, str]) -> JobRecord:
         result=_json(data.get("result")),
         error=_json(data.get("error")),
         error_status=int(error_status) if error_status is not None else None,
+        config=_json(data.get("config")),
         worker=data.get("worker") or None,
         heartbeat_at=_num(data.get("heartbeat_at")),
         heartbeat_timeout=_num(data.get("heartbeat_timeout")) or 30.0,
@@ -247,6 +248,7 @@ class RedisJobStore:
                     "message": record.message or "queued",
                     "created_at": _s(record.created_at),
                     "heartbeat_timeout": _s(record.heartbeat_timeout),
+                    **({"config": json.dumps(record.config)} if record.config else {}),
                 },
             )
             pipe.expire(key, self.ttl)

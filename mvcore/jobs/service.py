@@ -364,7 +364,12 @@ class JobService:
     async def submit(self, kind: str, request: dict[str, Any], bundle: dict[str, Any]) -> JobRecord:
         if kind not in GENERATORS:
             raise BadInput(f"Unknown job kind {kind!r}", alternatives=list(GENERATORS))
-        record = JobRecord(str(uuid.uuid4()), kind, heartbeat_timeout=self.heartbeat_timeout)
+        record = JobRecord(
+            str(uuid.uuid4()),
+            kind,
+            heartbeat_timeout=self.heartbeat_timeout,
+            config=dict(bundle.get("meta") or {}) or None,
+        )
         try:
             await self.store.create(record)
             await kick(self.broker, record.job_id, kind, request, bundle)

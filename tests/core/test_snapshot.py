@@ -237,7 +237,8 @@ def test_resolution_to_wire_has_exactly_the_documented_shape(
     snap = make_store(flavors_dir).current
     for requested in ("test_flavor", "nosuch", None):
         wire = snap.resolve(requested).to_wire()
-        assert set(wire) == {"flavor_requested", "flavor_used", "fallback", "generation", "configs"}
+        assert set(wire) == {"flavor_requested", "flavor_used", "fallback", "generation", "digest", "configs"}
+        assert wire["digest"] == snap.digest(wire["flavor_used"])
         assert wire["flavor_requested"] == requested
         assert wire["flavor_used"] == ("test_flavor" if requested == "test_flavor" else "default")
         assert wire["fallback"] is (requested == "nosuch")

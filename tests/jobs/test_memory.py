@@ -126,8 +126,10 @@ def test_status_moves_queued_running_succeeded(app: App) -> None:
         "finished_at",
         "result",
         "error",
+        "config",
         "status_url",
     }
+    assert done["config"]["digest"].startswith("sha256:")  # the exact config the job ran with
 
 
 def test_a_failing_provider_fails_the_job_with_its_own_error(app: App) -> None:

@@ -130,8 +130,6 @@ def test_touch_or_identical_rewrite_does_not_bump_generation(
     assert store.current.generation == generation
 
 
-# watchdog warns when `mkdir -p` races its recursive watch registration (harmless: the watch is reused)
-@pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 def test_irrelevant_files_are_ignored(store: FlavorStore, root: Path) -> None:
     with _reloader(store, "inotify") as reloader:
         assert reloader.wait_for_rebuilds(1, DEADLINE)
@@ -200,7 +198,10 @@ def test_missing_root_is_watched_until_it_appears(
         assert reloader.watched_paths() == [str(tmp_path)]
         write(root / "late" / "parameters.yaml", params("late-arrival"))
         assert reloader.wait_until(lambda: angle(store, "late") == "late-arrival", DEADLINE)
-        assert reloader.wait_until(lambda: reloader.watched_paths() == [str(root)], DEADLINE)
+        # the root itself now, and the new flavor directory in it (flat: no deeper watch)
+        assert reloader.wait_until(
+            lambda: reloader.watched_paths() == [str(root), str(root / "late")], DEADLINE
+        )
         (root / "late" / "parameters.yaml").write_text(params("edited-after-arrival"))
         assert reloader.wait_until(lambda: angle(store, "late") == "edited-after-arrival", DEADLINE)
 
@@ -315,7 +316,7 @@ def test_inotify_queue_overflow_triggers_full_rescan(store: FlavorStore, root: P
             handle.truncate(0)
             handle.write(params("changed-while-events-were-lost"))
         attempts = reloader.stats.rebuilds
-        fd = reloader._observer._inotify_fd  # type: ignore[union-attr]
+        fd = reloader._watcher.fd  # type: ignore[union-attr]
         fd.handle_event(InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b""))
         assert reloader.wait_until(lambda: angle(store) == "changed-while-events-were-lost", DEADLINE)
         stats = reloader.stats
@@ -327,15 +328,12 @@ def test_inotify_queue_overflow_triggers_full_rescan(store: FlavorStore, root: P
 def test_a_watch_that_cannot_start_leaves_the_store_serving(
     store: FlavorStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from watchdog.observers.polling import PollingObserver
+    from mvcore.config.watching import PollingWatcher
 
-    import mvcore.config.reload
+    def unreadable(self: PollingWatcher) -> PollingWatcher:
+        raise PermissionError(errno.EACCES, "Permission denied")
 
-    class Unreadable(PollingObserver):
-        def start(self) -> None:
-            raise PermissionError(errno.EACCES, "Permission denied")
-
-    monkeypatch.setattr(mvcore.config.reload, "PollingObserver", Unreadable)
+    monkeypatch.setattr(PollingWatcher, "start", unreadable)
     with Reloader(store, mode="poll") as reloader:
         assert reloader.mode == "off" and not reloader.running
         assert reloader.last_error is not None and "Permission denied" in reloader.last_error
@@ -378,7 +376,9 @@ def test_status_and_settings(store: FlavorStore) -> None:
     assert info["mode"] == "poll" and info["requested_mode"] == "poll"
     assert info["debounce_ms"] == 30 and info["max_wait_ms"] >= 300
     assert info["rebuilds"] >= 1 and info["last_duration_s"] is not None and info["last_error"] is None
-    assert info["watched"][0]["recursive"] is True
+    assert info["watched"] == [{"path": str(store.roots[0]), "role": "root"}]
+    assert info["flavor_dirs_watched"] == 2  # default/ and test/
+    assert info["watch"]["healthy"] is True and info["watch"]["mode"] == "poll"
     assert not reloader.running
 
 
