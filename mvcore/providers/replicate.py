@@ -36,10 +36,10 @@ retries only where it is safe:
   (The original system answered 500 with these codes in the detail; the statuses above say who
   is at fault.)  The API token never appears in a message or in ``details``.
 
-Model inputs follow the models' Replicate schemas; for the models listed in
-:data:`KNOWN_MODEL_INPUTS` keys the model does not accept are dropped (Replicate rejects
-unknown input properties), other models get every key.  ``params["extra_input"]`` (a mapping)
-is merged into any input as-is.
+Model inputs are built by :mod:`mvcore.providers.replicate_inputs` (the same functions the
+prompt preview uses): for the models listed in :data:`KNOWN_MODEL_INPUTS` keys the model does
+not accept are dropped (Replicate rejects unknown input properties), other models get every key.
+``params["extra_input"]`` (a mapping) is merged into any input as-is.
 """
 
 from __future__ import annotations
@@ -62,53 +62,22 @@ from mvcore.providers.replicate_call import (
     output_urls,
     url_ext,
 )
-from mvcore.providers.scene_json import SCENES_SYSTEM_PROMPT, extract_scenes, join_text
+from mvcore.providers.replicate_inputs import (
+    DEFAULT_SCENE_MODEL,
+    KNOWN_MODEL_INPUTS,
+    image_input,
+    image_model,
+    lipsync_input,
+    scenes_input,
+    video_input,
+)
+from mvcore.providers.scene_json import extract_scenes, join_text
 
 __all__ = ["DEFAULT_SCENE_MODEL", "KNOWN_MODEL_INPUTS", "ReplicateProvider", "extract_scenes"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Input keys the well-known models accept (from their Replicate schemas).  Keys outside the set
-#: are dropped for these models; any other model receives the input unfiltered.
-KNOWN_MODEL_INPUTS: dict[str, frozenset[str]] = {
-    "google/imagen-4": frozenset({"prompt", "aspect_ratio", "safety_filter_level", "output_format"}),
-    "google/imagen-4-fast": frozenset({"prompt", "aspect_ratio", "safety_filter_level", "output_format"}),
-    "google/imagen-4-ultra": frozenset({"prompt", "aspect_ratio", "safety_filter_level", "output_format"}),
-    "google/veo-3.1": frozenset(
-        {
-            "prompt",
-            "aspect_ratio",
-            "duration",
-            "image",
-            "last_frame",
-            "reference_images",
-            "negative_prompt",
-            "resolution",
-            "generate_audio",
-            "seed",
-        }
-    ),
-    "google/veo-3.1-fast": frozenset(
-        {
-            "prompt",
-            "aspect_ratio",
-            "duration",
-            "image",
-            "last_frame",
-            "negative_prompt",
-            "resolution",
-            "generate_audio",
-            "seed",
-        }
-    ),
-    "sync/lipsync-2-pro": frozenset({"video", "audio", "sync_mode", "temperature", "active_speaker"}),
-    "sync/lipsync-2": frozenset({"video", "audio", "sync_mode", "temperature", "active_speaker"}),
-}
-
-#: used by generate_scenes when the flavor names no model (``model=""``)
-DEFAULT_SCENE_MODEL = "openai/gpt-4o-mini"
 
 
 class ReplicateProvider:
@@ -165,12 +134,10 @@ class ReplicateProvider:
     ) -> list[Scene]:
         if number_of_scenes < 1:
             raise BadInput("number_of_scenes must be at least 1")
-        model = model.strip() or DEFAULT_SCENE_MODEL
+        model, inp = scenes_input(prompt, model)
         job = PredictionCall(self, progress)
         async with job:
-            output = await job.predict(
-                model, {"prompt": prompt, "system_prompt": SCENES_SYSTEM_PROMPT}, label="scenes"
-            )
+            output = await job.predict(model, inp, label="scenes")
         text = join_text(output)
         try:
             scenes = extract_scenes(text, number_of_scenes)
@@ -199,26 +166,13 @@ class ReplicateProvider:
     ) -> ProviderResult:
         if num_images < 1:
             raise BadInput("num_images must be at least 1")
-        model = str(params.get("model") or "google/imagen-4")
+        model = image_model(params)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         fmt = str(params.get("output_format") or "png").lower()
 
         def build(index: int) -> dict[str, Any]:
-            return _clean(
-                {
-                    "prompt": prompt,
-                    "aspect_ratio": params.get("aspect_ratio"),
-                    "safety_filter_level": params.get("safety_filter_level"),
-                    "person_generation": params.get("person_generation"),
-                    "output_format": params.get("output_format"),
-                    "negative_prompt": negative_prompt or None,
-                    # imagen makes one image per prediction: vary the seed so n images differ
-                    "seed": None if seed is None else seed + index,
-                    **dict(params.get("extra_input") or {}),
-                },
-                model,
-            )
+            return image_input(prompt, negative_prompt, params, seed, index)
 
         job = PredictionCall(self, progress)
         fractions = [0.0] * num_images
@@ -262,31 +216,16 @@ class ReplicateProvider:
         out_path: Path,
         progress: Progress = no_progress,
     ) -> ProviderResult:
-        model = str(params.get("model") or "google/veo-3.1")
         out_path = Path(out_path)
-        aspect_ratio = params.get("aspect_ratio")
-        duration = params.get("duration")
         job = PredictionCall(self, progress)
         with ExitStack() as files:
-            inp: dict[str, Any] = {
-                "prompt": prompt,
-                "negative_prompt": negative_prompt or None,
-                "aspect_ratio": aspect_ratio,
-                "duration": int(duration) if duration is not None else None,
-                "generate_audio": params.get("generate_audio"),
-                "person_generation": params.get("person_generation"),
-                "resolution": params.get("resolution"),
-                "seed": seed,
-            }
-            if reference_image is not None:
-                handle = files.enter_context(open_input(reference_image, "reference image"))
-                mode = _reference_mode(model, params.get("reference_mode"), aspect_ratio, duration)
-                inp["reference_images" if mode == "reference_images" else "image"] = (
-                    [handle] if mode == "reference_images" else handle
-                )
-            inp.update(params.get("extra_input") or {})
+
+            def attach(path: Path, label: str) -> Any:
+                return files.enter_context(open_input(path, label))
+
+            model, inp = video_input(prompt, negative_prompt, params, seed, reference_image, attach)
             async with job:
-                output = await job.predict(model, _clean(inp, model), label="video")
+                output = await job.predict(model, inp, label="video")
                 url = first_url(output, model)
                 job.report(0.95, "downloading video")
                 await job.download(url, out_path)
@@ -302,22 +241,16 @@ class ReplicateProvider:
         out_path: Path,
         progress: Progress = no_progress,
     ) -> ProviderResult:
-        model = str(params.get("model") or "sync/lipsync-2-pro")
         out_path = Path(out_path)
-        active = params.get("active_speaker", params.get("active_speaker_detection"))
         job = PredictionCall(self, progress)
         with ExitStack() as files:
-            inp: dict[str, Any] = {
-                "video": files.enter_context(open_input(video, "video")),
-                "audio": files.enter_context(open_input(audio, "audio")),
-                "temperature": params.get("temperature"),
-                "sync_mode": params.get("sync_mode"),
-                "active_speaker": active,
-                "occlusion_detection_enabled": params.get("occlusion_detection_enabled"),
-                **dict(params.get("extra_input") or {}),
-            }
+
+            def attach(path: Path, label: str) -> Any:
+                return files.enter_context(open_input(path, label))
+
+            model, inp = lipsync_input(video, audio, params, attach)
             async with job:
-                output = await job.predict(model, _clean(inp, model), label="lipsync")
+                output = await job.predict(model, inp, label="lipsync")
                 url = first_url(output, model)
                 job.report(0.95, "downloading lipsynced video")
                 await job.download(url, out_path)
@@ -334,32 +267,3 @@ class ReplicateProvider:
 
     def _backoff(self, attempt: int) -> float:
         return float(min(self.retry_max_delay_s, self.retry_base_delay_s * 2 ** (attempt - 1)))
-
-
-def _clean(inp: dict[str, Any], model: str) -> dict[str, Any]:
-    """Drop None values, and keys a well-known model does not accept."""
-    out = {k: v for k, v in inp.items() if v is not None}
-    allowed = KNOWN_MODEL_INPUTS.get(model.partition(":")[0])
-    if allowed is not None:
-        dropped = sorted(set(out) - allowed)
-        if dropped:
-            log.debug("dropping inputs %s that %s does not accept", dropped, model)
-        out = {k: v for k, v in out.items() if k in allowed}
-    return out
-
-
-def _reference_mode(model: str, requested: Any, aspect_ratio: Any, duration: Any) -> str:
-    """How veo gets the character image: ``reference_images`` (R2V) or ``image`` (first frame).
-
-    Veo 3.1's reference images work only at 16:9 and 8 s (and veo-3.1-fast has none), so other
-    shapes fall back to the image-to-video ``image`` input.
-    """
-    if requested in ("reference_images", "image"):
-        return str(requested)
-    allowed = KNOWN_MODEL_INPUTS.get(model.partition(":")[0])
-    if allowed is not None and "reference_images" not in allowed:
-        return "image"
-    if allowed is None:
-        return "reference_images"
-    r2v_ok = str(aspect_ratio or "16:9") == "16:9" and str(duration or 8).strip() in ("8", "8.0")
-    return "reference_images" if r2v_ok else "image"
