@@ -19,6 +19,7 @@ from litestar.static_files import create_static_files_router
 from mvcore import __version__, logs
 from mvcore.api.audio import audio_router
 from mvcore.api.auth import auth_middleware_factory, json_limit_middleware_factory
+from mvcore.api.flavor_editor import FlavorEditorController
 from mvcore.api.flavors import flavor_router
 from mvcore.api.mv import mv_router
 from mvcore.api.problems import EXCEPTION_HANDLERS, document_responses
@@ -156,6 +157,7 @@ def create_app(
             flavor_router(services),
             mv_router(services),
             audio_router(services),
+            FlavorEditorController,
             *web_router(),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

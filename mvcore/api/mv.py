@@ -31,7 +31,8 @@ def mv_router(services: Services) -> Router:
 
     async def dispatch(kind: str, data: Any, run_async: bool, strict: bool | None) -> Any:
         snapshot = store.current  # pinned for the whole request
-        bundle = services.bundle(snapshot, data.config_flavor, strict)
+        overrides = getattr(data, "config_overrides", None)
+        bundle = services.bundle(snapshot, data.config_flavor, strict, overrides)
         request = data.model_dump(mode="json")
         if run_async:
             record = await services.jobs.submit(kind, request, bundle.to_dict())

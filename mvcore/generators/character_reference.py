@@ -8,33 +8,19 @@ from typing import Any
 from mvcore.errors import NotFound
 from mvcore.generators.common import Timer, base_metadata, new_id, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
+from mvcore.generators.plan import character_call
 from mvcore.generators.requests import GenerateCharacterReferenceRequest
-from mvcore.generators.templates import fill
 from mvcore.storage import keys
 
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp")
-
-
-def image_params(request: GenerateCharacterReferenceRequest, bundle: ConfigBundle) -> dict[str, Any]:
-    flavor = bundle.section("image_params")
-    params = {}
-    for key in ("model", "aspect_ratio", "safety_filter_level", "person_generation", "output_format"):
-        value = getattr(request, key, None)
-        params[key] = value if value is not None else flavor.get(key)
-    return params
 
 
 async def generate_character_reference(
     request: GenerateCharacterReferenceRequest, bundle: ConfigBundle, ctx: GenContext
 ) -> dict[str, Any]:
     timer = Timer()
-    prompts = bundle.section("image_prompts")
-    prompt = fill(
-        prompts["character_reference_prompt"],
-        {"character_description": request.character_description},
-        name="character_reference_prompt",
-    )
-    params = image_params(request, bundle)
+    call = character_call(request, bundle)
+    prompt, params = call.prompt or "", call.params
     with working_dir(ctx, new_id()) as work:
         provider = ctx.provider()
         result = await provider.generate_images(

@@ -8,17 +8,9 @@ from mvcore.errors import BadInput
 from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.inputs import audio_from, own_audio_id, video_from
+from mvcore.generators.plan import lipsync_call
 from mvcore.generators.requests import LipsyncRequest
 from mvcore.media import audio
-
-
-def lipsync_params(request: LipsyncRequest, bundle: ConfigBundle) -> dict[str, Any]:
-    flavor = bundle.section("lipsync_params")
-    params = {"model": flavor.get("model")}
-    for key in ("temperature", "occlusion_detection_enabled", "active_speaker_detection"):
-        value = getattr(request, key)
-        params[key] = value if value is not None else flavor.get(key)
-    return params
 
 
 async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext) -> dict[str, Any]:
@@ -32,7 +24,7 @@ async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
         )
     video_id = new_id()
     with working_dir(ctx, video_id) as work:
-        params = lipsync_params(request, bundle)
+        params = lipsync_call(request, bundle).params
         ctx.progress(0.05, "fetching inputs")
         video_path, source_video_id = await video_from(ctx, request.video_id, request.video_url, work)
         audio_path, source_audio_id = await audio_from(ctx, request.audio_id, request.audio_url, work)

@@ -78,7 +78,7 @@ def scenes_call(request: CreateScenesRequest, bundle: ConfigBundle) -> ProviderC
             "model": str(prompts.get("scene_model", "")),
         },
         inputs=inputs,
-        sources={**sources, "number_of_scenes": sources["number_of_scenes"]},
+        sources=sources,
         defaulted=defaulted,
     )
 
@@ -115,8 +115,9 @@ def video_call(request: GenerateVideoRequest, bundle: ConfigBundle) -> ProviderC
         request.generate_audio, "generate_audio", flavor, "image_params.video_generate_audio"
     )
     params["person_generation"] = flavor.get("video_person_generation")
+    given = request.video_rules_template or None  # an empty template in the request means "the flavor's"
     template, sources["template"] = _pick(
-        request.video_rules_template, "video_rules_template", flavor, "image_params.video_rules_template"
+        given, "video_rules_template", flavor, "image_params.video_rules_template"
     )
     template = template or ""
     inputs = {"aspect_ratio": params["aspect_ratio"]}

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FLAVOR_FIELD = Field(None, description="Config flavor to use (defaults to 'default')", max_length=200)
+OVERRIDES_FIELD = Field(
+    None,
+    description=(
+        "Per-request changes to the resolved config, {config_type: {key: value}}; checked against the "
+        "config type's schema and shown as the layer 'request' in provenance and metadata.config"
+    ),
+    examples=[{"parameters": {"camera_angle": "wide"}, "image_params": {"video_duration": 4}}],
+)
+ConfigOverrides = dict[str, dict[str, Any]] | None
 
 
 class _Request(BaseModel):
@@ -21,6 +32,7 @@ class CreateScenesRequest(_Request):
     camera_angle: str | None = None
     project_id: str | None = Field(None, max_length=200)
     config_flavor: str | None = FLAVOR_FIELD
+    config_overrides: ConfigOverrides = OVERRIDES_FIELD
 
 
 class GenerateCharacterReferenceRequest(_Request):
@@ -33,6 +45,7 @@ class GenerateCharacterReferenceRequest(_Request):
     negative_prompt: str | None = None
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     config_flavor: str | None = FLAVOR_FIELD
+    config_overrides: ConfigOverrides = OVERRIDES_FIELD
 
 
 class GenerateVideoRequest(_Request):
@@ -48,6 +61,7 @@ class GenerateVideoRequest(_Request):
         None, description="Provider to use: offline or replicate (default: configured)"
     )
     config_flavor: str | None = FLAVOR_FIELD
+    config_overrides: ConfigOverrides = OVERRIDES_FIELD
 
     @field_validator("character_reference_id")
     @classmethod
@@ -66,6 +80,7 @@ class LipsyncRequest(_Request):
     occlusion_detection_enabled: bool | None = None
     active_speaker_detection: bool | None = None
     config_flavor: str | None = FLAVOR_FIELD
+    config_overrides: ConfigOverrides = OVERRIDES_FIELD
 
     @model_validator(mode="after")
     def _sources(self) -> LipsyncRequest:
@@ -83,6 +98,7 @@ class StitchVideosRequest(_Request):
     audio_overlay_id: str | None = None
     suppress_video_audio: bool = False
     config_flavor: str | None = FLAVOR_FIELD
+    config_overrides: ConfigOverrides = OVERRIDES_FIELD
 
 
 class AudioDownloadRequest(_Request):

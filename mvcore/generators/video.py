@@ -7,35 +7,16 @@ from typing import Any
 from mvcore.generators.character_reference import find_character_reference
 from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
+from mvcore.generators.plan import video_call
 from mvcore.generators.requests import GenerateVideoRequest
-from mvcore.generators.templates import fill
-
-
-def video_params(request: GenerateVideoRequest, bundle: ConfigBundle) -> dict[str, Any]:
-    flavor = bundle.section("image_params")
-
-    def pick(value: Any, key: str) -> Any:
-        return value if value is not None else flavor.get(key)
-
-    return {
-        "model": flavor.get("video_model"),
-        "aspect_ratio": pick(request.aspect_ratio, "video_aspect_ratio"),
-        "duration": pick(request.duration, "video_duration"),
-        "generate_audio": pick(request.generate_audio, "video_generate_audio"),
-        "person_generation": flavor.get("video_person_generation"),
-    }
 
 
 async def generate_video(
     request: GenerateVideoRequest, bundle: ConfigBundle, ctx: GenContext
 ) -> dict[str, Any]:
     timer = Timer()
-    params = video_params(request, bundle)
-    template = (
-        request.video_rules_template or bundle.section("image_params").get("video_rules_template") or ""
-    )
-    rules = fill(template, {"aspect_ratio": params["aspect_ratio"]}, name="video_rules_template")
-    prompt = f"{request.prompt.strip()}\n\n{rules.strip()}".strip()
+    call = video_call(request, bundle)
+    prompt, params = call.prompt or "", call.params
     provider = ctx.provider(request.backend)
     video_id = new_id()
     with working_dir(ctx, video_id) as work:
