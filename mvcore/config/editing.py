@@ -143,8 +143,14 @@ class FlavorEditor:
                 [shadow_root, *self.store.roots], contributions.flavor_dirs, contributions.inline_flavors
             )
             found.shadowed = [s for s in found.shadowed if s.name != name]
+            # ``previous``: an invalid draft is judged like a reload -- the flavor keeps serving its
+            # current values (shown by the preview) and the draft's errors are reported.
             snap = build_snapshot(
-                found, contributions.registry, cache=self._cache, extra_issues=list(contributions.issues)
+                found,
+                contributions.registry,
+                previous=self.store.current,
+                cache=self._cache,
+                extra_issues=list(contributions.issues),
             )
             status = snap.statuses[name]
         return DraftCheck(

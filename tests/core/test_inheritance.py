@@ -65,7 +65,10 @@ def test_extends_default_is_the_same_as_no_extends(
     write(tmp_path, "explicit", "parameters.yaml", "camera_angle: p\n")
     snap = make_store(tmp_path).current
     assert snap.errors() == []
-    plain, explicit = snap.resolve("plain").to_wire()["configs"], snap.resolve("explicit").to_wire()["configs"]
+    plain, explicit = (
+        snap.resolve("plain").to_wire()["configs"],
+        snap.resolve("explicit").to_wire()["configs"],
+    )
     for type_name, config in plain.items():
         assert explicit[type_name]["values"] == config["values"]
         layers = {k: p["layer"] for k, p in config["provenance"].items()}
