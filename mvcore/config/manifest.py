@@ -22,7 +22,7 @@ MANIFEST_KEYS = ("description", "tags", "extends")
 
 
 class FlavorManifest(BaseModel):
-    """``flavor.yaml``: what a flavor is, and which flavor it builds on."""
+    """flavor.yaml: what a flavor is, and which flavor it builds on."""
 
     model_config = ConfigDict(extra="forbid")
 
