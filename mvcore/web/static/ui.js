@@ -146,3 +146,29 @@ export function mountHeader() {
       el("label", { for: "api-key" }, "API key"), input, state),
   );
 }
+
+/**
+ * A <video> that shows its first frame before it is played (browsers show black until then):
+ * once the first frame is decoded it is drawn onto a canvas and set as the poster.  The media
+ * fragment "#t=0.05" makes the browser decode a frame just after the start even with
+ * preload="metadata"; the poster stays when the video is reset.
+ */
+export function videoWithPoster(attrs) {
+  const src = attrs.src || "";
+  const video = el("video", { preload: "metadata", ...attrs, src: src.includes("#") ? src : `${src}#t=0.05` });
+  video.addEventListener("loadeddata", () => {
+    if (video.poster || !video.videoWidth) return;
+    try {
+      const canvas = document.createElement("canvas");
+      const scale = Math.min(1, 640 / video.videoWidth);
+      canvas.width = Math.max(1, Math.round(video.videoWidth * scale));
+      canvas.height = Math.max(1, Math.round(video.videoHeight * scale));
+      canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+      video.poster = canvas.toDataURL("image/jpeg", 0.8);
+      video.dataset.poster = "first-frame";
+    } catch (err) {
+      console.warn("mvcore: no poster for this video:", err.message);  // e.g. a cross-origin cloud URL
+    }
+  }, { once: true });
+  return video;
+}
