@@ -133,6 +133,9 @@ inputToggle.addEventListener("click", () => {
 
 // --------------------------------------------------------------------------- scenes
 const scenesButton = byTestId("generate-scenes");
+const confirmBox = byTestId("regenerate-confirm");
+const restoreBox = byTestId("restore-scenes-box");
+const allClipsButton = byTestId("generate-all-clips");
 const scenesStatus = byTestId("scenes-status");
 const scenesError = byTestId("scenes-error");
 const scenesNote = byTestId("scenes-note");
@@ -172,9 +175,6 @@ function updateScenesButton() {
     : clipsRunning ? "Wait for the running clip jobs to finish" : "";
 }
 
-const confirmBox = byTestId("regenerate-confirm");
-const restoreBox = byTestId("restore-scenes-box");
-const allClipsButton = byTestId("generate-all-clips");
 
 /** What regenerating would throw away, in words; "" when there is nothing to lose. */
 function workAtStake() {
