@@ -15,8 +15,8 @@ from typing import Any
 
 from litestar import Controller, get, post, put
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import FromPath
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
 from mvcore.api.services import Services
@@ -50,18 +50,24 @@ def _services(state: State) -> Services:
     return services
 
 
-def _editor(services: Services) -> FlavorEditor:
-    """The process's editor (created on first use); 403 unless editing is switched on."""
-    if not services.settings.flavor_editing:
-        raise EditingDisabled(
-            "Editing flavors over the API is switched off on this server",
-            hint="Start the server with MVCORE_FLAVOR_EDITING=true (and an API_KEY when it is reachable).",
-        )
+def _editor(services: Services, name: str) -> FlavorEditor:
+    """The process's editor (created on first use) for flavor ``name``.
+
+    The name is checked first (400 for a bad name, 404 for a flavor that is not an editable
+    directory), then the switch (403): hostile or unknown names answer the same whether or not
+    editing is on.
+    """
     editor = getattr(services, "_flavor_editor", None)
     if editor is None:
         history = services.settings.data_dir / "flavor_history"
         editor = FlavorEditor(services.store, history, services.settings.flavor_history)
         services._flavor_editor = editor  # type: ignore[attr-defined]
+    editor.flavor_dir(name)
+    if not services.settings.flavor_editing:
+        raise EditingDisabled(
+            "Editing flavors over the API is switched off on this server",
+            hint="Start the server with MVCORE_FLAVOR_EDITING=true (and an API_KEY when it is reachable).",
+        )
     return editor
 
 
@@ -71,7 +77,7 @@ class FlavorEditorController(Controller):
     dependencies = {"services": Provide(_services, sync_to_thread=False)}
 
     @get("/editor", summary="Whether the in-browser editor is switched on")
-    async def editor_status(self, services: Services) -> dict[str, Any]:
+    async def editor_status(self, services: NamedDependency[Services]) -> dict[str, Any]:
         return {
             "enabled": services.settings.flavor_editing,
             "history": services.settings.flavor_history,
@@ -79,9 +85,11 @@ class FlavorEditorController(Controller):
         }
 
     @post("/{name:str}/render", status_code=200, summary="Prompts and parameters each generator would send")
-    async def render(self, services: Services, name: FromPath[str], data: PreviewRequest) -> dict[str, Any]:
+    async def render(
+        self, services: NamedDependency[Services], name: FromPath[str], data: JSONBody[PreviewRequest]
+    ) -> dict[str, Any]:
         if data.files:
-            check = _editor(services).check_draft(name, dict(data.files))
+            check = _editor(services, name).check_draft(name, dict(data.files))
             snapshot = check.snapshot
             draft = check.to_wire()
         else:
@@ -98,37 +106,51 @@ class FlavorEditorController(Controller):
         return body
 
     @get("/{name:str}/files", summary="The flavor's editable files and their contents")
-    async def files(self, services: Services, name: FromPath[str]) -> dict[str, Any]:
-        editor = _editor(services)
+    async def files(self, services: NamedDependency[Services], name: FromPath[str]) -> dict[str, Any]:
+        editor = _editor(services, name)
         return {"flavor": name, "files": editor.read_files(name)}
 
     @post("/{name:str}/validate", status_code=200, summary="Check draft files; writes nothing")
-    async def validate(self, services: Services, name: FromPath[str], data: DraftFiles) -> dict[str, Any]:
-        return _editor(services).check_draft(name, dict(data.files)).to_wire()
+    async def validate(
+        self, services: NamedDependency[Services], name: FromPath[str], data: JSONBody[DraftFiles]
+    ) -> dict[str, Any]:
+        return _editor(services, name).check_draft(name, dict(data.files)).to_wire()
 
     @put("/{name:str}/files/{filename:str}", summary="Save one file (refused, unchanged, when invalid)")
     async def save(
-        self, services: Services, name: FromPath[str], filename: FromPath[str], data: SaveRequest
+        self,
+        services: NamedDependency[Services],
+        name: FromPath[str],
+        filename: FromPath[str],
+        data: JSONBody[SaveRequest],
     ) -> dict[str, Any]:
-        check = _editor(services).save(name, filename, data.content)
+        check = _editor(services, name).save(name, filename, data.content)
         return {**check.to_wire(), "saved": True, "generation": services.store.current.generation}
 
     @get("/{name:str}/files/{filename:str}/history", summary="The last saves of one file")
     async def history(
-        self, services: Services, name: FromPath[str], filename: FromPath[str]
+        self, services: NamedDependency[Services], name: FromPath[str], filename: FromPath[str]
     ) -> dict[str, Any]:
-        return {"flavor": name, "file": filename, "entries": _editor(services).history(name, filename)}
+        return {"flavor": name, "file": filename, "entries": _editor(services, name).history(name, filename)}
 
     @get("/{name:str}/files/{filename:str}/history/{entry:str}", summary="One saved version")
     async def history_entry(
-        self, services: Services, name: FromPath[str], filename: FromPath[str], entry: FromPath[str]
+        self,
+        services: NamedDependency[Services],
+        name: FromPath[str],
+        filename: FromPath[str],
+        entry: FromPath[str],
     ) -> dict[str, Any]:
-        content = _editor(services).history_content(name, filename, entry)
+        content = _editor(services, name).history_content(name, filename, entry)
         return {"flavor": name, "file": filename, "id": entry, "content": content}
 
     @post("/{name:str}/files/{filename:str}/history/{entry:str}/restore", status_code=200, summary="Restore")
     async def restore(
-        self, services: Services, name: FromPath[str], filename: FromPath[str], entry: FromPath[str]
+        self,
+        services: NamedDependency[Services],
+        name: FromPath[str],
+        filename: FromPath[str],
+        entry: FromPath[str],
     ) -> dict[str, Any]:
-        check = _editor(services).restore(name, filename, entry)
+        check = _editor(services, name).restore(name, filename, entry)
         return {**check.to_wire(), "restored": entry, "generation": services.store.current.generation}

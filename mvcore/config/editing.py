@@ -151,6 +151,7 @@ class FlavorEditor:
                 previous=self.store.current,
                 cache=self._cache,
                 extra_issues=list(contributions.issues),
+                quiet=True,
             )
             status = snap.statuses[name]
         return DraftCheck(

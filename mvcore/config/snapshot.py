@@ -193,6 +193,7 @@ def build_snapshot(
     cache: ParseCache | None = None,
     extra_issues: list[Issue] | None = None,
     reload_only: Collection[str] | None = None,
+    quiet: bool = False,
 ) -> Snapshot:
     """Load every source into a new snapshot (or return ``previous`` when nothing changed).
 
@@ -202,12 +203,13 @@ def build_snapshot(
     over without touching the disk, so an edit costs the edited flavor, not the
     whole tree.  ``None`` reloads everything.  Chains are checked and resolved
     again in every build, so a parent's edit re-resolves its children in the same
-    generation even though their files are not re-read.
+    generation even though their files are not re-read.  ``quiet`` skips the
+    invalid-flavor log events (a draft checked by the editor is not a reload).
     """
     started = time.perf_counter()
     cache = cache or ParseCache()
     latest = _read_sources(discovery, registry, previous, cache, reload_only)
-    loaded, statuses = _choose(latest, inheritance_issues(latest), previous)
+    loaded, statuses = _choose(latest, inheritance_issues(latest), previous, quiet=quiet)
     if previous is not None and discovery.unreadable:
         _keep_unreadable_roots(previous, discovery, loaded, statuses)
     _ensure_default(previous, loaded, statuses)
@@ -274,6 +276,8 @@ def _choose(
     latest: Mapping[str, FlavorData],
     chain_issues: Mapping[str, tuple[Issue, ...]],
     previous: Snapshot | None,
+    *,
+    quiet: bool = False,
 ) -> tuple[dict[str, FlavorData], dict[str, FlavorStatus]]:
     """What each flavor serves: the new version when it and its chain are valid, else its last good."""
     loaded: dict[str, FlavorData] = {}
@@ -288,10 +292,12 @@ def _choose(
         if previous_good is not None and previous_good.source.origin == data.source.origin:
             loaded[name] = previous_good  # last known good keeps serving
             statuses[name] = _status(data, FlavorState.ERROR, True, extra)
-            logs.event("flavor_invalid_kept_last_good", logging.WARNING, flavor=name, errors=errors)
+            if not quiet:
+                logs.event("flavor_invalid_kept_last_good", logging.WARNING, flavor=name, errors=errors)
         else:
             statuses[name] = _status(data, FlavorState.INVALID, False, extra)
-            logs.event("flavor_invalid", logging.WARNING, flavor=name, errors=errors)
+            if not quiet:
+                logs.event("flavor_invalid", logging.WARNING, flavor=name, errors=errors)
     for name in loaded:
         if name not in statuses:
             statuses[name] = _status(loaded[name], FlavorState.OK, True, (), loaded)
