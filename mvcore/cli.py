@@ -260,17 +260,87 @@ def flavors_diff(a: str, b: str, flavors_dirs: tuple[str, ...], as_json: bool) -
     "--dir", "root", type=click.Path(file_okay=False), default=None, help="Flavor root to create it in."
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing flavor.")
-def flavors_new(name: str, root: str | None, force: bool) -> None:
+@click.option("--extends", default=None, help="Parent flavor to inherit from (default: 'default').")
+def flavors_new(name: str, root: str | None, force: bool, extends: str | None) -> None:
     """Scaffold a flavor whose files validate, with every key commented out."""
     from mvcore.config.scaffold import scaffold_flavor
 
     settings = _settings(())
     target_root = Path(root) if root else settings.flavors_dirs[0]
     try:
-        created = scaffold_flavor(name, target_root, force=force)
+        created = scaffold_flavor(name, target_root, force=force, extends=extends)
     except MvcoreError as exc:
         _fail(exc, False)
     click.echo(f"created {created}")
+
+
+@flavors.command("render")
+@click.argument("name")
+@flavors_dir_option
+@click.option("--idea", required=True, help="What the video is about (the scene prompt's {idea}).")
+@click.option("--character", "character", required=True, help="The character description.")
+@click.option("--video-prompt", default=None, help="Scene description for the video prompt.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="TYPE.KEY=VALUE",
+    help="A per-request config override (repeatable); VALUE is read as YAML.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the preview as one JSON object.")
+def flavors_render(
+    name: str,
+    flavors_dirs: tuple[str, ...],
+    idea: str,
+    character: str,
+    video_prompt: str | None,
+    overrides: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Show the exact prompts and parameters each generator would send; calls no provider."""
+    from mvcore.config.overrides import apply_overrides, check_overrides
+    from mvcore.generators.preview import RenderRequest, render_preview
+
+    settings = _settings(flavors_dirs)
+    snap = FlavorStore.from_settings(settings).current
+    try:
+        parsed = _parse_overrides(overrides)
+        request = RenderRequest(
+            idea=idea, character_description=character, video_prompt=video_prompt, config_overrides=parsed
+        )
+        resolution = snap.resolve(name, strict=True)
+        if parsed:
+            check_overrides(parsed, snap.registry, settings.overridable_keys)
+            resolution = apply_overrides(resolution, parsed)
+        preview = render_preview(resolution, request, max_chars=settings.max_prompt_chars)
+    except MvcoreError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit(preview)
+        return
+    for generator, call in preview["generators"].items():
+        click.echo(f"== {generator} ({call['replicate']['model']})")
+        if call["prompt"]:
+            click.echo(call["prompt"].rstrip())
+        for key, prov in call["provenance"].items():
+            where = f"{prov['file']}:{prov['line']}" if prov.get("file") else ""
+            click.echo(f"  {key:<28} <- {prov['source']:<40} [{prov['layer']}] {where}")
+        click.echo(f"  replicate input: {json.dumps(call['replicate']['inputs'][0], ensure_ascii=False)}\n")
+
+
+def _parse_overrides(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    import yaml
+
+    from mvcore.errors import BadInput
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, sep, raw = item.partition("=")
+        config_type, dot, key = target.partition(".")
+        if not sep or not dot or not key:
+            raise BadInput(f"--set {item!r}: write TYPE.KEY=VALUE, e.g. parameters.camera_angle=wide")
+        out.setdefault(config_type, {})[key] = yaml.safe_load(raw) if raw else ""
+    return out
 
 
 @flavors.command("watch")

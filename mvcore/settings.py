@@ -185,6 +185,17 @@ class Settings(BaseSettings):
             return None
         return value
 
+    # --- flavor authoring (issue 21) ---------------------------------------
+    overridable_keys: Annotated[list[str] | None, NoDecode] = Field(
+        None, validation_alias=AliasChoices("MVCORE_OVERRIDABLE_KEYS", "overridable_keys")
+    )
+    flavor_editing: bool = Field(
+        False, validation_alias=AliasChoices("MVCORE_FLAVOR_EDITING", "flavor_editing")
+    )
+    flavor_history: int = Field(
+        20, ge=0, le=1000, validation_alias=AliasChoices("MVCORE_FLAVOR_HISTORY", "flavor_history")
+    )
+
     @field_validator("flavors_dirs", mode="before")
     @classmethod
     def _paths(cls, value: object) -> object:
@@ -194,7 +205,7 @@ class Settings(BaseSettings):
             return [p.strip() for p in value.split(os.pathsep if os.pathsep in value else ",") if p.strip()]
         return value
 
-    @field_validator("plugins", "disable_plugins", "cors_origins", mode="before")
+    @field_validator("plugins", "disable_plugins", "cors_origins", "overridable_keys", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
         if isinstance(value, str):

@@ -21,6 +21,7 @@ from mvcore.api import wire
 from mvcore.api.audio import AudioController
 from mvcore.api.auth import auth_middleware_factory, json_limit_middleware_factory
 from mvcore.api.deps import DEPENDENCIES, CtxDep, ServicesDep, StoreDep
+from mvcore.api.flavor_editor import FlavorEditorController
 from mvcore.api.flavors import FlavorController
 from mvcore.api.generators import GeneratorController
 from mvcore.api.head import head_as_get
@@ -116,6 +117,7 @@ CONTROLLERS: list[type[Controller]] = [
     MediaController,
     AudioController,
     JobController,
+    FlavorEditorController,
 ]
 
 

@@ -68,7 +68,8 @@ async def dispatch(
     """Resolve the flavor once (pinned for the whole job), then run or queue the generator."""
     snapshot = services.store.current
     flavor = getattr(data, "config_flavor", None)
-    bundle = services.bundle(snapshot, flavor, strict).to_dict()
+    overrides = getattr(data, "config_overrides", None)
+    bundle = services.bundle(snapshot, flavor, strict, overrides).to_dict()
     request = data.model_dump(mode="json")
     if run_async:
         record = await services.jobs.submit(kind, request, bundle)

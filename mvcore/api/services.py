@@ -7,11 +7,13 @@ request time -- so a test (or an operator hook) that swaps ``services.ctx.media`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mvcore.api.events import EventHub
 from mvcore.api.wire_cache import WireCache
+from mvcore.config.overrides import apply_overrides, check_overrides
 from mvcore.config.resolver import Resolution
 from mvcore.config.snapshot import Snapshot
 from mvcore.config.store import FlavorStore
@@ -41,8 +43,19 @@ class Services:
     def resolve(self, snapshot: Snapshot, flavor: str | None, strict: bool | None) -> Resolution:
         return snapshot.resolve(flavor, strict=self.settings.strict_flavor if strict is None else strict)
 
-    def bundle(self, snapshot: Snapshot, flavor: str | None, strict: bool | None) -> ConfigBundle:
-        return ConfigBundle.from_resolution(self.resolve(snapshot, flavor, strict))
+    def bundle(
+        self,
+        snapshot: Snapshot,
+        flavor: str | None,
+        strict: bool | None,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> ConfigBundle:
+        """The resolved config a generator gets: flavor, then the request's ``config_overrides``."""
+        resolution = self.resolve(snapshot, flavor, strict)
+        if overrides:
+            check_overrides(overrides, snapshot.registry, self.settings.overridable_keys)
+            resolution = apply_overrides(resolution, overrides)
+        return ConfigBundle.from_resolution(resolution)
 
 
 def error_body(exc: MvcoreError) -> dict[str, Any]:

@@ -36,13 +36,14 @@ SCENE_PLACEHOLDERS = frozenset(
 )
 
 
-def optional(description: str = "", **constraints: Any) -> Any:
+def optional(description: str = "", *, examples: list[Any] | None = None, **constraints: Any) -> Any:
     """A key that may be missing (it falls back) but, when present, must have the field's type.
 
     Typed as Any so the annotation can stay ``str``/``int`` (null is *not* a valid value) while
-    the default is None (missing).
+    the default is None (missing).  ``description`` and ``examples`` go into the JSON Schemas
+    in ``schemas/``, which editors show on hover and offer as completions.
     """
-    return Field(None, description=description or None, **constraints)
+    return Field(None, description=description or None, examples=examples, **constraints)
 
 
 class _Strict(BaseModel):
@@ -51,52 +52,105 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_SCENE_TEMPLATE_HELP = (
+    "Template of the LLM prompt that writes the scene list. Placeholders: {idea}, "
+    "{character_description}, {character_characteristics}, {number_of_scenes}, {camera_angle}, "
+    "{video_type}, {video_characteristics}; write literal braces as {{ and }}. It must ask for JSON "
+    '{"scenes": [{"description", "negative_description"}]}.'
+)
+
+
 class ParametersConfig(_Strict):
     """Scene-level knobs that fill the scene prompt template."""
 
-    character_characteristics: str = optional(description="Personality words for the character")
-    video_type: str = optional(description="What kind of video, e.g. 'video', 'short film'")
-    video_characteristics: str = optional(description="Visual style words")
-    camera_angle: str = optional(description="Camera placement, e.g. 'front', 'wide'")
-    number_of_scenes: int = optional(ge=1, le=32, description="How many scenes to write")
+    character_characteristics: str = optional(
+        "Personality words for the character ({character_characteristics} in the scene prompt).",
+        examples=["sarcastic, dramatic, emotional, and lovable"],
+    )
+    video_type: str = optional(
+        "What kind of video ({video_type} in the scene prompt).", examples=["video", "short film"]
+    )
+    video_characteristics: str = optional(
+        "Visual style words ({video_characteristics} in the scene prompt).",
+        examples=["vlogging, realistic, 4k, cinematic"],
+    )
+    camera_angle: str = optional(
+        "Camera placement ({camera_angle} in the scene prompt).", examples=["front", "wide", "low angle"]
+    )
+    number_of_scenes: int = optional(
+        "How many scenes to write when the request does not say (1-32).", examples=[4, 6], ge=1, le=32
+    )
 
 
 class ScenePromptsConfig(_Strict):
     """The LLM prompt that writes the scene list."""
 
     scene_generation_prompt: str = optional(
-        description="str.format template; must ask for JSON {scenes:[{description,negative_description}]}",
+        _SCENE_TEMPLATE_HELP,
+        examples=[
+            "Write exactly {number_of_scenes} scenes of a {video_type} about: {idea}\n"
+            "Character: {character_description}.\n"
+            'Reply with JSON only: {{"scenes": [{{"description": "...", "negative_description": "..."}}]}}\n'
+        ],
     )
-    scene_model: str = optional(description="Replicate LLM used to write scenes")
+    scene_model: str = optional(
+        "Replicate language model that writes the scenes (owner/name).", examples=["openai/gpt-4o-mini"]
+    )
 
 
 class ImagePromptsConfig(_Strict):
-    character_reference_prompt: str = optional(description="str.format template over {character_description}")
+    """The prompt of the character reference images."""
+
+    character_reference_prompt: str = optional(
+        "Template of the character reference image prompt; placeholder: {character_description}.",
+        examples=["A full-body character reference sheet of {character_description}, plain background."],
+    )
 
 
 class ImageParamsConfig(_Strict):
     """Image model parameters -- and, as in the original system, the video ones."""
 
-    model: str = optional(description="Image model on Replicate")
-    aspect_ratio: str = optional(pattern=r"^\d{1,2}:\d{1,2}$")
-    safety_filter_level: str = optional()
-    person_generation: str = optional()
-    output_format: str = optional(pattern=r"^(png|jpg|jpeg|webp)$")
-    video_model: str = optional(description="Video model on Replicate")
-    video_aspect_ratio: str = optional(pattern=r"^\d{1,2}:\d{1,2}$")
-    video_duration: int = optional(ge=1, le=60)
-    video_generate_audio: bool = optional()
-    video_person_generation: str = optional()
-    video_rules_template: str = optional(description="str.format template over {aspect_ratio}")
+    model: str = optional("Image model on Replicate (owner/name).", examples=["google/imagen-4"])
+    aspect_ratio: str = optional(
+        "Aspect ratio of character images, W:H.",
+        examples=["1:1", "3:4", "16:9"],
+        pattern=r"^\d{1,2}:\d{1,2}$",
+    )
+    safety_filter_level: str = optional(
+        "Image model safety filter.", examples=["block_medium_and_above", "block_only_high"]
+    )
+    person_generation: str = optional(
+        "Whether images may show people.", examples=["allow_adult", "dont_allow"]
+    )
+    output_format: str = optional(
+        "Image file format.", examples=["png", "jpg", "webp"], pattern=r"^(png|jpg|jpeg|webp)$"
+    )
+    video_model: str = optional("Video model on Replicate (owner/name).", examples=["google/veo-3.1"])
+    video_aspect_ratio: str = optional(
+        "Aspect ratio of video clips, W:H.", examples=["16:9", "9:16"], pattern=r"^\d{1,2}:\d{1,2}$"
+    )
+    video_duration: int = optional("Clip length in seconds (1-60).", examples=[8, 4], ge=1, le=60)
+    video_generate_audio: bool = optional("Whether the video model also makes sound.", examples=[True, False])
+    video_person_generation: str = optional(
+        "Whether clips may show people.", examples=["allow_all", "allow_adult"]
+    )
+    video_rules_template: str = optional(
+        "Template appended to every video prompt; placeholder: {aspect_ratio}.",
+        examples=["Frame for a {aspect_ratio} aspect ratio. No text, captions or watermarks."],
+    )
 
 
 class LipsyncParamsConfig(_Strict):
     """Lipsync model parameters (a built-in type: lipsync must work without plugins)."""
 
-    model: str = optional(description="Lipsync model on Replicate")
-    temperature: float = optional(ge=0, le=1)
-    occlusion_detection_enabled: bool = optional()
-    active_speaker_detection: bool = optional()
+    model: str = optional("Lipsync model on Replicate (owner/name).", examples=["sync/lipsync-2-pro"])
+    temperature: float = optional("How expressive the mouth movement is (0-1).", examples=[0.5], ge=0, le=1)
+    occlusion_detection_enabled: bool = optional(
+        "Detect hands or objects in front of the face (slower).", examples=[False, True]
+    )
+    active_speaker_detection: bool = optional(
+        "Lipsync only the person who is speaking when several faces are visible.", examples=[False, True]
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mvcore.config.validation import Issue
+from mvcore.config.validation import Issue, Severity
 
 FLAVOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MANIFEST = "flavor.yaml"
@@ -96,10 +96,22 @@ def scan_root(root: Path, origin: str, discovery: Discovery) -> None:
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except FileNotFoundError:
-        discovery.issues.append(Issue(str(root), None, "", "flavors directory does not exist", "warning"))
+        discovery.issues.append(
+            Issue(
+                file=str(root),
+                line=None,
+                path="",
+                message="flavors directory does not exist",
+                severity=Severity.WARNING,
+            )
+        )
         return
     except OSError as exc:
-        discovery.issues.append(Issue(str(root), None, "", f"cannot list flavors directory: {exc.strerror}"))
+        discovery.issues.append(
+            Issue(
+                file=str(root), line=None, path="", message=f"cannot list flavors directory: {exc.strerror}"
+            )
+        )
         discovery.unreadable.append(root)
         return
     for entry in entries:
@@ -112,15 +124,19 @@ def scan_root(root: Path, origin: str, discovery: Discovery) -> None:
             is_dir = False
         if not is_dir:
             if entry.is_symlink() and not os.path.exists(entry.path):
-                discovery.issues.append(Issue(shown, None, "", "broken symlink (or a symlink loop)"))
+                discovery.issues.append(
+                    Issue(file=shown, line=None, path="", message="broken symlink (or a symlink loop)")
+                )
             continue
         reason = check_flavor_name(entry.name)
         if reason:
-            discovery.issues.append(Issue(shown, None, "", reason))
+            discovery.issues.append(Issue(file=shown, line=None, path="", message=reason))
             continue
         path = Path(entry.path)
         if entry.is_symlink() and not within(path, root):
-            discovery.issues.append(Issue(shown, None, "", "symlink points outside the flavors directory"))
+            discovery.issues.append(
+                Issue(file=shown, line=None, path="", message="symlink points outside the flavors directory")
+            )
             continue
         discovery.add(FlavorSource(entry.name, origin, path, root))
 
@@ -140,7 +156,7 @@ def discover(
         for name, configs in flavors.items():
             reason = check_flavor_name(str(name))
             if reason:
-                discovery.issues.append(Issue(f"plugin:{plugin}", None, "", reason))
+                discovery.issues.append(Issue(file=f"plugin:{plugin}", line=None, path="", message=reason))
                 continue
             discovery.add(FlavorSource(name, f"plugin:{plugin}", inline=configs))
     return discovery

@@ -21,10 +21,12 @@ from typing import Any
 
 from mvcore.config.config_types import ConfigTypeRegistry
 from mvcore.config.discovery import MANIFEST, FlavorSource, is_ignored, within
+from mvcore.config.manifest import Manifest, read_manifest
 from mvcore.config.validation import (
     MAX_FILE_BYTES,
     Issue,
     ParsedFile,
+    Severity,
     check_config,
     parse_yaml_bytes,
     read_yaml,
@@ -36,7 +38,7 @@ from mvcore.config.validation import (
 RACY_WINDOW_NS = 2_000_000_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConfigFile:
     """One config type's values inside one flavor."""
 
@@ -46,21 +48,32 @@ class ConfigFile:
     digest: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FlavorData:
-    """A loaded flavor: its configs, manifest and every issue found."""
+    """A loaded flavor: its configs, manifest and every issue found in its own files."""
 
     source: FlavorSource
     configs: Mapping[str, ConfigFile]
-    description: str = ""
-    tags: tuple[str, ...] = ()
+    manifest: Manifest = field(default_factory=Manifest)
     issues: tuple[Issue, ...] = ()
     digest: str = ""
     linked: bool = False  # the directory or one of its YAML files is a symlink (may change with no event)
 
     @property
     def ok(self) -> bool:
-        return not any(i.severity == "error" for i in self.issues)
+        return not any(i.is_error for i in self.issues)
+
+    @property
+    def description(self) -> str:
+        return self.manifest.description
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.manifest.tags
+
+    @property
+    def extends(self) -> str | None:
+        return self.manifest.extends
 
 
 @dataclass
@@ -150,107 +163,124 @@ def _digest_obj(obj: Any) -> str:
 
 
 def load_flavor(source: FlavorSource, registry: ConfigTypeRegistry, cache: ParseCache) -> FlavorData:
+    """Read one flavor source (directory or in-code) into checked data; never raises for bad input."""
     if source.inline is not None:
         return _load_inline(source, registry)
-    assert source.directory is not None and source.root is not None
-    directory, root = source.directory, source.root
-    by_file = registry.by_filename()
-    configs: dict[str, ConfigFile] = {}
-    issues: list[Issue] = []
-    description: str = ""
-    tags: tuple[str, ...] = ()
-    digests = []
-    linked = os.path.islink(directory)
-    try:
-        # scandir: whether an entry is a symlink comes with the listing (d_type), no lstat per file
-        with os.scandir(directory) as listing:
-            entries = sorted((entry.name, entry.is_symlink()) for entry in listing)
-    except OSError as exc:
-        shown = f"{root.name}/{source.name}"
-        return FlavorData(source, {}, issues=(Issue(shown, None, "", f"cannot list: {exc.strerror}"),))
-    for name, is_link in entries:
-        if is_ignored(name):
-            continue
-        if not (name.endswith(".yaml") or name.endswith(".yml")):
-            continue
-        path = directory / name
-        shown = f"{root.name}/{source.name}/{name}"
-        if is_link:
-            linked = True
-            if not within(path, root):
-                issues.append(Issue(shown, None, "", "symlink points outside the flavors directory"))
+    return _DirectoryLoad(source, registry, cache).run()
+
+
+class _DirectoryLoad:
+    """One directory flavor being read: each entry is a manifest, a config file or noise."""
+
+    def __init__(self, source: FlavorSource, registry: ConfigTypeRegistry, cache: ParseCache) -> None:
+        assert source.directory is not None and source.root is not None
+        self.source, self.registry, self.cache = source, registry, cache
+        self.by_file = registry.by_filename()
+        self.configs: dict[str, ConfigFile] = {}
+        self.issues: list[Issue] = []
+        self.digests: list[tuple[str, str]] = []
+        self.manifest = Manifest()
+        self.linked = os.path.islink(source.directory)
+
+    def run(self) -> FlavorData:
+        directory, root = self.source.directory, self.source.root
+        assert directory is not None and root is not None
+        try:
+            # scandir: whether an entry is a symlink comes with the listing (d_type), no lstat per file
+            with os.scandir(directory) as listing:
+                entries = sorted((entry.name, entry.is_symlink()) for entry in listing)
+        except OSError as exc:
+            shown = f"{root.name}/{self.source.name}"
+            issue = Issue(file=shown, line=None, path="", message=f"cannot list: {exc.strerror}")
+            return FlavorData(source=self.source, configs={}, issues=(issue,))
+        for name, is_link in entries:
+            if is_ignored(name) or not name.endswith((".yaml", ".yml")):
                 continue
-        if name in (MANIFEST, "flavor.yml"):
-            parsed, digest = cache.read(path, shown)
-            issues.extend(parsed.issues)
-            if parsed.data is not None:
-                description, tags, more = _manifest(parsed, shown)
-                issues.extend(more)
-            digests.append((name, digest))
-            continue
-        config_type = by_file.get(name)
+            self._entry(directory / name, f"{root.name}/{self.source.name}/{name}", is_link)
+        digest = _digest_obj([self.source.origin, self.digests, [str(i) for i in self.issues]])
+        return FlavorData(
+            source=self.source,
+            configs=self.configs,
+            manifest=self.manifest,
+            issues=tuple(self.issues),
+            digest=digest,
+            linked=self.linked,
+        )
+
+    def _entry(self, path: Path, shown: str, is_link: bool) -> None:
+        assert self.source.root is not None
+        if is_link:
+            self.linked = True
+            if not within(path, self.source.root):
+                message = "symlink points outside the flavors directory"
+                self.issues.append(Issue(file=shown, line=None, path="", message=message))
+                return
+        if path.name in (MANIFEST, "flavor.yml"):
+            self._manifest(path, shown)
+            return
+        config_type = self.by_file.get(path.name)
         if config_type is None:
-            known = ", ".join(sorted(t.filename for t in registry))
-            issues.append(
-                Issue(
-                    shown, None, "", f"unknown config file (known: {known}, flavor.yaml); ignored", "warning"
-                )
+            known = ", ".join(sorted(t.filename for t in self.registry))
+            message = f"unknown config file (known: {known}, flavor.yaml); ignored"
+            self.issues.append(
+                Issue(file=shown, line=None, path="", message=message, severity=Severity.WARNING)
             )
-            continue
-        parsed, digest = cache.read(path, shown)
-        digests.append((name, digest))
-        issues.extend(parsed.issues)
+            return
+        parsed, digest = self.cache.read(path, shown)
+        self.digests.append((path.name, digest))
+        self.issues.extend(parsed.issues)
         if parsed.data is None:
-            continue
-        found = check_config(parsed, config_type, shown)
-        issues.extend(found)
-        if config_type.name in configs:
-            issues.append(Issue(shown, None, "", f"both .yaml and .yml exist for {config_type.name}"))
-        configs[config_type.name] = ConfigFile(parsed.data, str(path), parsed.lines, digest)
-    flavor_digest = _digest_obj([source.origin, digests, [str(i) for i in issues]])
-    return FlavorData(source, configs, description, tags, tuple(issues), flavor_digest, linked)
+            return
+        self.issues.extend(check_config(parsed, config_type, shown))
+        if config_type.name in self.configs:
+            message = f"both .yaml and .yml exist for {config_type.name}"
+            self.issues.append(Issue(file=shown, line=None, path="", message=message))
+        self.configs[config_type.name] = ConfigFile(
+            data=parsed.data, file=str(path), lines=parsed.lines, digest=digest
+        )
 
-
-def _manifest(parsed: ParsedFile, shown: str) -> tuple[str, tuple[str, ...], list[Issue]]:
-    data = parsed.data or {}
-    issues = []
-    description = data.get("description", "")
-    tags = data.get("tags", [])
-    if not isinstance(description, str):
-        issues.append(Issue(shown, parsed.lines.get("description"), "description", "must be a string"))
-        description = ""
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        issues.append(Issue(shown, parsed.lines.get("tags"), "tags", "must be a list of strings"))
-        tags = []
-    for key in data:
-        if key not in ("description", "tags"):
-            issues.append(
-                Issue(shown, parsed.lines.get(key), key, "unknown manifest key; allowed: description, tags")
-            )
-    return description, tuple(tags), issues
+    def _manifest(self, path: Path, shown: str) -> None:
+        parsed, digest = self.cache.read(path, shown)
+        self.issues.extend(parsed.issues)
+        self.digests.append((path.name, digest))
+        if parsed.data is not None:
+            self.manifest, more = read_manifest(parsed, shown)
+            self.issues.extend(more)
 
 
 def _load_inline(source: FlavorSource, registry: ConfigTypeRegistry) -> FlavorData:
+    """An in-code flavor from a plugin: ``{config_type: mapping}``, ``flavor`` holding the manifest."""
     assert source.inline is not None
     configs: dict[str, ConfigFile] = {}
     issues: list[Issue] = []
     shown = f"{source.origin}/{source.name}"
-    description = ""
+    manifest = Manifest()
     for type_name, data in source.inline.items():
         if type_name == "flavor" and isinstance(data, Mapping):
-            description = str(data.get("description", ""))
+            manifest, more = read_manifest(ParsedFile(Path(MANIFEST), dict(data)), f"{shown}/flavor")
+            issues.extend(more)
             continue
         if type_name not in registry:
-            issues.append(Issue(shown, None, type_name, "unknown config type", "warning"))
+            issues.append(
+                Issue(
+                    file=shown,
+                    line=None,
+                    path=type_name,
+                    message="unknown config type",
+                    severity=Severity.WARNING,
+                )
+            )
             continue
         if not isinstance(data, Mapping):
-            issues.append(Issue(shown, None, type_name, "must be a mapping"))
+            issues.append(Issue(file=shown, line=None, path=type_name, message="must be a mapping"))
             continue
         parsed = ParsedFile(Path(type_name), dict(data))
         issues.extend(check_config(parsed, registry[type_name], f"{shown}/{type_name}"))
-        configs[type_name] = ConfigFile(dict(data), None, {}, _digest_obj(data))
-    digest = _digest_obj([source.origin, {k: v.digest for k, v in configs.items()}, [str(i) for i in issues]])
-    return FlavorData(source, configs, description, (), tuple(issues), digest)
+        configs[type_name] = ConfigFile(data=dict(data), file=None, lines={}, digest=_digest_obj(data))
+    digest = _digest_obj(
+        [source.origin, {k: v.digest for k, v in configs.items()}, manifest.extends, [str(i) for i in issues]]
+    )
+    return FlavorData(source=source, configs=configs, manifest=manifest, issues=tuple(issues), digest=digest)
 
 
 def load_defaults_file(path: Path) -> ParsedFile:

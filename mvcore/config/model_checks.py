@@ -30,7 +30,7 @@ import jsonschema
 from referencing import Registry
 
 from mvcore import logs
-from mvcore.config.validation import Issue
+from mvcore.config.validation import Issue, Severity
 
 if TYPE_CHECKING:
     from mvcore.config.plugins import PluginHost
@@ -267,14 +267,18 @@ class ModelCatalogue:
             try:
                 entry = item if isinstance(item, ModelEntry) else ModelEntry.from_mapping(item, owner)
             except (ValueError, TypeError, AttributeError) as exc:
-                issues.append(Issue(f"plugin:{owner}", None, "", f"mvcore_models: {exc}"))
+                issues.append(
+                    Issue(file=f"plugin:{owner}", line=None, path="", message=f"mvcore_models: {exc}")
+                )
                 continue
             entries[entry.name] = entry if entry.owner else replace(entry, owner=owner)
         for owner, item in bindings:
             try:
                 binding = item if isinstance(item, ModelBinding) else ModelBinding.from_mapping(item, owner)
             except (ValueError, TypeError, AttributeError) as exc:
-                issues.append(Issue(f"plugin:{owner}", None, "", f"mvcore_model_bindings: {exc}"))
+                issues.append(
+                    Issue(file=f"plugin:{owner}", line=None, path="", message=f"mvcore_model_bindings: {exc}")
+                )
                 continue
             if binding not in found:
                 found.append(binding)
@@ -314,7 +318,7 @@ def catalogue_for(host: PluginHost) -> ModelCatalogue:
 # ------------------------------------------------------------------------------ flavor checks
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelIssue(Issue):
     """An issue of a model-bound value; ``flavors`` are the flavors whose resolution shows it."""
 
@@ -359,7 +363,16 @@ def check_resolved(
                 f"{model} is not in the model catalogue, so its values are not checked "
                 "(`mvcore models list` shows the catalogue; a plugin can add it with mvcore_models)"
             )
-            issues.append(ModelIssue(file, line, binding.selector, message, "warning", (flavor,)))
+            issues.append(
+                ModelIssue(
+                    file=file,
+                    line=line,
+                    path=binding.selector,
+                    message=message,
+                    severity=Severity.WARNING,
+                    flavors=(flavor,),
+                )
+            )
             continue
         for key, input_name in binding.keys.items():
             if key not in config.values:
@@ -377,7 +390,7 @@ def check_resolved(
             model_file, model_line = _where(config, binding.selector, display)
             if model_file != file:
                 message += f" (model chosen at {model_file}:{model_line})"
-            issues.append(ModelIssue(file, line, key, message, "error", (flavor,)))
+            issues.append(ModelIssue(file=file, line=line, path=key, message=message, flavors=(flavor,)))
     return issues
 
 
@@ -402,7 +415,14 @@ def check_snapshot(snapshot: Snapshot, catalogue: ModelCatalogue) -> tuple[Model
             key = (issue.file, issue.line, issue.path, issue.message, issue.severity)
             merged.setdefault(key, []).append(name)
     return tuple(
-        ModelIssue(file, line, path, message, severity, tuple(flavors))
+        ModelIssue(
+            file=file,
+            line=line,
+            path=path,
+            message=message,
+            severity=Severity(severity),
+            flavors=tuple(flavors),
+        )
         for (file, line, path, message, severity), flavors in merged.items()
     )
 

@@ -208,7 +208,7 @@ class PluginHost:
                 except (PluginError, TypeError, ValueError, KeyError) as exc:
                     message = getattr(exc, "message", str(exc))
                     self._fail(name, f"mvcore_config_types: {message}")
-                    issues.append(Issue(f"plugin:{name}", None, "", message))
+                    issues.append(Issue(file=f"plugin:{name}", line=None, path="", message=message))
         dirs: list[tuple[str, Path]] = []
         for name, value in self.call_each("mvcore_flavor_dirs"):
             if value is None:

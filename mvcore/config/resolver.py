@@ -98,19 +98,23 @@ class Resolution:
     configs: Mapping[str, ResolvedConfig]
     reason: str | None = None
     digest: str = ""  # content_digest(configs): the same for the same values on every machine
+    overrides: Mapping[str, Mapping[str, Any]] | None = None  # the request's config_overrides
 
     def __getitem__(self, config_type: str) -> ResolvedConfig:
         return self.configs[config_type]
 
     def meta(self) -> dict[str, Any]:
         """``metadata.config`` of every generator response."""
-        return {
+        meta: dict[str, Any] = {
             "flavor_requested": self.flavor_requested,
             "flavor_used": self.flavor_used,
             "fallback": self.fallback,
             "generation": self.generation,
             "digest": self.digest,
         }
+        if self.overrides:
+            meta["overrides"] = {k: dict(v) for k, v in self.overrides.items()}
+        return meta
 
     def to_wire(self, config_type: str | None = None) -> dict[str, Any]:
         types = [config_type] if config_type else list(self.configs)

@@ -1,11 +1,13 @@
 """Immutable, generation-numbered snapshots of every flavor.
 
-``build_snapshot`` turns a discovery into a Snapshot: it loads each source
-(through the parse cache), keeps the last good version of any flavor whose
-new files are invalid, and precomputes the resolution of every (flavor,
-config type) pair -- so that a lookup at request time is a dict access.  A
-rebuild whose content did not change returns the previous snapshot itself,
-which is how the generation only moves when something really changed.
+``build_snapshot`` turns a discovery into a Snapshot in four steps, one
+function each: read every source (through the parse cache), check the
+``extends`` chains, choose what each flavor serves (its new version, or the
+last good one when the new files or its chain are invalid), and precompute
+the resolution of every (flavor, config type) pair -- so that a lookup at
+request time is a dict access.  A rebuild whose content did not change
+returns the previous snapshot itself, which is how the generation only
+moves when something really changed.
 """
 
 from __future__ import annotations
@@ -14,51 +16,61 @@ import logging
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from mvcore import logs
-from mvcore.config.config_types import ConfigType, ConfigTypeRegistry
+from mvcore.config.config_types import ConfigTypeRegistry
 from mvcore.config.discovery import Discovery, FlavorSource, Shadowed, check_flavor_name
-from mvcore.config.loading import FlavorData, ParseCache, load_defaults_file, load_flavor
-from mvcore.config.merge import Layer
-from mvcore.config.resolver import Resolution, ResolvedConfig, content_digest, resolve_layers
+from mvcore.config.inheritance import DEFAULT, ancestors, inheritance_issues
+from mvcore.config.loading import FlavorData, ParseCache, load_flavor
+from mvcore.config.manifest import Manifest
+from mvcore.config.precompute import BaseLayer, base_layer, resolve_all
+from mvcore.config.resolver import Resolution, ResolvedConfig, content_digest
 from mvcore.config.validation import Issue
 from mvcore.errors import FlavorNotFound, NotFound
 
-DEFAULT = "default"
+__all__ = ["DEFAULT", "BaseLayer", "FlavorState", "FlavorStatus", "Snapshot", "base_layer", "build_snapshot"]
 
 
-@dataclass(frozen=True)
+class FlavorState(StrEnum):
+    """What a flavor serves: ``ok``; ``error`` = broken now, serving its last good version;
+    ``invalid`` = broken and never loaded (requests for it fall back to ``default``)."""
+
+    OK = "ok"
+    ERROR = "error"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True, kw_only=True)
 class FlavorStatus:
     """What the status endpoint and ``flavors list`` say about one flavor."""
 
     name: str
     source: str
     origin: str
-    status: str  # ok | error (serving last good) | invalid (never loaded)
+    status: FlavorState
     description: str
     tags: tuple[str, ...]
     issues: tuple[Issue, ...]
     serving: bool
+    extends: str | None = None
+    chain: tuple[str, ...] = ()  # the parents it resolves through, nearest first
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "source": self.source,
             "origin": self.origin,
-            "status": self.status,
+            "status": str(self.status),
             "description": self.description,
             "tags": list(self.tags),
+            "extends": self.extends,
+            "chain": list(self.chain),
             "serving": self.serving,
-            "errors": [i.to_dict() for i in self.issues if i.severity == "error"],
-            "warnings": [i.to_dict() for i in self.issues if i.severity != "error"],
+            "errors": [i.to_dict() for i in self.issues if i.is_error],
+            "warnings": [i.to_dict() for i in self.issues if not i.is_error],
         }
-
-
-@dataclass(frozen=True)
-class BaseLayer:
-    layer: Layer
-    digest: str
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,8 @@ class Snapshot:
     resolved: Mapping[str, Mapping[str, ResolvedConfig]]
     fingerprint: tuple[Any, ...]
     build_seconds: float = 0.0
+    # the last read of each flavor's own files, valid or not (``flavors`` holds what is served)
+    latest: Mapping[str, FlavorData] = field(default_factory=dict, repr=False, compare=False)
     _resolution_cache: dict[tuple[str, str], Resolution] = field(default_factory=dict, repr=False)
     # flavor -> config type -> resolved values: plain dicts, so ``get`` is three subscripts.
     _index: dict[str, dict[str, Mapping[str, Any]]] = field(
@@ -157,10 +171,15 @@ class Snapshot:
             values = values[part]
         return values
 
+    def dependents(self, names: Collection[str]) -> set[str]:
+        """Flavors that inherit (directly or not) from any of ``names``."""
+        wanted = set(names)
+        return {n for n in self.flavors if wanted.intersection(ancestors(n, self.flavors))}
+
     def errors(self) -> list[Issue]:
-        out = [i for i in self.issues if i.severity == "error"]
+        out = [i for i in self.issues if i.is_error]
         for status in self.statuses.values():
-            out.extend(i for i in status.issues if i.severity == "error")
+            out.extend(i for i in status.issues if i.is_error)
         return out
 
     def status_wire(self) -> dict[str, Any]:
@@ -172,45 +191,10 @@ class Snapshot:
                 n: {**s.to_dict(), "digest": self.digest(n)} for n, s in sorted(self.statuses.items())
             },
             "errors": [i.to_dict() for i in self.errors()],
-            "warnings": [i.to_dict() for i in self.issues if i.severity != "error"],
+            "warnings": [i.to_dict() for i in self.issues if not i.is_error],
             "shadowed": [s.to_dict() for s in self.shadowed],
             "config_types": self.registry.names(),
         }
-
-
-# key -> (the in-code defaults object the layer was built from, the layer).  Holding the
-# object keeps its id from being reused by another config type's defaults while cached.
-_DEFAULTS_CACHE: dict[str, tuple[object, BaseLayer]] = {}
-
-
-def base_layer(config_type: ConfigType) -> BaseLayer:
-    """The last layer of the chain for a config type (packaged YAML or plugin mapping)."""
-    key = f"{config_type.owner}:{config_type.name}:{config_type.defaults_file}:{id(config_type.defaults)}"
-    cached = _DEFAULTS_CACHE.get(key)
-    if cached is not None and cached[0] is config_type.defaults:
-        return cached[1]
-    if config_type.defaults_file is not None:
-        parsed = load_defaults_file(config_type.defaults_file)
-        if parsed.data is None:
-            raise RuntimeError(f"built-in defaults {config_type.defaults_file} are invalid: {parsed.issues}")
-        layer = Layer(config_type.layer, parsed.data, str(config_type.defaults_file), parsed.lines)
-    else:
-        layer = Layer(config_type.layer, dict(config_type.defaults or {}), None, {})
-    found = BaseLayer(layer, key)
-    if len(_DEFAULTS_CACHE) > 256:  # many short-lived plugin hosts (tests): don't grow forever
-        _DEFAULTS_CACHE.clear()
-    _DEFAULTS_CACHE[key] = (config_type.defaults, found)
-    return found
-
-
-def _flavor_layer(data: FlavorData, config_type: str, layer_name: str) -> Layer | None:
-    config = data.configs.get(config_type)
-    if config is None:
-        return None
-    name = layer_name
-    if config.file is None and data.source.origin.startswith("plugin:"):
-        name = data.source.origin  # in-code values say which plugin gave them
-    return Layer(name, config.data, config.file, config.lines)
 
 
 def build_snapshot(
@@ -221,99 +205,30 @@ def build_snapshot(
     cache: ParseCache | None = None,
     extra_issues: list[Issue] | None = None,
     reload_only: Collection[str] | None = None,
+    quiet: bool = False,
 ) -> Snapshot:
     """Load every source into a new snapshot (or return ``previous`` when nothing changed).
 
     ``reload_only`` is a hint from a file watcher: the names of the flavors whose
-    files changed.  A directory flavor outside it that loaded cleanly last time
+    files changed.  A directory flavor outside it that read cleanly last time
     (and reads no symlink, whose target may change without an event) is carried
     over without touching the disk, so an edit costs the edited flavor, not the
-    whole tree.  ``None`` reloads everything.
+    whole tree.  ``None`` reloads everything.  Chains are checked and resolved
+    again in every build, so a parent's edit re-resolves its children in the same
+    generation even though their files are not re-read.  ``quiet`` skips the
+    invalid-flavor log events (a draft checked by the editor is not a reload).
     """
     started = time.perf_counter()
     cache = cache or ParseCache()
-    loaded: dict[str, FlavorData] = {}
-    statuses: dict[str, FlavorStatus] = {}
-    for name, source in discovery.sources.items():
-        previous_good = previous.flavors.get(name) if previous is not None else None
-        if reload_only is not None and name not in reload_only and previous is not None:
-            kept_status = previous.statuses.get(name)
-            if (
-                previous_good is not None
-                and kept_status is not None
-                and kept_status.status == "ok"
-                and source.directory is not None
-                and not previous_good.linked
-                and (previous_good.source is source or previous_good.source == source)
-            ):
-                loaded[name] = previous_good
-                statuses[name] = kept_status
-                continue
-        data = load_flavor(source, registry, cache)
-        if (
-            previous_good is not None
-            and previous_good.digest == data.digest
-            and previous_good.source == data.source
-            and previous_good.linked == data.linked
-        ):
-            data = previous_good  # same content: keep identity, so its resolution is reused
-        if data.ok:
-            loaded[name] = data
-            statuses[name] = _status(data, "ok", True)
-        elif previous_good is not None and previous_good.source.origin == source.origin:
-            loaded[name] = previous_good  # last known good keeps serving
-            statuses[name] = _status(data, "error", True)
-            logs.event(
-                "flavor_invalid_kept_last_good",
-                logging.WARNING,
-                flavor=name,
-                errors=[str(i) for i in data.issues if i.severity == "error"],
-            )
-        else:
-            statuses[name] = _status(data, "invalid", False)
-            logs.event(
-                "flavor_invalid",
-                logging.WARNING,
-                flavor=name,
-                errors=[str(i) for i in data.issues if i.severity == "error"],
-            )
+    latest = _read_sources(discovery, registry, previous, cache, reload_only)
+    loaded, statuses = _choose(latest, inheritance_issues(latest), previous, quiet=quiet)
     if previous is not None and discovery.unreadable:
-        # A root that exists but cannot be listed (permissions, I/O error) is not a deletion: its
-        # flavors keep serving their last good version until it can be read again.
-        for name, kept in previous.flavors.items():
-            if name in loaded or name in discovery.sources or kept.source.root not in discovery.unreadable:
-                continue
-            loaded[name] = kept
-            unreadable = Issue(
-                kept.source.describe, None, "", "its flavors directory cannot be read; serving last good"
-            )
-            statuses[name] = _status(kept, "error", True, (unreadable,))
-    if DEFAULT not in loaded and previous is not None and DEFAULT in previous.flavors:
-        kept = previous.flavors[DEFAULT]
-        if kept.configs:
-            loaded[DEFAULT] = kept
-            if DEFAULT not in statuses:
-                missing = Issue(
-                    kept.source.describe, None, "", "default flavor disappeared; serving last good"
-                )
-                statuses[DEFAULT] = _status(kept, "error", True, (missing,))
-    if DEFAULT not in loaded:
-        virtual = FlavorData(FlavorSource(DEFAULT, "builtin"), {}, "Built-in defaults", (), (), "builtin")
-        loaded[DEFAULT] = virtual
-        statuses.setdefault(DEFAULT, _status(virtual, "ok", True))
-
+        _keep_unreadable_roots(previous, discovery, loaded, statuses)
+    _ensure_default(previous, loaded, statuses)
     issues = tuple(discovery.issues) + tuple(extra_issues or ())
-    fingerprint = (
-        tuple(sorted((n, d.digest, d.source.describe) for n, d in loaded.items())),
-        tuple(sorted((n, s.status, tuple(map(str, s.issues))) for n, s in statuses.items())),
-        tuple(s.to_dict().items().__repr__() for s in discovery.shadowed),
-        tuple(map(str, issues)),
-        tuple((t.name, t.owner, id(t.schema)) for t in registry),
-    )
+    fingerprint = _fingerprint(loaded, statuses, discovery, issues, registry)
     if previous is not None and previous.fingerprint == fingerprint:
         return previous
-
-    resolved = _resolve_all(loaded, registry, previous)
     snapshot = Snapshot(
         generation=(previous.generation + 1) if previous is not None else 1,
         loaded_at=time.time(),
@@ -322,9 +237,10 @@ def build_snapshot(
         statuses=statuses,
         shadowed=tuple(discovery.shadowed),
         issues=issues,
-        resolved=resolved,
+        resolved=resolve_all(loaded, registry, previous),
         fingerprint=fingerprint,
         build_seconds=time.perf_counter() - started,
+        latest=latest,
     )
     alive = {c.file for d in loaded.values() for c in d.configs.values() if c.file}
     if len(cache.entries) > 2 * max(len(alive), 64):
@@ -332,59 +248,144 @@ def build_snapshot(
     return snapshot
 
 
-def _status(data: FlavorData, status: str, serving: bool, extra: tuple[Issue, ...] = ()) -> FlavorStatus:
-    return FlavorStatus(
-        data.source.name,
-        data.source.describe,
-        data.source.origin,
-        status,
-        data.description,
-        data.tags,
-        data.issues + extra,
-        serving,
+def _read_sources(
+    discovery: Discovery,
+    registry: ConfigTypeRegistry,
+    previous: Snapshot | None,
+    cache: ParseCache,
+    reload_only: Collection[str] | None,
+) -> dict[str, FlavorData]:
+    """Each source's own files as they are now (carried over when the watcher says unchanged)."""
+    out: dict[str, FlavorData] = {}
+    for name, source in discovery.sources.items():
+        before = previous.latest.get(name) if previous is not None else None
+        if (
+            reload_only is not None
+            and name not in reload_only
+            and before is not None
+            and before.ok
+            and source.directory is not None
+            and not before.linked
+            and (before.source is source or before.source == source)
+        ):
+            out[name] = before
+            continue
+        data = load_flavor(source, registry, cache)
+        for earlier in (before, previous.flavors.get(name) if previous is not None else None):
+            if (
+                earlier is not None
+                and earlier.digest == data.digest
+                and earlier.source == data.source
+                and earlier.linked == data.linked
+            ):
+                data = earlier  # same content: keep identity, so its resolution is reused
+                break
+        out[name] = data
+    return out
+
+
+def _choose(
+    latest: Mapping[str, FlavorData],
+    chain_issues: Mapping[str, tuple[Issue, ...]],
+    previous: Snapshot | None,
+    *,
+    quiet: bool = False,
+) -> tuple[dict[str, FlavorData], dict[str, FlavorStatus]]:
+    """What each flavor serves: the new version when it and its chain are valid, else its last good."""
+    loaded: dict[str, FlavorData] = {}
+    statuses: dict[str, FlavorStatus] = {}
+    for name, data in latest.items():
+        extra = chain_issues.get(name, ())
+        if data.ok and not any(i.is_error for i in extra):
+            loaded[name] = data
+            continue
+        errors = [str(i) for i in (*data.issues, *extra) if i.is_error]
+        previous_good = previous.flavors.get(name) if previous is not None else None
+        if previous_good is not None and previous_good.source.origin == data.source.origin:
+            loaded[name] = previous_good  # last known good keeps serving
+            statuses[name] = _status(data, FlavorState.ERROR, True, extra)
+            if not quiet:
+                logs.event("flavor_invalid_kept_last_good", logging.WARNING, flavor=name, errors=errors)
+        else:
+            statuses[name] = _status(data, FlavorState.INVALID, False, extra)
+            if not quiet:
+                logs.event("flavor_invalid", logging.WARNING, flavor=name, errors=errors)
+    for name in loaded:
+        if name not in statuses:
+            statuses[name] = _status(loaded[name], FlavorState.OK, True, (), loaded)
+    return loaded, statuses
+
+
+def _keep_unreadable_roots(
+    previous: Snapshot, discovery: Discovery, loaded: dict[str, FlavorData], statuses: dict[str, FlavorStatus]
+) -> None:
+    """A root that exists but cannot be listed (permissions, I/O error) is not a deletion: its
+    flavors keep serving their last good version until it can be read again."""
+    for name, kept in previous.flavors.items():
+        if name in loaded or name in discovery.sources or kept.source.root not in discovery.unreadable:
+            continue
+        loaded[name] = kept
+        message = "its flavors directory cannot be read; serving last good"
+        unreadable = Issue(file=kept.source.describe, line=None, path="", message=message)
+        statuses[name] = _status(kept, FlavorState.ERROR, True, (unreadable,))
+
+
+def _ensure_default(
+    previous: Snapshot | None, loaded: dict[str, FlavorData], statuses: dict[str, FlavorStatus]
+) -> None:
+    """There is always a ``default``: the last good one when it disappeared, else the built-ins."""
+    if DEFAULT not in loaded and previous is not None and DEFAULT in previous.flavors:
+        kept = previous.flavors[DEFAULT]
+        if kept.configs:
+            loaded[DEFAULT] = kept
+            if DEFAULT not in statuses:
+                message = "default flavor disappeared; serving last good"
+                missing = Issue(file=kept.source.describe, line=None, path="", message=message)
+                statuses[DEFAULT] = _status(kept, FlavorState.ERROR, True, (missing,))
+    if DEFAULT not in loaded:
+        virtual = FlavorData(
+            source=FlavorSource(DEFAULT, "builtin"),
+            configs={},
+            manifest=Manifest(description="Built-in defaults"),
+            digest="builtin",
+        )
+        loaded[DEFAULT] = virtual
+        statuses.setdefault(DEFAULT, _status(virtual, FlavorState.OK, True))
+
+
+def _fingerprint(
+    loaded: Mapping[str, FlavorData],
+    statuses: Mapping[str, FlavorStatus],
+    discovery: Discovery,
+    issues: tuple[Issue, ...],
+    registry: ConfigTypeRegistry,
+) -> tuple[Any, ...]:
+    """Everything a snapshot's answers depend on: equal fingerprints, equal snapshots."""
+    return (
+        tuple(sorted((n, d.digest, d.source.describe) for n, d in loaded.items())),
+        tuple(sorted((n, str(s.status), tuple(map(str, s.issues))) for n, s in statuses.items())),
+        tuple(s.to_dict().items().__repr__() for s in discovery.shadowed),
+        tuple(map(str, issues)),
+        tuple((t.name, t.owner, id(t.schema)) for t in registry),
     )
 
 
-def _resolve_all(
-    loaded: Mapping[str, FlavorData], registry: ConfigTypeRegistry, previous: Snapshot | None
-) -> dict[str, dict[str, ResolvedConfig]]:
-    default = loaded[DEFAULT]
-    out: dict[str, dict[str, ResolvedConfig]] = {}
-    bases = {t.name: base_layer(t) for t in registry}
-    same_registry = previous is not None and previous.registry is registry
-    # A flavor without a file for a type resolves it exactly as ``default`` does: share the (read-only)
-    # values and provenance of ``default``'s resolution instead of merging them again per flavor.
-    # ``default`` goes first so every later flavor -- rebuilt or not -- shares the same objects.
-    inherited: dict[str, ResolvedConfig] = {}
-    for name in [DEFAULT, *(n for n in loaded if n != DEFAULT)]:
-        data = loaded[name]
-        reuse = None
-        if (
-            same_registry
-            and previous is not None
-            and previous.flavors.get(name) is data
-            and (previous.flavors.get(DEFAULT) is default)
-        ):
-            reuse = previous.resolved.get(name)
-        if reuse is not None:
-            out[name] = dict(reuse)
-            if name == DEFAULT:
-                inherited.update(reuse)
-            continue
-        configs: dict[str, ResolvedConfig] = {}
-        for type_name, base in bases.items():
-            own = _flavor_layer(data, type_name, "flavor") if name != DEFAULT else None
-            if own is None and type_name in inherited:
-                shared = inherited[type_name]
-                configs[type_name] = ResolvedConfig(type_name, name, shared.values, shared.provenance)
-                continue
-            layers = [own] if own is not None else []
-            fallback = _flavor_layer(default, type_name, DEFAULT)
-            if fallback is not None:
-                layers.append(fallback)
-            layers.append(base.layer)
-            configs[type_name] = resolve_layers(type_name, name, layers)
-            if own is None:
-                inherited[type_name] = configs[type_name]
-        out[name] = configs
-    return {name: out[name] for name in loaded}  # discovery order, as before
+def _status(
+    data: FlavorData,
+    status: FlavorState,
+    serving: bool,
+    extra: tuple[Issue, ...] = (),
+    loaded: Mapping[str, FlavorData] | None = None,
+) -> FlavorStatus:
+    return FlavorStatus(
+        name=data.source.name,
+        source=data.source.describe,
+        origin=data.source.origin,
+        status=status,
+        description=data.description,
+        tags=data.tags,
+        issues=data.issues + extra,
+        serving=serving,
+        extends=data.extends,
+        chain=tuple(ancestors(data.source.name, loaded)) if loaded is not None else (),
+    )

@@ -226,6 +226,7 @@ def _diff(old: Snapshot, new: Snapshot, duration: float, reason: str) -> ReloadE
     )
     if old.flavors.get("default") is not new.flavors.get("default"):
         changed = sorted(set(changed) | (new_names & old_names))
+    changed = sorted(set(changed) | (new.dependents(changed) & old_names))  # children of a changed parent
     return ReloadEvent(
         generation=new.generation,
         previous_generation=old.generation,

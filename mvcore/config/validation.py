@@ -15,6 +15,7 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,14 @@ _COLLECTION_TAGS: dict[type, str] = {
 _scalar_builder = yaml.constructor.SafeConstructor()
 
 
-@dataclass(frozen=True)
+class Severity(StrEnum):
+    """How bad an issue is: an ``error`` stops a flavor from loading, a ``warning`` does not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Issue:
     """One problem in one file, formatted the way editors jump to it."""
 
@@ -54,7 +62,11 @@ class Issue:
     line: int | None
     path: str
     message: str
-    severity: str = "error"
+    severity: Severity = Severity.ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == Severity.ERROR
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
@@ -67,7 +79,7 @@ class Issue:
             "line": self.line,
             "path": self.path,
             "message": self.message,
-            "severity": self.severity,
+            "severity": str(self.severity),
             "text": str(self),
         }
 
@@ -98,7 +110,7 @@ class _Builder:
 
     def fail(self, node: yaml.Node | None, message: str, path: str = "") -> Issue:
         line = node.start_mark.line + 1 if node is not None else None
-        return Issue(self.display, line, path, message)
+        return Issue(file=self.display, line=line, path=path, message=message)
 
     def build(self, node: yaml.Node, path: str, depth: int) -> Any:
         self.nodes += 1
@@ -227,13 +239,17 @@ def parse_yaml_bytes(raw: bytes, *, path: Path, display: str) -> ParsedFile:
     if len(raw) > _PRESCAN_ABOVE_BYTES:
         shape = _shape_problem(text)
         if shape is not None:
-            return ParsedFile(path, None, issues=[Issue(display, shape[0], "", shape[1])])
+            return ParsedFile(
+                path, None, issues=[Issue(file=display, line=shape[0], path="", message=shape[1])]
+            )
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         problem = exc.problem or "invalid YAML"
-        return ParsedFile(path, None, issues=[Issue(display, line, "", f"invalid YAML: {problem}")])
+        return ParsedFile(
+            path, None, issues=[Issue(file=display, line=line, path="", message=f"invalid YAML: {problem}")]
+        )
     except yaml.YAMLError as exc:
         return _bad(path, display, f"invalid YAML: {exc.__class__.__name__}")
     if node is None:
@@ -249,13 +265,20 @@ def parse_yaml_bytes(raw: bytes, *, path: Path, display: str) -> ParsedFile:
         return ParsedFile(
             path,
             None,
-            issues=[Issue(display, 1, "", f"top level must be a mapping, got {type(data).__name__}")],
+            issues=[
+                Issue(
+                    file=display,
+                    line=1,
+                    path="",
+                    message=f"top level must be a mapping, got {type(data).__name__}",
+                )
+            ],
         )
     return ParsedFile(path, data, builder.lines)
 
 
 def _bad(path: Path, display: str, message: str) -> ParsedFile:
-    return ParsedFile(path, None, issues=[Issue(display, None, "", message)])
+    return ParsedFile(path, None, issues=[Issue(file=display, line=None, path="", message=message)])
 
 
 _validators: dict[int, jsonschema.Draft202012Validator] = {}
@@ -290,7 +313,7 @@ def check_config(parsed: ParsedFile, config_type: ConfigType, display: str) -> l
         except Exception as exc:  # a plugin's broken schema must not break loading
             detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
             message = f"cannot check against the {config_type.name!r} schema: {detail}"
-            issues.append(Issue(display, None, "", message))
+            issues.append(Issue(file=display, line=None, path="", message=message))
     issues.extend(check_templates(data, parsed.lines, config_type, display))
     return issues
 
@@ -307,9 +330,11 @@ def _schema_issues(data: Any, lines: Mapping[str, int], config_type: ConfigType,
                 path = f"{base}.{key}" if base else key
                 guess = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
                 hint = f"; did you mean {guess[0]!r}?" if guess else f"; allowed keys: {', '.join(allowed)}"
-                issues.append(Issue(display, lines.get(path), path, f"unknown key {key!r}{hint}"))
+                issues.append(
+                    Issue(file=display, line=lines.get(path), path=path, message=f"unknown key {key!r}{hint}")
+                )
             continue
-        issues.append(Issue(display, _line_for(lines, base), base, error.message))
+        issues.append(Issue(file=display, line=_line_for(lines, base), path=base, message=error.message))
     return issues
 
 
@@ -371,17 +396,18 @@ def check_templates(
         try:
             used = template_fields(template)
         except templates.TemplateError as exc:
-            issues.append(Issue(display, _template_line(lines.get(key), template, exc), key, str(exc)))
+            line = _template_line(lines.get(key), template, exc)
+            issues.append(Issue(file=display, line=line, path=key, message=str(exc)))
             continue
         for name in sorted(used - allowed):
             guess = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.6)
             hint = f"; did you mean {{{guess[0]}}}?" if guess else ""
             issues.append(
                 Issue(
-                    display,
-                    lines.get(key),
-                    key,
-                    f"unknown placeholder {{{name}}}{hint} (allowed: {', '.join(sorted(allowed))})",
+                    file=display,
+                    line=lines.get(key),
+                    path=key,
+                    message=f"unknown placeholder {{{name}}}{hint} (allowed: {', '.join(sorted(allowed))})",
                 )
             )
     return issues

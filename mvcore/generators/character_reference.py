@@ -8,43 +8,29 @@ from typing import Any
 from mvcore.errors import NotFound
 from mvcore.generators.common import Timer, base_metadata, new_id, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
-from mvcore.generators.model_params import check_params, checked_metadata, parameters_used
+from mvcore.generators.model_params import check_params, checked_metadata, parameters_used, source_fields
+from mvcore.generators.plan import character_call
 from mvcore.generators.requests import GenerateCharacterReferenceRequest
-from mvcore.generators.templates import fill
 from mvcore.storage import keys
 
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp")
-
-
-def image_params(request: GenerateCharacterReferenceRequest, bundle: ConfigBundle) -> dict[str, Any]:
-    flavor = bundle.section("image_params")
-    params = {}
-    for key in ("model", "aspect_ratio", "safety_filter_level", "person_generation", "output_format"):
-        value = getattr(request, key, None)
-        params[key] = value if value is not None else flavor.get(key)
-    return params
 
 
 async def generate_character_reference(
     request: GenerateCharacterReferenceRequest, bundle: ConfigBundle, ctx: GenContext
 ) -> dict[str, Any]:
     timer = Timer()
-    prompts = bundle.section("image_prompts")
-    prompt = fill(
-        prompts["character_reference_prompt"],
-        {"character_description": request.character_description},
-        name="character_reference_prompt",
-        max_chars=ctx.settings.max_prompt_chars,
-    )
+    call = character_call(request, bundle, max_chars=ctx.settings.max_prompt_chars)
+    prompt = call.prompt or ""
     provider = ctx.provider()
-    flavor_params = image_params(request, bundle)
-    fields = {
-        key: key if getattr(request, key, None) is not None else f"image_params.{key}"
-        for key in flavor_params
-    }
-    model = flavor_params.pop("model")
+    flavor_params = dict(call.params)
     checked = check_params(
-        ctx, provider, model=model, params=flavor_params, fields=fields, selector="image_params.model"
+        ctx,
+        provider,
+        model=flavor_params.pop("model"),
+        params=flavor_params,
+        fields=source_fields(call.sources),
+        selector="image_params.model",
     )
     params = {"model": checked.model, **checked.sent}
     with working_dir(ctx, new_id()) as work:

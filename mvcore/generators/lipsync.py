@@ -9,18 +9,10 @@ from mvcore.errors import BadInput
 from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.inputs import audio_from, own_audio_id, video_from
-from mvcore.generators.model_params import check_params, checked_metadata, parameters_used
+from mvcore.generators.model_params import check_params, checked_metadata, parameters_used, source_fields
+from mvcore.generators.plan import lipsync_call
 from mvcore.generators.requests import LipsyncRequest
 from mvcore.media import audio
-
-
-def lipsync_params(request: LipsyncRequest, bundle: ConfigBundle) -> dict[str, Any]:
-    flavor = bundle.section("lipsync_params")
-    params = {"model": flavor.get("model")}
-    for key in ("temperature", "occlusion_detection_enabled", "active_speaker_detection"):
-        value = getattr(request, key)
-        params[key] = value if value is not None else flavor.get(key)
-    return params
 
 
 async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext) -> dict[str, Any]:
@@ -33,17 +25,14 @@ async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
             "or pass an audio_url that is already clipped.",
         )
     provider = ctx.provider()
-    flavor_params = lipsync_params(request, bundle)
-    fields = {
-        key: key if getattr(request, key, None) is not None else f"lipsync_params.{key}"
-        for key in flavor_params
-    }
+    call = lipsync_call(request, bundle)
+    flavor_params = dict(call.params)
     checked = check_params(
         ctx,
         provider,
         model=flavor_params.pop("model"),
         params=flavor_params,
-        fields=fields,
+        fields=source_fields(call.sources),
         input_names={"active_speaker_detection": "active_speaker"},
         selector="lipsync_params.model",
     )

@@ -45,6 +45,11 @@ class CheckedParams:
         return out
 
 
+def source_fields(sources: Mapping[str, str]) -> dict[str, str]:
+    """The field a value came from, as errors name it: ``duration`` (request) or ``image_params.x``."""
+    return {key: source.removeprefix("request.") for key, source in sources.items()}
+
+
 def check_params(
     ctx: GenContext,
     provider: Any,

@@ -30,6 +30,17 @@ def not_blank(value: str, info: ValidationInfo) -> str:
     return value
 
 
+OVERRIDES_FIELD = Field(
+    None,
+    description=(
+        "Per-request changes to the resolved config, {config_type: {key: value}}; checked against the "
+        "config type's schema and shown as the layer 'request' in provenance and metadata.config"
+    ),
+    examples=[{"parameters": {"camera_angle": "wide"}, "image_params": {"video_duration": 4}}],
+)
+ConfigOverrides = dict[str, dict[str, Any]] | None
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore", str_max_length=20_000, strict=True)
 
@@ -92,6 +103,7 @@ class CreateScenesRequest(_Request):
     camera_angle: str | None = None
     project_id: str | None = Field(None, max_length=200)
     config_flavor: str | None = FLAVOR_FIELD
+    config_overrides: ConfigOverrides = OVERRIDES_FIELD
 
     blank_check = field_validator("idea", "character_description")(not_blank)
 
@@ -106,6 +118,7 @@ class GenerateCharacterReferenceRequest(_Request):
     negative_prompt: str | None = None
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     config_flavor: str | None = FLAVOR_FIELD
+    config_overrides: ConfigOverrides = OVERRIDES_FIELD
 
     blank_check = field_validator("character_description")(not_blank)
 
@@ -123,6 +136,7 @@ class GenerateVideoRequest(_Request):
         None, description="Provider to use: offline or replicate (default: configured)"
     )
     config_flavor: str | None = FLAVOR_FIELD
+    config_overrides: ConfigOverrides = OVERRIDES_FIELD
 
     blank_check = field_validator("prompt")(not_blank)
 
@@ -143,6 +157,7 @@ class LipsyncRequest(_Request):
     occlusion_detection_enabled: bool | None = None
     active_speaker_detection: bool | None = None
     config_flavor: str | None = FLAVOR_FIELD
+    config_overrides: ConfigOverrides = OVERRIDES_FIELD
 
     @model_validator(mode="after")
     def _sources(self) -> LipsyncRequest:
@@ -169,6 +184,7 @@ class StitchVideosRequest(_Request):
     )
     suppress_video_audio: bool | None = Field(None, description="Mute the clips' own audio (default false)")
     config_flavor: str | None = FLAVOR_FIELD
+    config_overrides: ConfigOverrides = OVERRIDES_FIELD
 
     @field_validator("video_ids")
     @classmethod

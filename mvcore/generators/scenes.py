@@ -7,46 +7,18 @@ from typing import Any
 from mvcore.generators.common import Timer, base_metadata, new_id
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.model_params import check_params
+from mvcore.generators.plan import scenes_call
 from mvcore.generators.requests import CreateScenesRequest
-from mvcore.generators.templates import fill
-
-PARAMETER_KEYS = (
-    "character_characteristics",
-    "number_of_scenes",
-    "video_type",
-    "video_characteristics",
-    "camera_angle",
-)
-
-
-def scene_inputs(request: CreateScenesRequest, bundle: ConfigBundle) -> tuple[dict[str, Any], list[str]]:
-    """Request values win; the flavor's parameters fill the gaps (reported as defaults applied)."""
-    params = bundle.section("parameters")
-    inputs: dict[str, Any] = {"idea": request.idea, "character_description": request.character_description}
-    defaulted = []
-    for key in PARAMETER_KEYS:
-        value = getattr(request, key)
-        if value is None:
-            value = params.get(key)
-            defaulted.append(key)
-        inputs[key] = value
-    return inputs, defaulted
 
 
 async def create_scenes(
     request: CreateScenesRequest, bundle: ConfigBundle, ctx: GenContext
 ) -> dict[str, Any]:
     timer = Timer()
-    inputs, defaulted = scene_inputs(request, bundle)
-    prompts = bundle.section("scene_prompts")
-    prompt = fill(
-        prompts["scene_generation_prompt"],
-        inputs,
-        name="scene_generation_prompt",
-        max_chars=ctx.settings.max_prompt_chars,
-    )
+    call = scenes_call(request, bundle, max_chars=ctx.settings.max_prompt_chars)
+    inputs, defaulted, prompt = call.inputs, call.defaulted, call.prompt or ""
     provider = ctx.provider()
-    scene_model = str(prompts.get("scene_model", "") or "")
+    scene_model = str(call.params["model"] or "")
     checked = None
     if scene_model:
         where = "scene_prompts.scene_model"
@@ -55,8 +27,8 @@ async def create_scenes(
     scenes = await provider.generate_scenes(
         prompt=prompt,
         inputs=inputs,
-        number_of_scenes=int(inputs["number_of_scenes"]),
-        model=str(prompts.get("scene_model", "")),
+        number_of_scenes=call.params["number_of_scenes"],
+        model=call.params["model"],
         progress=ctx.progress,
     )
     wire = [s.to_wire() for s in scenes]
@@ -80,9 +52,7 @@ async def create_scenes(
             number_of_scenes=len(wire),
             parameters_used=inputs,
             defaults_applied=defaulted,
-            model_used=f"{provider.name}/{prompts.get('scene_model')}"
-            if provider.name != "offline"
-            else "offline",
+            model_used=f"{provider.name}/{call.params['model']}" if provider.name != "offline" else "offline",
             scenes_id=scenes_id,
             project_id=request.project_id,
             prompt_chars=len(prompt),

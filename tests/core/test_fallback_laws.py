@@ -10,7 +10,12 @@ model of the rule; provenance is checked by re-reading the named file.
 Examples per run (``max_examples`` of each property, ``TOTAL_EXAMPLES`` below):
   reference model 50 + identity 30 + precedence 40 + monotonicity 30 + idempotence 30
   + no leakage 30 + provenance 50 + unknown->default 25 + strict 25 = 310 generated flavor
-  trees (each a ``default`` plus 1-3 flavors written to disk and built into a store).
+  trees (each a ``default`` plus 1-3 flavors written to disk and built into a store), and
+  for inheritance chains of depth 3 to 5 (``extends:``, plus a sibling sharing a parent):
+  reference 40 + precedence along the chain 30 + no leakage between siblings 30 +
+  provenance 30 = 130 more.  ``test_strategies_make_nesting_and_collisions_common`` measures
+  how often the ``nested`` data exercise the recursive merge (depth >= 2, an empty mapping
+  over a non-empty one, a list meeting a list or mapping) and fails when that gets rare.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from pydantic.fields import FieldInfo
 
@@ -44,8 +49,12 @@ EXAMPLES = {
     "provenance": 50,
     "unknown": 25,
     "strict": 25,
+    "chain_reference": 40,
+    "chain_precedence": 30,
+    "chain_siblings": 30,
+    "chain_provenance": 30,
 }
-TOTAL_EXAMPLES = sum(EXAMPLES.values())  # 310
+TOTAL_EXAMPLES = sum(EXAMPLES.values())  # 440
 
 
 def law(name: str) -> Callable[[Any], Any]:
@@ -119,19 +128,33 @@ def _config_strategy(type_name: str) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({}, optional=fields)
 
 
-_NESTED_KEYS = st.sampled_from(["a", "b", "c", "d"])
+_NESTED_KEYS = st.sampled_from(["a", "b", "c"])  # few keys: layers collide on the same paths
 _LEAF = st.one_of(
     st.integers(-5, 5),
     st.booleans(),
     st.none(),
     st.sampled_from(["", "x", "yes", "1:1", "0"]),
-    st.lists(st.integers(0, 3), max_size=3),
-    st.just({}),
+    st.lists(st.integers(0, 3), max_size=3),  # list over list / mapping: replaced whole
 )
-_NESTED_VALUE = st.recursive(
-    _LEAF, lambda inner: st.dictionaries(_NESTED_KEYS, inner, max_size=3), max_leaves=8
-)
-_NESTED_CONFIG = st.dictionaries(_NESTED_KEYS, _NESTED_VALUE, max_size=4)
+# an empty mapping over a non-empty one is still a leaf: drawn as often as all other leaves together
+_LEAF = st.one_of(_LEAF, st.just({}))
+
+
+def _nested_value(depth: int) -> st.SearchStrategy[Any]:
+    """Mappings two to three times as likely as leaves, down to ``depth`` levels.
+
+    ``st.recursive`` with a leaf budget mostly stopped at depth 1 (no example of depth >= 2
+    in 2 of 5 runs of 50); drawing the depth explicitly makes nesting the common case.
+    """
+    if depth == 0:
+        return _LEAF
+    inner = _nested_value(depth - 1)
+    mapping = st.dictionaries(_NESTED_KEYS, inner, min_size=1, max_size=3)
+    return st.one_of(mapping, mapping, _LEAF) if depth > 1 else st.one_of(mapping, _LEAF)
+
+
+_NESTED_VALUE = _nested_value(3)
+_NESTED_CONFIG = st.dictionaries(_NESTED_KEYS, _NESTED_VALUE, min_size=1, max_size=3)
 
 CONFIG_STRATEGIES = {name: _config_strategy(name) for name in BUILTIN_TYPES}
 CONFIG_STRATEGIES[NESTED] = _NESTED_CONFIG
@@ -161,7 +184,9 @@ _NAME = st.builds(
 @st.composite
 def flavor_configs(draw: st.DrawFn) -> dict[str, tuple[dict[str, Any], tuple[bool | None, int]]]:
     """One flavor: {config_type: (data, style)} for a random subset of the types."""
-    chosen = draw(st.lists(st.sampled_from(ALL_TYPES), unique=True, max_size=len(ALL_TYPES)))
+    chosen = draw(st.lists(st.sampled_from(list(BUILTIN_TYPES)), unique=True, max_size=len(BUILTIN_TYPES)))
+    if draw(st.integers(0, 4)) > 0:  # the recursive merge is where the rule can go wrong: mostly present
+        chosen.append(NESTED)
     return {t: (draw(CONFIG_STRATEGIES[t]), draw(_STYLE)) for t in chosen}
 
 
@@ -171,7 +196,102 @@ def trees(draw: st.DrawFn, min_others: int = 1) -> dict[str, Any]:
     flavors = {"default": draw(flavor_configs())}
     for name in names:
         flavors[name] = draw(flavor_configs())
-    return {"flavors": flavors, "plugin_defaults": draw(_NESTED_CONFIG)}
+    tree = {"flavors": flavors, "plugin_defaults": draw(_NESTED_CONFIG), "extends": {}}
+    hollow(draw, tree)
+    note_shapes(tree)
+    return tree
+
+
+@st.composite
+def chain_trees(draw: st.DrawFn) -> dict[str, Any]:
+    """``default`` <- c0 <- c1 <- ... (3 to 5 deep), plus a sibling of one chain member.
+
+    The sibling extends the same parent as the chain member after it, so two flavors share
+    a parent (the no-leakage law needs that); c0 extends ``default`` explicitly or not at all.
+    """
+    names = draw(st.lists(_NAME, min_size=4, max_size=6, unique=True))
+    chain, sibling = names[:-1], names[-1]
+    extends: dict[str, str] = {}
+    if draw(st.booleans()):
+        extends[chain[0]] = "default"
+    for child, parent in zip(chain[1:], chain, strict=False):
+        extends[child] = parent
+    extends[sibling] = chain[draw(st.integers(0, len(chain) - 2))]
+    flavors = {"default": draw(flavor_configs())}
+    for name in names:
+        flavors[name] = draw(flavor_configs())
+    tree = {"flavors": flavors, "plugin_defaults": draw(_NESTED_CONFIG), "extends": extends}
+    tree["chain"], tree["sibling"] = chain, sibling
+    hollow(draw, tree)
+    note_shapes(tree)
+    return tree
+
+
+def hollow(draw: st.DrawFn, tree: dict[str, Any]) -> None:
+    """Now and then, give a flavor ``{}`` where its parent (or ``default``) has a non-empty mapping.
+
+    Independent draws make that collision rare (about one tree in eight); this makes it common.
+    """
+    for name in [n for n in tree["flavors"] if n != "default"]:
+        below = nested_layers(tree, tree.get("extends", {}).get(name) or "default")
+        targets = sorted({k for layer in below for k, v in layer.items() if isinstance(v, Mapping) and v})
+        if not targets or not draw(st.booleans()):
+            continue
+        key = draw(st.sampled_from(targets))
+        data, style = tree["flavors"][name].get(NESTED, ({}, (False, 0)))
+        tree["flavors"][name][NESTED] = ({**data, key: {}}, style)
+
+
+def lineage(tree: dict[str, Any], flavor: str) -> list[str]:
+    """``flavor`` and its parents, nearest first (without ``default``)."""
+    out = []
+    while flavor not in ("default", None) and flavor not in out:
+        out.append(flavor)
+        flavor = tree.get("extends", {}).get(flavor)
+    return out
+
+
+def nested_layers(tree: dict[str, Any], flavor: str) -> list[dict[str, Any]]:
+    """The ``nested`` data of a flavor's chain, lowest precedence first."""
+    names = ["default", *reversed(lineage(tree, flavor))] if flavor != "default" else ["default"]
+    return [tree["plugin_defaults"], *(data_of(tree, n, NESTED) for n in names)]
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, Mapping) and value:
+        return 1 + max(_depth(v) for v in value.values())
+    return 0
+
+
+def _collisions(low: Any, high: Any, found: set[str]) -> None:
+    for key, value in high.items():
+        if key not in low:
+            continue
+        below = low[key]
+        if isinstance(value, Mapping) and not value and isinstance(below, Mapping) and below:
+            found.add("empty-over-non-empty")
+        if isinstance(value, list) or isinstance(below, list):
+            found.add("list collision")
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            _collisions(below, value, found)
+
+
+def shapes(tree: dict[str, Any]) -> set[str]:
+    """Which interesting shapes of the recursive merge a tree exercises."""
+    found: set[str] = set()
+    for flavor in tree["flavors"]:
+        layers = nested_layers(tree, flavor)
+        if any(_depth(layer) >= 2 for layer in layers):
+            found.add("depth >= 2")
+        for low_index, low in enumerate(layers):
+            for high in layers[low_index + 1 :]:
+                _collisions(low, high, found)
+    return found
+
+
+def note_shapes(tree: dict[str, Any]) -> None:
+    for shape in sorted(shapes(tree)):
+        event(shape)  # shown by pytest --hypothesis-show-statistics
 
 
 # ---------------------------------------------------------------------------
@@ -208,6 +328,10 @@ def write_config(
 def write_tree(root: Path, tree: dict[str, Any]) -> None:
     for flavor, configs in tree["flavors"].items():
         (root / flavor).mkdir(parents=True, exist_ok=True)
+        parent = tree.get("extends", {}).get(flavor)
+        if parent is not None:
+            manifest = yaml.safe_dump({"description": flavor, "extends": parent})
+            (root / flavor / "flavor.yaml").write_text(manifest, encoding="utf-8")
         for type_name, (data, style) in configs.items():
             write_config(root, flavor, type_name, data, style)
 
@@ -239,9 +363,11 @@ def ref_merge(low: Mapping[str, Any], high: Mapping[str, Any]) -> dict[str, Any]
 
 
 def expected(tree: dict[str, Any], flavor: str, type_name: str) -> dict[str, Any]:
+    """base <- default <- farthest parent <- ... <- nearest parent <- the flavor itself."""
     merged = ref_merge(base_of(tree, type_name), data_of(tree, "default", type_name))
     if flavor != "default":
-        merged = ref_merge(merged, data_of(tree, flavor, type_name))
+        for member in reversed(lineage(tree, flavor)):
+            merged = ref_merge(merged, data_of(tree, member, type_name))
     return merged
 
 
@@ -493,6 +619,148 @@ def test_strict_unknown_flavor_raises_flavor_not_found_with_alternatives(make_st
         detail = error.to_detail()
         assert detail["error"] == "FLAVOR_NOT_FOUND" and detail["details"]["valid"] == names
         assert error.status_code == 404
+
+
+# ---------------------------------------------------------------------------
+# Inheritance chains (extends:), depth >= 3
+# ---------------------------------------------------------------------------
+
+
+def layer_of(tree: dict[str, Any], root: Path, flavor: str, file: str) -> str:
+    """The provenance layer a file of ``root`` must carry when it serves ``flavor``."""
+    owner = Path(file).parent.name
+    if owner == "default":
+        return "default"
+    if owner == flavor:
+        return "flavor"
+    assert owner in lineage(tree, flavor), (flavor, file)
+    return f"flavor:{owner}"
+
+
+@law("chain_reference")
+@given(tree=chain_trees())
+def test_chains_resolve_as_the_reference_model_flavor_then_parents_then_default(make_store, tree) -> None:
+    assert len(tree["chain"]) >= 3
+    with tmp_root() as tmp:
+        root = Path(tmp) / "flavors"
+        write_tree(root, tree)
+        store = store_for(make_store, root, tree)
+        snap = store.snapshot()
+        assert snap.errors() == [], [str(i) for i in snap.errors()]
+        for flavor in tree["flavors"]:
+            configs = wire(store, flavor)
+            for type_name in ALL_TYPES:
+                assert configs[type_name]["values"] == expected(tree, flavor, type_name), (flavor, type_name)
+            if flavor != "default":
+                assert list(snap.statuses[flavor].chain) == lineage(tree, flavor)[1:]
+
+
+@law("chain_precedence")
+@given(tree=chain_trees())
+def test_precedence_along_a_chain_the_nearest_flavor_that_sets_a_key_wins(make_store, tree) -> None:
+    with tmp_root() as tmp:
+        root = Path(tmp) / "flavors"
+        write_tree(root, tree)
+        store = store_for(make_store, root, tree)
+        deepest = tree["chain"][-1]
+        configs = wire(store, deepest)
+        members = lineage(tree, deepest)
+        for type_name in ALL_TYPES:
+            for index, member in enumerate(members):  # nearest first
+                own = data_of(tree, member, type_name)
+                nearer = [data_of(tree, m, type_name) for m in members[:index]]
+                for path, value in leaves(own, empty_maps=False).items():
+                    if any(_touches(data, path) for data in nearer):
+                        continue  # a nearer flavor decides this path
+                    assert at(configs[type_name]["values"], path) == value, (member, type_name, path)
+                    prov = configs[type_name]["provenance"][path]
+                    layer = "flavor" if member == deepest else f"flavor:{member}"
+                    assert (prov["layer"], prov["file"]) == (layer, str(root / member / f"{type_name}.yaml"))
+
+
+def _touches(data: Mapping[str, Any], path: str) -> bool:
+    """Whether ``data`` sets ``path`` itself or replaces it: a non-mapping at a proper prefix."""
+    node: Any = data
+    parts = path.split(".")
+    for depth, part in enumerate(parts):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+        if depth < len(parts) - 1 and not isinstance(node, Mapping):
+            return True
+    return True
+
+
+@law("chain_siblings")
+@given(tree=chain_trees(), data=st.data())
+def test_no_leakage_between_siblings_editing_one_child_never_changes_its_sibling(
+    make_store, tree, data
+) -> None:
+    sibling = tree["sibling"]
+    parent = tree["extends"][sibling]
+    other = next(n for n, p in tree["extends"].items() if p == parent and n != sibling)
+    edited, watched = data.draw(st.permutations([sibling, other]), label="edited, watched")
+    new_configs = data.draw(flavor_configs(), label="new content of the edited sibling")
+    with tmp_root() as tmp:
+        root = Path(tmp) / "flavors"
+        write_tree(root, tree)
+        store = store_for(make_store, root, tree)
+        before = wire(store, watched)
+        for old in (root / edited).glob("*.yaml"):
+            if old.name != "flavor.yaml":
+                old.unlink()
+        for type_name, (config, style) in new_configs.items():
+            write_config(root, edited, type_name, config, style)
+        store.rebuild("test", changed_paths=[root / edited / "parameters.yaml"])
+        assert wire(store, watched) == before
+        new_tree = {**tree, "flavors": {**tree["flavors"], edited: new_configs}}
+        for type_name in ALL_TYPES:
+            assert wire(store, edited)[type_name]["values"] == expected(new_tree, edited, type_name)
+
+
+@law("chain_provenance")
+@given(tree=chain_trees())
+def test_provenance_in_a_chain_names_a_file_of_the_chain_that_holds_the_value(make_store, tree) -> None:
+    with tmp_root() as tmp:
+        root = Path(tmp) / "flavors"
+        write_tree(root, tree)
+        store = store_for(make_store, root, tree)
+        for flavor in tree["flavors"]:
+            for type_name, config in wire(store, flavor).items():
+                values, provenance = config["values"], config["provenance"]
+                assert set(provenance) == set(leaves(values)), (flavor, type_name)
+                for path, prov in provenance.items():
+                    if prov["file"] is None:
+                        assert prov["layer"] == f"plugin:{NESTED_PLUGIN}"
+                        assert at(tree["plugin_defaults"], path) == at(values, path)
+                        continue
+                    on_disk = yaml.safe_load(Path(prov["file"]).read_text(encoding="utf-8"))
+                    assert at(on_disk, path) == at(values, path), (prov["file"], path)
+                    if prov["layer"] == "builtin":
+                        assert prov["file"] == str(BUILTIN_TYPES[type_name].defaults_file)
+                    else:
+                        assert prov["layer"] == layer_of(tree, root, flavor, prov["file"])
+
+
+def test_strategies_make_nesting_and_collisions_common() -> None:
+    """Count, over 200 drawn trees of each kind, how often each merge shape occurs."""
+    counts: dict[str, int] = {}
+    drawn = 0
+
+    @settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(tree=trees() | chain_trees())
+    def count(tree: dict[str, Any]) -> None:
+        nonlocal drawn
+        drawn += 1
+        for shape in shapes(tree):
+            counts[shape] = counts.get(shape, 0) + 1
+
+    count()
+    print(f"of {drawn} trees: {counts}")  # the figures the closing note reports (pytest -s)
+    assert drawn >= 100
+    for shape in ("depth >= 2", "empty-over-non-empty", "list collision"):
+        assert counts.get(shape, 0) >= drawn // 5, (shape, counts, drawn)
+
 
 
 # ---------------------------------------------------------------------------

@@ -1,6 +1,10 @@
 // The collapsible "Configuration" section shared by the create and quick-gen pages:
 // a "Config Flavor" select filled from GET /api/mv/get_config_flavors and a short
 // preview of the chosen flavor's key values from GET /api/mv/flavors/{name}.
+// When the chosen flavor is broken (GET /api/mv/flavors says status error or invalid) a notice
+// says so, with its first error and a link to the Flavors page -- the values shown are then its
+// last good ones (or default's), which is what requests get.  Entering an API key reloads the
+// list in place; so does coming back to the tab (the flavor may have been fixed meanwhile).
 
 import { apiFetch } from "./api.js";
 import { el, showError, truncate } from "./ui.js";
@@ -42,6 +46,7 @@ export function createConfigSection(mount, options = {}) {
   const loading = el("div", { class: "status", testid: "config-loading" }, "Loading flavors…");
   const note = el("div", { class: "note", testid: "config-note", hidden: true });
   const error = el("div", { class: "error", testid: "config-error", hidden: true });
+  const broken = el("div", { class: "error", testid: "config-broken", role: "status", hidden: true });
   const preview = el("dl", { class: "preview", testid: "config-preview" });
   const previewError = el("div", { class: "error", testid: "config-preview-error", hidden: true });
   const details = el("a", { href: "/flavors", testid: "config-details-link" }, "All values and where they come from →");
@@ -54,13 +59,54 @@ export function createConfigSection(mount, options = {}) {
     preview,
     previewError,
     el("div", { class: "status" }, details));
-  const section = el("section", { class: "card compact", testid: "config-section" }, toggle, note, error, body);
+  const section = el("section", { class: "card compact", testid: "config-section" },
+    toggle, note, error, broken, body);
   // Notes and errors stay visible while the section is collapsed.
-  note.style.margin = error.style.margin = "0 20px 14px";
+  note.style.margin = error.style.margin = broken.style.margin = "0 20px 14px";
   mount.replaceChildren(section);
 
   let current = DEFAULT_FLAVOR;
   let previewToken = 0;
+  let statusToken = 0;
+  let statuses = new Map();
+
+  function renderBroken(name) {
+    const row = statuses.get(name);
+    const errors = row && Array.isArray(row.errors) ? row.errors : [];
+    if (!row || (row.status === "ok" && !errors.length)) {
+      broken.hidden = true;
+      broken.replaceChildren();
+      section.dataset.flavorStatus = row ? row.status : "";
+      return;
+    }
+    section.dataset.flavorStatus = row.status;
+    const first = errors.length ? errors[0].text || `${errors[0].file}:${errors[0].line}: ${errors[0].message}` : "";
+    const serving = row.status === "error"
+      ? "requests still get its last valid version, shown below"
+      : `requests for it get '${DEFAULT_FLAVOR}'`;
+    broken.replaceChildren(
+      el("strong", { testid: "config-broken-status" }, `Flavor '${name}' is broken (${row.status})`),
+      ` — ${serving}.`,
+      first ? el("div", { class: "key", testid: "config-broken-error" }, first) : null,
+      errors.length > 1 ? el("div", { class: "status" }, `and ${errors.length - 1} more`) : null,
+      el("a", { href: `/flavors#${encodeURIComponent(name)}`, testid: "config-broken-link" },
+        "See and fix it on the Flavors page →"),
+    );
+    broken.hidden = false;
+  }
+
+  async function loadStatus() {
+    const token = ++statusToken;
+    try {
+      const data = await apiFetch("/api/mv/flavors");
+      if (token !== statusToken) return;
+      statuses = new Map((Array.isArray(data.flavors) ? data.flavors : []).map((row) => [row.name, row]));
+    } catch {
+      if (token !== statusToken) return;
+      statuses = new Map();  // the list error above already says why
+    }
+    renderBroken(current);
+  }
 
   toggle.addEventListener("click", () => {
     const open = toggle.getAttribute("aria-expanded") !== "true";
@@ -76,6 +122,7 @@ export function createConfigSection(mount, options = {}) {
     section.dataset.flavor = name;
     if (options.onChange) options.onChange(name);
     loadPreview(name);
+    renderBroken(name);
   }
 
   async function loadPreview(name) {
@@ -112,8 +159,9 @@ export function createConfigSection(mount, options = {}) {
 
   select.addEventListener("change", () => setCurrent(select.value));
 
-  const ready = (async () => {
+  async function loadNames(wantedName, source) {
     let names;
+    showError(error, null);
     try {
       const data = await apiFetch("/api/mv/get_config_flavors");
       names = Array.isArray(data && data.flavors) ? data.flavors.filter((n) => typeof n === "string") : [];
@@ -128,16 +176,28 @@ export function createConfigSection(mount, options = {}) {
     select.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
     select.disabled = false;
     loading.hidden = true;
-    let wanted = options.initialFlavor || DEFAULT_FLAVOR;
+    await loadStatus();
+    let wanted = wantedName || DEFAULT_FLAVOR;
+    note.hidden = true;
     if (!names.includes(wanted)) {
-      note.textContent = `Flavor '${wanted}'${options.initialSource ? ` ${options.initialSource}` : ""} is not ` +
-        `available on this server; using '${DEFAULT_FLAVOR}'.`;
+      const row = statuses.get(wanted);
+      note.textContent = `Flavor '${wanted}'${source ? ` ${source}` : ""} is not ` +
+        `available on this server${row ? " (it is broken, see below)" : ""}; using '${DEFAULT_FLAVOR}'.`;
       note.hidden = false;
+      if (row) {  // broken and never loaded, so not in the list: say why, use 'default'
+        setCurrent(DEFAULT_FLAVOR);
+        renderBroken(wanted);
+        return names;
+      }
       wanted = DEFAULT_FLAVOR;
     }
     setCurrent(wanted);
     return names;
-  })();
+  }
+
+  const ready = loadNames(options.initialFlavor, options.initialSource);
+  window.addEventListener("mvcore:api-key", () => { loadNames(current, null); });
+  window.addEventListener("focus", () => { loadStatus(); });
 
   return {
     ready,
@@ -147,6 +207,7 @@ export function createConfigSection(mount, options = {}) {
     setDisabled(disabled) {
       select.disabled = disabled;
     },
+    refreshStatus: loadStatus,
     element: section,
   };
 }

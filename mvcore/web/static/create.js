@@ -91,6 +91,7 @@ refsButton.addEventListener("click", async () => {
   const description = character.value.trim();
   if (!description) {
     showError(refsError, "Describe the character first.");
+    refsError.dataset.kind = "missing";
     character.focus();
     return;
   }
@@ -196,13 +197,43 @@ byTestId("audio-remove").addEventListener("click", () => {
 
 // ------------------------------------------------------------ continue
 const continueError = byTestId("continue-error");
-continueButton.addEventListener("click", async () => {
-  showError(continueError, null);
+function missingFields() {
   const missing = [];
   if (!idea.value.trim()) missing.push("a video description");
   if (!character.value.trim()) missing.push("a character description");
+  return missing;
+}
+
+function showMissing(missing) {
+  showError(continueError, `Add ${missing.join(" and ")} first.`);
+  continueError.dataset.kind = "missing";
+}
+
+// A "fill this in first" message follows the fields: it shrinks as they are filled and goes away
+// when nothing is missing any more (it used to stay until the next click).
+function followMissing() {
+  if (continueError.dataset.kind === "missing" && !continueError.hidden) {
+    const missing = missingFields();
+    if (missing.length) showMissing(missing);
+    else {
+      showError(continueError, null);
+      delete continueError.dataset.kind;
+    }
+  }
+  if (refsError.dataset.kind === "missing" && character.value.trim()) {
+    showError(refsError, null);
+    delete refsError.dataset.kind;
+  }
+}
+idea.addEventListener("input", followMissing);
+character.addEventListener("input", followMissing);
+
+continueButton.addEventListener("click", async () => {
+  showError(continueError, null);
+  delete continueError.dataset.kind;
+  const missing = missingFields();
   if (missing.length) {
-    showError(continueError, `Add ${missing.join(" and ")} first.`);
+    showMissing(missing);
     return;
   }
   let numberOfScenes = null;

@@ -1,9 +1,11 @@
 // Flavors page: list + status, resolved values with provenance, live updates over SSE.
 
 import { apiFetch, flavorEventsUrl } from "./api.js";
+import { mountEditor } from "./flavor-editor.js";
 import { byTestId, el, mountHeader, pathText, showError } from "./ui.js";
 
 mountHeader();
+const editor = mountEditor(byTestId("editor-mount"));
 
 const rowsBody = byTestId("flavor-rows");
 const listError = byTestId("list-error");
@@ -261,6 +263,7 @@ function select(name) {
   history.replaceState(null, "", `#${encodeURIComponent(name)}`);
   markSelected();
   loadDetail(refreshToken);
+  editor.open(name);
 }
 
 // --------------------------------------------------------------------------- live badge
@@ -334,3 +337,4 @@ window.addEventListener("hashchange", () => {
 
 refresh();
 connect();
+editor.open(selected);

@@ -3,7 +3,7 @@
 import { mediaUrl, runJob } from "./api.js";
 import { createConfigSection } from "./config-section.js";
 import { loadJobData } from "./job-data.js";
-import { byTestId, el, formatSeconds, mountHeader, showError, wireProgress } from "./ui.js";
+import { byTestId, el, formatSeconds, mountHeader, showError, videoWithPoster, wireProgress } from "./ui.js";
 
 mountHeader();
 
@@ -20,6 +20,7 @@ const state = {
   scenes: [],
   final: null, // {video_id, total_duration, num_clips, video_ids, audio_overlay_applied}
   useSong: false,
+  previous: null, // {scenes, final}: the set "Regenerate scenes" replaced, restorable
 };
 const busy = { scenes: false, stitch: false, clips: new Set() };
 
@@ -32,6 +33,7 @@ function restore() {
     state.scenes = saved.scenes;
     state.final = saved.final || null;
     state.useSong = Boolean(saved.useSong);
+    state.previous = saved.previous && Array.isArray(saved.previous.scenes) ? saved.previous : null;
   } catch {
     console.warn("mvcore: ignoring unreadable saved quick-gen state");
   }
@@ -131,6 +133,9 @@ inputToggle.addEventListener("click", () => {
 
 // --------------------------------------------------------------------------- scenes
 const scenesButton = byTestId("generate-scenes");
+const confirmBox = byTestId("regenerate-confirm");
+const restoreBox = byTestId("restore-scenes-box");
+const allClipsButton = byTestId("generate-all-clips");
 const scenesStatus = byTestId("scenes-status");
 const scenesError = byTestId("scenes-error");
 const scenesNote = byTestId("scenes-note");
@@ -138,7 +143,30 @@ const scenesProgress = wireProgress(byTestId("scenes-progress"));
 const scenesBox = byTestId("scenes");
 const cards = []; // per scene: the DOM parts updateScene() touches
 
+function updateAllClipsButton() {
+  const missing = state.scenes.filter((s, i) => !latestId(s) && !busy.clips.has(i)).length;
+  allClipsButton.hidden = !state.scenes.length;
+  allClipsButton.disabled = !missing || busy.scenes;
+  allClipsButton.textContent = missing ? `Generate all clips (${missing})` : "Generate all clips";
+  allClipsButton.title = missing ? "Generate a clip for every scene that has none, two at a time"
+    : "Every scene has a clip; use a scene's Regenerate button to redo one";
+}
+
+// Two clip jobs at a time: enough to keep a worker busy, not so many the queue fills up.
+allClipsButton.addEventListener("click", async () => {
+  const todo = state.scenes.map((s, i) => i).filter((i) => !latestId(state.scenes[i]) && !busy.clips.has(i));
+  const next = async () => {
+    while (todo.length) {
+      const index = todo.shift();
+      if (state.scenes[index] && !latestId(state.scenes[index])) await generateClip(index);
+    }
+  };
+  await Promise.all([next(), next()]);
+});
+
 function updateScenesButton() {
+  updateAllClipsButton();
+  renderRestore();
   scenesButton.textContent = state.scenes.length ? "Regenerate scenes" : "Generate scenes";
   const clipsRunning = busy.clips.size > 0;
   scenesButton.disabled = !job || busy.scenes || clipsRunning;
@@ -147,8 +175,56 @@ function updateScenesButton() {
     : clipsRunning ? "Wait for the running clip jobs to finish" : "";
 }
 
-scenesButton.addEventListener("click", async () => {
+
+/** What regenerating would throw away, in words; "" when there is nothing to lose. */
+function workAtStake() {
+  const clips = state.scenes.reduce((n, s) => n + s.video_ids.length, 0);
+  const parts = [];
+  if (state.scenes.length) parts.push(`${state.scenes.length} scene${state.scenes.length > 1 ? "s" : ""}`);
+  if (clips) parts.push(`${clips} clip${clips > 1 ? "s" : ""}`);
+  if (state.final) parts.push("the final video");
+  return clips || state.final ? parts.join(", ") : "";
+}
+
+scenesButton.addEventListener("click", () => {
   if (!job) return;
+  const stake = workAtStake();
+  if (!stake) {
+    writeScenes();
+    return;
+  }
+  byTestId("regenerate-confirm-text").textContent =
+    `Regenerating replaces ${stake}. The current set stays restorable until you regenerate again. `;
+  confirmBox.hidden = false;
+  byTestId("regenerate-confirm-yes").focus();
+});
+byTestId("regenerate-confirm-yes").addEventListener("click", () => {
+  confirmBox.hidden = true;
+  writeScenes();
+});
+byTestId("regenerate-confirm-no").addEventListener("click", () => { confirmBox.hidden = true; });
+byTestId("restore-scenes").addEventListener("click", () => {
+  if (!state.previous) return;
+  const current = { scenes: state.scenes, final: state.final };
+  state.scenes = state.previous.scenes;
+  state.final = state.previous.final;
+  state.previous = current.scenes.length ? current : null; // restoring can be undone the same way
+  persist();
+  renderScenes();
+  renderFinal();
+  updateAllScenes();
+});
+
+function renderRestore() {
+  const previous = state.previous;
+  restoreBox.hidden = !previous || busy.scenes;
+  if (!previous) return;
+  const clips = previous.scenes.reduce((n, s) => n + s.video_ids.length, 0);
+  byTestId("restore-scenes-text").textContent = `Previous set: ${previous.scenes.length} scene(s), ${clips} clip(s)` +
+    `${previous.final ? ", a final video" : ""}. `;
+}
+
+async function writeScenes() {
   showError(scenesError, null);
   scenesNote.hidden = true;
   busy.scenes = true;
@@ -168,6 +244,7 @@ scenesButton.addEventListener("click", async () => {
     });
     const scenes = Array.isArray(result && result.scenes) ? result.scenes : [];
     if (!scenes.length) throw new Error("The server returned no scenes.");
+    if (workAtStake()) state.previous = { scenes: state.scenes, final: state.final };
     state.scenes = scenes.map((s) => ({
       description: String(s.description || ""),
       negative_description: String(s.negative_description || ""),
@@ -198,7 +275,7 @@ scenesButton.addEventListener("click", async () => {
     busy.scenes = false;
     updateAllScenes();
   }
-});
+}
 
 function renderScenes() {
   cards.length = 0;
@@ -273,7 +350,7 @@ function updateScene(index) {
   if (c.shownId !== id) {
     c.shownId = id;
     if (id) {
-      const video = el("video", {
+      const video = videoWithPoster({
         controls: true,
         preload: "metadata",
         playsInline: true,
@@ -539,7 +616,7 @@ function renderFinal() {
   const path = `/api/mv/get_video/${encodeURIComponent(final.video_id)}`;
   if (finalShown !== final.video_id) {
     finalShown = final.video_id;
-    const video = el("video", {
+    const video = videoWithPoster({
       controls: true,
       preload: "auto",
       playsInline: true,

@@ -146,3 +146,58 @@ export function mountHeader() {
       el("label", { for: "api-key" }, "API key"), input, state),
   );
 }
+
+/**
+ * A <video> with a poster (browsers show black until a video is played).  A hidden probe
+ * <video> of the same source decodes the first frame and draws it onto a canvas, which becomes
+ * the poster; when that frame is (nearly) black -- the offline clips fade in from black -- the
+ * frame at min(1 s, a quarter of the clip) is used instead.  The visible player is never
+ * seeked, so its poster stays until the user presses play.
+ */
+export function videoWithPoster(attrs) {
+  const video = el("video", { preload: "metadata", ...attrs });
+  capturePoster(video, attrs.src || "");
+  return video;
+}
+
+function capturePoster(video, src) {
+  if (!src) return;
+  const probe = document.createElement("video");
+  probe.muted = true;
+  probe.preload = "auto";
+  const finish = () => {
+    probe.removeAttribute("src");
+    probe.load();
+  };
+  const draw = () => {
+    const canvas = document.createElement("canvas");
+    const scale = Math.min(1, 480 / (probe.videoWidth || 480));
+    canvas.width = Math.max(1, Math.round((probe.videoWidth || 16) * scale));
+    canvas.height = Math.max(1, Math.round((probe.videoHeight || 9) * scale));
+    const context = canvas.getContext("2d");
+    context.drawImage(probe, 0, 0, canvas.width, canvas.height);
+    const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    let sum = 0;
+    for (let i = 0; i < pixels.length; i += 16) sum += pixels[i] + pixels[i + 1] + pixels[i + 2];
+    return { url: canvas.toDataURL("image/jpeg", 0.8), brightness: sum / (3 * (pixels.length / 16)) };
+  };
+  let attempt = 0;
+  probe.addEventListener("seeked", () => {
+    try {
+      const frame = draw();
+      if (frame.brightness < 12 && attempt === 0 && probe.duration > 0.2) {
+        attempt = 1;
+        probe.currentTime = Math.min(1, probe.duration / 4);
+        return;
+      }
+      video.poster = frame.url;
+      video.dataset.poster = attempt ? "early-frame" : "first-frame";
+    } catch (err) {
+      console.warn("mvcore: no poster for this video:", err.message); // e.g. a cross-origin cloud URL
+    }
+    finish();
+  });
+  probe.addEventListener("loadeddata", () => { probe.currentTime = 0.001; }, { once: true });
+  probe.addEventListener("error", finish, { once: true });
+  probe.src = src;
+}
