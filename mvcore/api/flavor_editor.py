@@ -14,11 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, get, post, put
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
+from mvcore.api.deps import ServicesDep
 from mvcore.api.services import Services
 from mvcore.config.editing import FlavorEditor
 from mvcore.config.overrides import apply_overrides, check_overrides
@@ -45,11 +44,6 @@ class EditingDisabled(MvcoreError):
     code = "FLAVOR_EDITING_DISABLED"
 
 
-def _services(state: State) -> Services:
-    services: Services = state["services"]
-    return services
-
-
 def _editor(services: Services, name: str) -> FlavorEditor:
     """The process's editor (created on first use) for flavor ``name``.
 
@@ -74,10 +68,9 @@ def _editor(services: Services, name: str) -> FlavorEditor:
 class FlavorEditorController(Controller):
     path = "/api/mv/flavors"
     tags = ["flavor authoring"]
-    dependencies = {"services": Provide(_services, sync_to_thread=False)}
 
     @get("/editor", summary="Whether the in-browser editor is switched on")
-    async def editor_status(self, services: NamedDependency[Services]) -> dict[str, Any]:
+    async def editor_status(self, services: ServicesDep) -> dict[str, Any]:
         return {
             "enabled": services.settings.flavor_editing,
             "history": services.settings.flavor_history,
@@ -86,7 +79,7 @@ class FlavorEditorController(Controller):
 
     @post("/{name:str}/render", status_code=200, summary="Prompts and parameters each generator would send")
     async def render(
-        self, services: NamedDependency[Services], name: FromPath[str], data: JSONBody[PreviewRequest]
+        self, services: ServicesDep, name: FromPath[str], data: JSONBody[PreviewRequest]
     ) -> dict[str, Any]:
         if data.files:
             check = _editor(services, name).check_draft(name, dict(data.files))
@@ -106,20 +99,20 @@ class FlavorEditorController(Controller):
         return body
 
     @get("/{name:str}/files", summary="The flavor's editable files and their contents")
-    async def files(self, services: NamedDependency[Services], name: FromPath[str]) -> dict[str, Any]:
+    async def files(self, services: ServicesDep, name: FromPath[str]) -> dict[str, Any]:
         editor = _editor(services, name)
         return {"flavor": name, "files": editor.read_files(name)}
 
     @post("/{name:str}/validate", status_code=200, summary="Check draft files; writes nothing")
     async def validate(
-        self, services: NamedDependency[Services], name: FromPath[str], data: JSONBody[DraftFiles]
+        self, services: ServicesDep, name: FromPath[str], data: JSONBody[DraftFiles]
     ) -> dict[str, Any]:
         return _editor(services, name).check_draft(name, dict(data.files)).to_wire()
 
     @put("/{name:str}/files/{filename:str}", summary="Save one file (refused, unchanged, when invalid)")
     async def save(
         self,
-        services: NamedDependency[Services],
+        services: ServicesDep,
         name: FromPath[str],
         filename: FromPath[str],
         data: JSONBody[SaveRequest],
@@ -129,14 +122,14 @@ class FlavorEditorController(Controller):
 
     @get("/{name:str}/files/{filename:str}/history", summary="The last saves of one file")
     async def history(
-        self, services: NamedDependency[Services], name: FromPath[str], filename: FromPath[str]
+        self, services: ServicesDep, name: FromPath[str], filename: FromPath[str]
     ) -> dict[str, Any]:
         return {"flavor": name, "file": filename, "entries": _editor(services, name).history(name, filename)}
 
     @get("/{name:str}/files/{filename:str}/history/{entry:str}", summary="One saved version")
     async def history_entry(
         self,
-        services: NamedDependency[Services],
+        services: ServicesDep,
         name: FromPath[str],
         filename: FromPath[str],
         entry: FromPath[str],
@@ -147,7 +140,7 @@ class FlavorEditorController(Controller):
     @post("/{name:str}/files/{filename:str}/history/{entry:str}/restore", status_code=200, summary="Restore")
     async def restore(
         self,
-        services: NamedDependency[Services],
+        services: ServicesDep,
         name: FromPath[str],
         filename: FromPath[str],
         entry: FromPath[str],
