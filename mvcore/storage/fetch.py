@@ -177,7 +177,7 @@ class FetchPolicy:
         return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
     async def checked_address(self, url: httpx.URL, field_name: str) -> IPAddress:
-        """The address to connect to for ``url``: every resolved address checked, the first used."""
+        """The address to connect to for ``url``: every resolved address checked, one used."""
         if url.scheme not in ("http", "https") or not url.host:
             raise FetchRefused(field_name)
         port = url.port or (443 if url.scheme == "https" else 80)
@@ -189,7 +189,9 @@ class FetchPolicy:
             raise FetchRefused(field_name)
         if not host_matches(self.allow_private, url) and not all(map(is_public, addresses)):
             raise FetchRefused(field_name)
-        return addresses[0]
+        # one address is connected to (the checked one); IPv4 first, as most hosts without IPv6
+        # routes still get AAAA answers from their resolver
+        return min(addresses, key=lambda address: address.version)
 
 
 class PolicyTransport(httpx.AsyncBaseTransport):
