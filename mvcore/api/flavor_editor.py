@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from litestar import Controller, get, post, put
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
+from mvcore.api import editor_wire as ew
 from mvcore.api.deps import ServicesDep
 from mvcore.api.services import Services
 from mvcore.config.editing import FlavorEditor
@@ -70,7 +71,7 @@ class FlavorEditorController(Controller):
     tags = ["flavor authoring"]
 
     @get("/editor", summary="Whether the in-browser editor is switched on")
-    async def editor_status(self, services: ServicesDep) -> dict[str, Any]:
+    async def editor_status(self, services: ServicesDep) -> ew.EditorStatus:
         return {
             "enabled": services.settings.flavor_editing,
             "history": services.settings.flavor_history,
@@ -80,7 +81,7 @@ class FlavorEditorController(Controller):
     @post("/{name:str}/render", status_code=200, summary="Prompts and parameters each generator would send")
     async def render(
         self, services: ServicesDep, name: FromPath[str], data: JSONBody[PreviewRequest]
-    ) -> dict[str, Any]:
+    ) -> ew.RenderPreview:
         if data.files:
             check = _editor(services, name).check_draft(name, dict(data.files))
             snapshot = check.snapshot
@@ -96,18 +97,18 @@ class FlavorEditorController(Controller):
             body["draft"] = draft
         status = snapshot.statuses.get(name)
         body["status"] = status.to_dict() if status is not None else None
-        return body
+        return cast(ew.RenderPreview, body)
 
     @get("/{name:str}/files", summary="The flavor's editable files and their contents")
-    async def files(self, services: ServicesDep, name: FromPath[str]) -> dict[str, Any]:
+    async def files(self, services: ServicesDep, name: FromPath[str]) -> ew.FlavorFiles:
         editor = _editor(services, name)
         return {"flavor": name, "files": editor.read_files(name)}
 
     @post("/{name:str}/validate", status_code=200, summary="Check draft files; writes nothing")
     async def validate(
         self, services: ServicesDep, name: FromPath[str], data: JSONBody[DraftFiles]
-    ) -> dict[str, Any]:
-        return _editor(services, name).check_draft(name, dict(data.files)).to_wire()
+    ) -> ew.DraftCheck:
+        return cast(ew.DraftCheck, _editor(services, name).check_draft(name, dict(data.files)).to_wire())
 
     @put("/{name:str}/files/{filename:str}", summary="Save one file (refused, unchanged, when invalid)")
     async def save(
@@ -116,15 +117,17 @@ class FlavorEditorController(Controller):
         name: FromPath[str],
         filename: FromPath[str],
         data: JSONBody[SaveRequest],
-    ) -> dict[str, Any]:
+    ) -> ew.SavedFile:
         check = _editor(services, name).save(name, filename, data.content)
-        return {**check.to_wire(), "saved": True, "generation": services.store.current.generation}
+        body = {**check.to_wire(), "saved": True, "generation": services.store.current.generation}
+        return cast(ew.SavedFile, body)
 
     @get("/{name:str}/files/{filename:str}/history", summary="The last saves of one file")
     async def history(
         self, services: ServicesDep, name: FromPath[str], filename: FromPath[str]
-    ) -> dict[str, Any]:
-        return {"flavor": name, "file": filename, "entries": _editor(services, name).history(name, filename)}
+    ) -> ew.FileHistory:
+        entries = cast(list[ew.HistoryEntry], _editor(services, name).history(name, filename))
+        return {"flavor": name, "file": filename, "entries": entries}
 
     @get("/{name:str}/files/{filename:str}/history/{entry:str}", summary="One saved version")
     async def history_entry(
@@ -133,7 +136,7 @@ class FlavorEditorController(Controller):
         name: FromPath[str],
         filename: FromPath[str],
         entry: FromPath[str],
-    ) -> dict[str, Any]:
+    ) -> ew.HistoryContent:
         content = _editor(services, name).history_content(name, filename, entry)
         return {"flavor": name, "file": filename, "id": entry, "content": content}
 
@@ -144,6 +147,7 @@ class FlavorEditorController(Controller):
         name: FromPath[str],
         filename: FromPath[str],
         entry: FromPath[str],
-    ) -> dict[str, Any]:
+    ) -> ew.RestoredFile:
         check = _editor(services, name).restore(name, filename, entry)
-        return {**check.to_wire(), "restored": entry, "generation": services.store.current.generation}
+        body = {**check.to_wire(), "restored": entry, "generation": services.store.current.generation}
+        return cast(ew.RestoredFile, body)
