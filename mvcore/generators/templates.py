@@ -17,7 +17,9 @@ def fill(template: str, values: Mapping[str, Any], *, name: str) -> str:
         used = template_fields(template)
     except ValueError as exc:
         raise BadInput(
-            f"{name} is not a valid template: {exc}", hint="Write literal braces as {{ and }}."
+            f"{name} is not a valid template: {exc}",
+            hint="Write literal braces as {{ and }}.",
+            details={"field": name},
         ) from None
     missing = sorted(used - set(values))
     if missing:
@@ -25,6 +27,7 @@ def fill(template: str, values: Mapping[str, Any], *, name: str) -> str:
             f"{name} uses unknown placeholder(s): {', '.join('{' + m + '}' for m in missing)}",
             alternatives=sorted(values),
             hint="Use only the listed placeholders.",
+            details={"field": name},
         )
     text = string.Formatter().vformat(template, (), dict(values))
     logs.debug_event("prompt_filled", template=name, prompt=text)
