@@ -19,7 +19,7 @@ TypeFilter = Annotated[str | None, QueryParameter(name="type", max_length=64)]
 FlavorName = Annotated[
     str,
     PathParameter(
-        pattern=r"^(?!(?:status|events)$).+$",
+        pattern=r"^(?!(?:status|events)$)[\s\S]+$",
         description="A flavor name (not 'status' or 'events', which are the routes beside this one)",
     ),
 ]
