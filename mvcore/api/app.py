@@ -20,7 +20,7 @@ from mvcore import __version__, logs
 from mvcore.api import wire
 from mvcore.api.audio import AudioController
 from mvcore.api.auth import auth_middleware_factory, json_limit_middleware_factory
-from mvcore.api.deps import DEPENDENCIES, CtxDep, ServicesDep, StoreDep
+from mvcore.api.deps import DEPENDENCIES, ServicesDep
 from mvcore.api.flavor_editor import FlavorEditorController
 from mvcore.api.flavors import FlavorController
 from mvcore.api.generators import GeneratorController
@@ -32,9 +32,10 @@ from mvcore.api.openapi import document_contract, openapi_config
 from mvcore.api.problems import EXCEPTION_HANDLERS
 from mvcore.api.services import Services
 from mvcore.config.store import FlavorStore
-from mvcore.generators.context import build_context
+from mvcore.generators.context import GenContext, build_context
 from mvcore.jobs.service import JobService
 from mvcore.media.scratch import sweep_scratch
+from mvcore.providers.base import Provider
 from mvcore.settings import Settings
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -47,7 +48,10 @@ PAGES = {
 
 
 def build_services(
-    settings: Settings, *, store: StoreDep | None = None, extra_providers: Mapping[str, Any] | None = None
+    settings: Settings,
+    *,
+    store: FlavorStore | None = None,
+    extra_providers: Mapping[str, Provider] | None = None,
 ) -> Services:
     logs.configure(debug_mode=settings.debug_mode, secrets=settings.secrets())
     from mvcore.providers.catalogue import app_catalogue, app_plugin_host
@@ -60,7 +64,7 @@ def build_services(
     return Services(settings=settings, store=store, ctx=ctx, jobs=_job_service(settings, ctx))
 
 
-def _job_service(settings: Settings, ctx: CtxDep) -> JobService:
+def _job_service(settings: Settings, ctx: GenContext) -> JobService:
     if settings.redis_url:
         from mvcore.jobs.redis_store import RedisJobService
 
@@ -136,7 +140,7 @@ async def health(services: ServicesDep) -> wire.Health:
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     """Start the reload watcher and the job service with the app; stop them with it."""
-    services: ServicesDep = app.state["services"]
+    services: Services = app.state["services"]
     settings = services.settings
     services.events.bind(asyncio.get_running_loop())
     unsubscribe = services.store.subscribe(services.events.publish)
@@ -167,8 +171,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
 def create_app(
     settings: Settings | None = None,
     *,
-    store: StoreDep | None = None,
-    extra_providers: Mapping[str, Any] | None = None,
+    store: FlavorStore | None = None,
+    extra_providers: Mapping[str, Provider] | None = None,
 ) -> Litestar:
     settings = settings or Settings()
     services = build_services(settings, store=store, extra_providers=extra_providers)

@@ -78,6 +78,7 @@ class GenContext:
                 f"Unknown backend {key!r}",
                 alternatives=sorted(self.providers),
                 hint="Use one of the configured providers; 'replicate' needs REPLICATE_API_TOKEN.",
+                details={"field": "backend"} if name else None,
             )
         return DeadlineProvider(provider, self.settings.provider_timeout_s)
 

@@ -74,14 +74,13 @@ def _api(client_package: ModuleType, name: str) -> Any:
     return importlib.import_module(f"{client_package.__name__}.{name}")
 
 
-def test_a_generated_client_runs_the_quick_gen_flow(app_client: TestClient, tmp_path: Path) -> None:
-    document = app_client.get("/schema/openapi.json", headers={"X-API-Key": KEY}).json()
-    package = generate_client(document, tmp_path)
-    models = _api(package, "models")
-    # the generated client builds its own httpx.Client (and its X-API-Key header); only the
-    # transport is Litestar's, so requests reach the app in-process, lifespan and all
+def typed_client(package: ModuleType, app_client: TestClient) -> Any:
+    """The generated client, building its own httpx.Client (and X-API-Key header).
+
+    Only the transport is Litestar's, so requests reach the app in-process, lifespan and all.
+    """
     transport = InProcessTransport(client=app_client, raise_server_exceptions=False)
-    client = package.AuthenticatedClient(
+    return package.AuthenticatedClient(
         base_url=str(app_client.base_url),
         token=KEY,
         prefix="",
@@ -90,10 +89,9 @@ def test_a_generated_client_runs_the_quick_gen_flow(app_client: TestClient, tmp_
         timeout=httpx.Timeout(120),
     )
 
-    flavors = _api(package, "api.flavors.get_config_flavors").sync(client=client)
-    assert isinstance(flavors, models.FlavorNames) and "default" in flavors.flavors
 
-    song_path = tmp_path / "song.mp3"
+def upload_song(package: ModuleType, client: Any, folder: Path) -> Any:
+    song_path = folder / "song.mp3"
     subprocess.run(
         [
             imageio_ffmpeg.get_ffmpeg_exe(),
@@ -108,21 +106,16 @@ def test_a_generated_client_runs_the_quick_gen_flow(app_client: TestClient, tmp_
         timeout=60,
         check=True,
     )
+    models = _api(package, "models")
     upload = models.AudioUpload(file=package.types.File(payload=song_path.open("rb"), file_name="song.mp3"))
     song = _api(package, "api.audio.upload_audio").sync(client=client, body=upload)
     assert isinstance(song, models.AudioRecord) and song.duration == pytest.approx(3.0, abs=0.2)
+    return song
 
-    scenes = _api(package, "api.mv.create_scenes").sync(
-        client=client,
-        body=models.CreateScenesRequest(
-            idea="a robot learns to dance",
-            character_description="a silver robot",
-            config_flavor="test_flavor",
-        ),
-    )
-    assert isinstance(scenes, models.ScenesResult), scenes
-    assert len(scenes.scenes) == 2 and scenes.metadata.config.flavor_used == "test_flavor"
 
+def clips_for(package: ModuleType, client: Any, scenes: Any) -> list[str]:
+    """One clip per scene, with the quick-gen page's body (no reference image: "")."""
+    models = _api(package, "models")
     generate_video = _api(package, "api.mv.generate_video")
     clips = []
     for scene in scenes.scenes:
@@ -138,6 +131,29 @@ def test_a_generated_client_runs_the_quick_gen_flow(app_client: TestClient, tmp_
         )
         assert isinstance(clip, models.VideoResult), clip
         clips.append(clip.video_id)
+    return clips
+
+
+def test_a_generated_client_runs_the_quick_gen_flow(app_client: TestClient, tmp_path: Path) -> None:
+    document = app_client.get("/schema/openapi.json", headers={"X-API-Key": KEY}).json()
+    package = generate_client(document, tmp_path)
+    models = _api(package, "models")
+    client = typed_client(package, app_client)
+
+    flavors = _api(package, "api.flavors.get_config_flavors").sync(client=client)
+    assert isinstance(flavors, models.FlavorNames) and "default" in flavors.flavors
+    song = upload_song(package, client, tmp_path)
+    scenes = _api(package, "api.mv.create_scenes").sync(
+        client=client,
+        body=models.CreateScenesRequest(
+            idea="a robot learns to dance",
+            character_description="a silver robot",
+            config_flavor="test_flavor",
+        ),
+    )
+    assert isinstance(scenes, models.ScenesResult), scenes
+    assert len(scenes.scenes) == 2 and scenes.metadata.config.flavor_used == "test_flavor"
+    clips = clips_for(package, client, scenes)
 
     stitched = _api(package, "api.mv.stitch_videos").sync(
         client=client,

@@ -46,22 +46,23 @@ def play(client: Any, url: str) -> bytes:
     return bytes(whole.content)
 
 
-def test_the_original_frontend_keeps_the_song_with_auth_on(frontend: Any, kit: Any, tmp_path: Any) -> None:
-    client = frontend
+def create_page(client: Any, kit: Any) -> dict[str, Any]:
+    """The create page: the flavor list, the song (upload), and the page's check of it."""
     flavors = client.get("/api/mv/get_config_flavors", headers={"X-API-Key": KEY}).json()["flavors"]
     assert FLAVOR in flavors
-
-    # create page: the song, and the page's check of it
     song_file = kit.tone("My Song.mp3", 20.0, freq=SONG_HZ)
-    song = client.post(
+    song: dict[str, Any] = client.post(
         "/api/audio/upload",
         files={"file": (song_file.name, song_file.read_bytes())},
         headers={"X-API-Key": KEY},
     ).json()
     assert client.get(f"/api/audio/info/{song['audio_id']}", headers=FETCH).json()["exists"] is True
     assert play(client, song["audio_url"])[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")  # <audio src>
+    return song
 
-    # quick-gen page: scenes, then one clip per scene (no reference image picked: "")
+
+def quick_gen_clips(client: Any) -> list[dict[str, Any]]:
+    """The quick-gen page: scenes, then one clip per scene (no reference image picked: "")."""
     scenes = post(
         client,
         "/api/mv/create_scenes",
@@ -69,20 +70,34 @@ def test_the_original_frontend_keeps_the_song_with_auth_on(frontend: Any, kit: A
     )["scenes"]
     clips = []
     for scene in scenes:
-        clip = post(
-            client,
-            "/api/mv/generate_video",
-            {
-                "prompt": scene["description"],
-                "negative_prompt": scene["negative_description"],
-                "character_reference_id": "",
-                "config_flavor": FLAVOR,
-            },
-        )
+        body = {
+            "prompt": scene["description"],
+            "negative_prompt": scene["negative_description"],
+            "character_reference_id": "",
+            "config_flavor": FLAVOR,
+        }
+        clip = post(client, "/api/mv/generate_video", body)
         play(client, clip["video_url"])  # <video src> of the scene card
         clips.append(clip)
+    return clips
+
+
+def assert_song_alone_everywhere(path: Any, seconds: list[float]) -> None:
+    """Start, middle and end of every segment: the song's frequency, and nothing else."""
+    offset = 0.0
+    for index, length in enumerate(seconds):
+        for at in (0.5, length / 2, length - 0.7):
+            share = tone_share(path, SONG_HZ, offset + at, 0.2)
+            assert share > 0.99, f"segment {index} at {at:.1f}s: song share {share:.3f}"
+        offset += length
+
+
+def test_the_original_frontend_keeps_the_song_with_auth_on(frontend: Any, kit: Any, tmp_path: Any) -> None:
+    client = frontend
+    song = create_page(client, kit)
+    clips = quick_gen_clips(client)
     ids = [c["video_id"] for c in clips]
-    seconds = [c["metadata"]["parameters_used"]["duration"] for c in clips]
+    seconds = [float(c["metadata"]["parameters_used"]["duration"]) for c in clips]
 
     first = post(
         client,
@@ -92,32 +107,14 @@ def test_the_original_frontend_keeps_the_song_with_auth_on(frontend: Any, kit: A
     play(client, first["video_url"])
 
     # "Regenerate with lipsync" on the second clip: its range of the song
-    start = float(seconds[0])
-    synced = post(
-        client,
-        "/api/mv/lipsync",
-        {
-            "video_id": ids[1],
-            "audio_id": song["audio_id"],
-            "start_time": start,
-            "end_time": start + seconds[1],
-        },
-    )
+    lipsync = {"video_id": ids[1], "audio_id": song["audio_id"], "start_time": seconds[0]}
+    synced = post(client, "/api/mv/lipsync", {**lipsync, "end_time": seconds[0] + seconds[1]})
     play(client, synced["video_url"])
 
     # the automatic re-stitch: only video_ids and audio_id
-    final = post(
-        client,
-        "/api/mv/stitch-videos",
-        {"video_ids": [ids[0], synced["video_id"]], "audio_id": song["audio_id"]},
-    )
+    restitch = {"video_ids": [ids[0], synced["video_id"]], "audio_id": song["audio_id"]}
+    final = post(client, "/api/mv/stitch-videos", restitch)
     assert final["audio_overlay_applied"] is True and final["metadata"]["suppress_video_audio"] is True
     path = tmp_path / "final.mp4"
     path.write_bytes(play(client, final["video_url"]))
-
-    offset = 0.0
-    for index, length in enumerate(seconds):
-        for at in (0.5, length / 2, length - 0.7):  # start, middle and end of every segment
-            share = tone_share(path, SONG_HZ, offset + at, 0.2)
-            assert share > 0.99, f"segment {index} at {at:.1f}s: song share {share:.3f}"
-        offset += length
+    assert_song_alone_everywhere(path, seconds)

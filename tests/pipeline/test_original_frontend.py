@@ -268,3 +268,16 @@ def test_kit_song_is_one_frequency(pipe: Any, tmp_path: Path) -> None:
     song = pipe.kit.tone("stick.wav", 1.0, freq=SONG_HZ)
     assert tone_share(song, SONG_HZ, 0.3, 0.2) > 0.95
     assert tone_share(song, 440, 0.3, 0.2) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"prompt": "p", "backend": "nosuch"}, "backend"),
+        ({"prompt": "p", "video_rules_template": "{nope}"}, "video_rules_template"),
+        ({"prompt": "p", "video_rules_template": "{aspect_ratio"}, "video_rules_template"),
+    ],
+)
+def test_other_refused_values_name_their_field(pipe: Any, payload: dict[str, Any], field: str) -> None:
+    detail = pipe.detail(pipe.client.post("/api/mv/generate_video", json=payload), 400)
+    assert detail["details"]["field"] == field, detail
