@@ -519,12 +519,13 @@ async def test_version_reference_uses_predictions_endpoint(
 
 async def test_deadline_cancels_prediction(fake: FakeReplicateServer) -> None:
     fake.hang_model(LLM)
-    provider = make_provider(fake, timeout_s=0.3)
+    # long enough for the create to finish on a loaded machine (0.3 s raced it: no prediction, no cancel)
+    provider = make_provider(fake, timeout_s=1.5)
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(DeadlineExceeded) as info:
         await scenes(provider)
-    assert loop.time() - started < 2.0
+    assert loop.time() - started < 1.5 + 10  # the deadline, plus the bounded cancel request
     assert info.value.status_code == 504
     assert len(fake.cancel_requests) == 1
     assert fake.predictions[0]["status"] == "canceled"
@@ -549,10 +550,15 @@ async def test_caller_cancellation_cancels_prediction(
 async def test_deadline_during_create_backoff(fake: FakeReplicateServer) -> None:
     fake.add_model(LLM, lambda inp: SCENES_JSON)
     fake.fail_next_creates(503, times=3)
-    provider = make_provider(fake, timeout_s=0.2)
+    # a 3 s deadline (0.2 s did not leave the first create time to arrive on a loaded machine) and a
+    # 5 s backoff: the call ends at once instead of sleeping past its deadline
+    provider = make_provider(fake, timeout_s=3)
     provider.policy = replace(provider.policy, retry_base_delay_s=5.0, retry_max_delay_s=5.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     with pytest.raises(DeadlineExceeded):
         await scenes(provider)
+    assert loop.time() - started < 5.0
     assert len(fake.create_requests) == 1
 
 
