@@ -97,9 +97,10 @@ def mvcore_model_bindings() -> list[ModelBinding]:
 def register(host: PluginHost) -> PluginHost:
     """Add the catalogue to ``host`` as a built-in part of the app (no-op when already there)."""
     import mvcore.providers.catalogue as plugin
+    from mvcore import __version__
 
     if not host.pm.is_registered(plugin) and PLUGIN_NAME not in host.records:
-        host.register(plugin, PLUGIN_NAME, source="builtin")
+        host.register(plugin, PLUGIN_NAME, source="builtin", version=__version__)
     return host
 
 

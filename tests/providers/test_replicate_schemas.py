@@ -120,12 +120,12 @@ def test_a_queued_prediction_past_its_cancel_after_is_aborted_and_a_running_one_
     fake: FakeReplicateServer,
 ) -> None:
     fake.add_model("google/veo-3.1", lambda inp: "x", queued=None)  # never starts
-    queued = create(fake, "google/veo-3.1", {"prompt": "p"}, **{"Cancel-After": "1500ms"}).json()
+    queued = create(fake, "google/veo-3.1", {"prompt": "p"}, **{"Cancel-After": "3s"}).json()
     fake.hang_model("google/imagen-4")  # starts, never finishes
-    running = create(fake, "google/imagen-4", {"prompt": "p"}, **{"Cancel-After": "1500ms"}).json()
+    running = create(fake, "google/imagen-4", {"prompt": "p"}, **{"Cancel-After": "3s"}).json()
     assert get(fake, running["id"])["status"] == "processing"
     assert get(fake, queued["id"])["status"] == "starting"
-    time.sleep(1.6)
+    time.sleep(3.1)
     assert get(fake, queued["id"])["status"] == "aborted"
     assert get(fake, running["id"])["status"] == "canceled"
     bad = create(fake, "google/veo-3.1", {"prompt": "p"}, **{"Cancel-After": "soon"})
