@@ -121,7 +121,8 @@ def test_partial_write_completed_later(reloader: Reloader, store: FlavorStore, r
         # let a rebuild see the torn file: it must keep serving the last good version
         seen_torn = reloader.wait_until(lambda: status(store) == "error", DEADLINE)
         assert seen_torn, "no rebuild saw the partial file"
-        assert reloader.stats.rebuilds > attempts
+        # the swap is visible before the reloader counts the attempt: wait for the count too
+        assert reloader.wait_until(lambda: reloader.stats.rebuilds > attempts, DEADLINE)
         assert angle(store) == "before"
         handle.write('ten-and-complete"\nnumber_of_scenes: 7\n')
     assert _settled(reloader, store, "half-written-and-complete")
