@@ -258,28 +258,28 @@ def _read_sources(
     """Each source's own files as they are now (carried over when the watcher says unchanged)."""
     out: dict[str, FlavorData] = {}
     for name, source in discovery.sources.items():
-        before = previous.latest.get(name) if previous is not None else None
+        served = previous.flavors.get(name) if previous is not None else None
+        status = previous.statuses.get(name) if previous is not None else None
         if (
             reload_only is not None
             and name not in reload_only
-            and before is not None
-            and before.ok
+            and served is not None
+            and status is not None
+            and status.status == FlavorState.OK  # so what it serves is what its files hold
             and source.directory is not None
-            and not before.linked
-            and (before.source is source or before.source == source)
+            and not served.linked
+            and (served.source is source or served.source == source)
         ):
-            out[name] = before
+            out[name] = served
             continue
         data = load_flavor(source, registry, cache)
-        for earlier in (before, previous.flavors.get(name) if previous is not None else None):
-            if (
-                earlier is not None
-                and earlier.digest == data.digest
-                and earlier.source == data.source
-                and earlier.linked == data.linked
-            ):
-                data = earlier  # same content: keep identity, so its resolution is reused
-                break
+        if (
+            served is not None
+            and served.digest == data.digest
+            and served.source == data.source
+            and served.linked == data.linked
+        ):
+            data = served  # same content: keep identity, so its resolution is reused
         out[name] = data
     return out
 

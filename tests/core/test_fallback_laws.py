@@ -762,7 +762,6 @@ def test_strategies_make_nesting_and_collisions_common() -> None:
         assert counts.get(shape, 0) >= drawn // 5, (shape, counts, drawn)
 
 
-
 # ---------------------------------------------------------------------------
 # merge_layers, directly
 # ---------------------------------------------------------------------------
