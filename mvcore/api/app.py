@@ -22,6 +22,7 @@ from mvcore.api.auth import auth_middleware_factory, json_limit_middleware_facto
 from mvcore.api.flavors import flavor_router
 from mvcore.api.mv import mv_router
 from mvcore.api.problems import EXCEPTION_HANDLERS, document_responses
+from mvcore.api.projects import ProjectsPlugin
 from mvcore.api.services import Services
 from mvcore.config.store import FlavorStore
 from mvcore.generators.context import build_context
@@ -34,6 +35,7 @@ PAGES = {
     "/create": "create.html",
     "/quick-gen": "quick-gen.html",
     "/flavors": "flavors.html",
+    "/projects": "projects.html",
 }
 
 
@@ -159,6 +161,7 @@ def create_app(
             *web_router(),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        plugins=[ProjectsPlugin()],  # /api/mv/projects and the project pipeline's lifespan
         # Auth costs nothing when it is off: the middleware is not installed at all.
         middleware=[
             *([auth_middleware_factory(settings)] if settings.auth_enabled else []),

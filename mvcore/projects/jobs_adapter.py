@@ -1,0 +1,88 @@
+"""The one place the project pipeline touches the job system (``JobService.submit/get/wait``).
+
+The driver sees a :class:`StepOutcome` -- status, error code and message, and whether a retry can
+help -- not a ``JobRecord``, so a rework of the job service changes this module only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mvcore.errors import MvcoreError, NotFound
+
+__all__ = ["RETRYABLE_CODES", "StepJobs", "StepOutcome"]
+
+# Failures a second attempt can fix: the worker died, the queue blinked, the model timed out or
+# answered 5xx.  A refusal of the input (4xx, e.g. CONTENT_POLICY_VIOLATION) fails at once.
+RETRYABLE_CODES = frozenset(
+    {"WORKER_LOST", "TIMEOUT", "QUEUE_UNAVAILABLE", "JOB_LOST", "RATE_LIMITED", "STORAGE_ERROR", "UNKNOWN_ERROR"}
+)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    job_id: str
+    status: str  # queued | running | succeeded | failed | cancelled | lost
+    code: str | None = None
+    message: str | None = None
+    http_status: int | None = None
+    result: dict[str, Any] | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled", "lost")
+
+    @property
+    def retryable(self) -> bool:
+        if self.status in ("lost", "cancelled"):
+            return True
+        if self.code in RETRYABLE_CODES:
+            return True
+        return self.http_status is not None and self.http_status >= 500
+
+
+def _outcome(record: Any) -> StepOutcome:
+    detail = (record.error or {}).get("detail", {}) if record.error else {}
+    return StepOutcome(
+        job_id=record.job_id,
+        status=record.status,
+        code=detail.get("error"),
+        message=detail.get("message"),
+        http_status=record.error_status,
+        result=record.result,
+    )
+
+
+class StepJobs:
+    def __init__(self, jobs: Any) -> None:
+        self.jobs = jobs
+
+    async def submit(self, kind: str, request: dict[str, Any], bundle: dict[str, Any]) -> str:
+        record = await self.jobs.submit(kind, request, bundle)
+        return str(record.job_id)
+
+    async def get(self, job_id: str) -> StepOutcome:
+        """The job's state; ``lost`` when the job store no longer knows it (e.g. in-memory, restarted)."""
+        try:
+            return _outcome(await self.jobs.get(job_id))
+        except NotFound:
+            return StepOutcome(job_id, "lost", "JOB_LOST", "the job is no longer known to the job store")
+
+    async def wait(self, job_id: str, timeout: float) -> StepOutcome:
+        try:
+            record = await self.jobs.wait(job_id, timeout=timeout)
+        except NotFound:
+            return StepOutcome(job_id, "lost", "JOB_LOST", "the job is no longer known to the job store")
+        except MvcoreError as exc:  # queue unreachable while waiting
+            return StepOutcome(job_id, "lost", exc.code, exc.message, exc.status_code)
+        outcome = _outcome(record)
+        if not outcome.final:
+            return StepOutcome(job_id, "lost", "TIMEOUT", f"the step did not finish within {timeout:g} s")
+        return outcome
+
+    async def cancel(self, job_id: str) -> None:
+        try:
+            await self.jobs.cancel(job_id, wait=2.0)
+        except MvcoreError:
+            pass
