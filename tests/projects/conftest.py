@@ -83,3 +83,67 @@ def song(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=60,
     )
     return path
+
+
+# ------------------------------------------------------------------------------------- the app
+WAIT_S = 60.0
+CALL_LOG = "calls.jsonl"
+
+
+def tiny_flavors(tmp_path: Path, scenes: int = 4, seconds: int = 1) -> Path:
+    """``flavors/tiny``: ``scenes`` scenes of ``seconds`` s (small, fast offline media)."""
+    root = tmp_path / "flavors"
+    (root / "tiny").mkdir(parents=True, exist_ok=True)
+    (root / "tiny" / "parameters.yaml").write_text(f"number_of_scenes: {scenes}\n")
+    (root / "tiny" / "image_params.yaml").write_text(f"video_duration: {seconds}\n")
+    return root
+
+
+def calls(tmp_path: Path) -> list[dict[str, object]]:
+    """The offline provider's call log (MVCORE_OFFLINE_CALL_LOG): one line per paid call."""
+    import json
+
+    path = tmp_path / CALL_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def per_scene(entries: list[dict[str, object]], call: str) -> dict[int, int]:
+    """How many ``call``s each scene got (video: by its prompt "Scene N of"; lipsync: by its clip path)."""
+    import re
+
+    counts: dict[int, int] = {}
+    for entry in entries:
+        if entry["call"] != call:
+            continue
+        text = str(entry.get("prompt") or entry.get("video") or "")
+        match = re.search(r"Scene (\d+) of|scenes/(\d{3})/", text)
+        assert match, entry
+        seq = int(match.group(1) or match.group(2))
+        counts[seq] = counts.get(seq, 0) + 1
+    return counts
+
+
+def form(**overrides: str) -> dict[str, str]:
+    values = {
+        "mode": "music-video",
+        "prompt": "a cat learns to surf at dawn",
+        "characterDescription": "an orange tabby cat with a tiny red surfboard",
+        "configFlavor": "tiny",
+    }
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def wait_for(check: object, timeout: float = WAIT_S, what: str = "", interval: float = 0.1) -> object:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()  # type: ignore[operator]
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what or check}")
+        time.sleep(interval)
