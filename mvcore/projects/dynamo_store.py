@@ -13,6 +13,7 @@ moto endpoint works without a setup script; the flavor bundle is stored as a JSO
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from decimal import Decimal
@@ -67,7 +68,9 @@ class DynamoProjectStore(ProjectStore):
             endpoint_url=settings.dynamodb_endpoint,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
-            config=Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 4}),
+            config=Config(
+                connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 4}
+            ),
         )
         assert settings.dynamodb_table_name is not None
         return cls(settings.dynamodb_table_name, client)
@@ -80,18 +83,19 @@ class DynamoProjectStore(ProjectStore):
             return
         except errors.ResourceNotFoundException:
             pass
-        try:
+        with contextlib.suppress(errors.ResourceInUseException):  # another process created it first
             self.client.create_table(
                 TableName=self.table,
-                KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+                KeySchema=[
+                    {"AttributeName": "PK", "KeyType": "HASH"},
+                    {"AttributeName": "SK", "KeyType": "RANGE"},
+                ],
                 AttributeDefinitions=[
                     {"AttributeName": "PK", "AttributeType": "S"},
                     {"AttributeName": "SK", "AttributeType": "S"},
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
-        except errors.ResourceInUseException:
-            pass  # another process created it first
         self.client.get_waiter("table_exists").wait(
             TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
@@ -174,7 +178,12 @@ class DynamoProjectStore(ProjectStore):
         return True
 
     def _update_args(
-        self, key: dict[str, Any], expression: str, names: dict[str, str], values: dict[str, Any], condition: str
+        self,
+        key: dict[str, Any],
+        expression: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        condition: str,
     ) -> dict[str, Any]:
         args: dict[str, Any] = {
             "TableName": self.table,
@@ -195,7 +204,9 @@ class DynamoProjectStore(ProjectStore):
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
             if "ConditionalCheckFailed" in reasons:
                 return False
-            raise StorageError("A project update was cancelled by DynamoDB", details={"reasons": reasons}) from exc
+            raise StorageError(
+                "A project update was cancelled by DynamoDB", details={"reasons": reasons}
+            ) from exc
         return True
 
     # --- reads ------------------------------------------------------------------
@@ -269,9 +280,20 @@ class DynamoProjectStore(ProjectStore):
         )
         items: list[dict[str, Any]] = [{"Update": meta}]
         for scene in scenes:
-            item = {"PK": _pk(project_id), "SK": _sk(scene.sequence), "entityType": "scene", **scene.to_attrs()}
+            item = {
+                "PK": _pk(project_id),
+                "SK": _sk(scene.sequence),
+                "entityType": "scene",
+                **scene.to_attrs(),
+            }
             items.append(
-                {"Put": {"TableName": self.table, "Item": self._item(item), "ConditionExpression": "attribute_not_exists(PK)"}}
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": self._item(item),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                }
             )
         return self._transact(items)
 
@@ -353,14 +375,10 @@ class DynamoProjectStore(ProjectStore):
 
     def release_sync(self, project_id: str, owner: str) -> None:
         key = {"PK": _pk(project_id), "SK": "METADATA"}
-        try:
-            self.client.update_item(
-                **self._update_args(
-                    key, "REMOVE #lo, #lu", {"#lo": "leaseOwner", "#lu": "leaseUntil"}, {":me": owner}, "#lo = :me"
-                )
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            pass
+        names = {"#lo": "leaseOwner", "#lu": "leaseUntil"}
+        args = self._update_args(key, "REMOVE #lo, #lu", names, {":me": owner}, "#lo = :me")
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):  # not ours any more
+            self.client.update_item(**args)
 
 
 def _to_dynamo(value: Any) -> Any:

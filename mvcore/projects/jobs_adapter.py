@@ -6,6 +6,7 @@ help -- not a ``JobRecord``, so a rework of the job service changes this module 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,15 @@ __all__ = ["RETRYABLE_CODES", "StepJobs", "StepOutcome"]
 # Failures a second attempt can fix: the worker died, the queue blinked, the model timed out or
 # answered 5xx.  A refusal of the input (4xx, e.g. CONTENT_POLICY_VIOLATION) fails at once.
 RETRYABLE_CODES = frozenset(
-    {"WORKER_LOST", "TIMEOUT", "QUEUE_UNAVAILABLE", "JOB_LOST", "RATE_LIMITED", "STORAGE_ERROR", "UNKNOWN_ERROR"}
+    {
+        "WORKER_LOST",
+        "TIMEOUT",
+        "QUEUE_UNAVAILABLE",
+        "JOB_LOST",
+        "RATE_LIMITED",
+        "STORAGE_ERROR",
+        "UNKNOWN_ERROR",
+    }
 )
 
 
@@ -82,7 +91,5 @@ class StepJobs:
         return outcome
 
     async def cancel(self, job_id: str) -> None:
-        try:
+        with contextlib.suppress(MvcoreError):
             await self.jobs.cancel(job_id, wait=2.0)
-        except MvcoreError:
-            pass

@@ -45,7 +45,12 @@ _JOB_FIELD = {
     "project_lipsync": "lipsyncJobId",
     "project_compose": "composeJobId",
 }
-_LIPSYNC_RESET = {"lipSyncedVideoClipS3Key": None, "lipsyncJobId": None, "audioClipS3Key": None, "lipSyncSegment": None}
+_LIPSYNC_RESET = {
+    "lipSyncedVideoClipS3Key": None,
+    "lipsyncJobId": None,
+    "audioClipS3Key": None,
+    "lipSyncSegment": None,
+}
 _SEGMENT_SLACK = 0.05
 
 
@@ -57,7 +62,9 @@ class StepFailed(MvcoreError):
 
 
 class ProjectPipeline:
-    def __init__(self, store: ProjectStore, jobs: StepJobs, settings: Settings, *, owner: str | None = None) -> None:
+    def __init__(
+        self, store: ProjectStore, jobs: StepJobs, settings: Settings, *, owner: str | None = None
+    ) -> None:
         self.store = store
         self.jobs = jobs
         self.settings = settings
@@ -95,7 +102,12 @@ class ProjectPipeline:
         if self.tasks.get(project_id) is task:
             del self.tasks[project_id]
         if not task.cancelled() and task.exception() is not None:
-            logs.event("project_driver_crashed", logging.ERROR, project_id=project_id, error=repr(task.exception())[:300])
+            logs.event(
+                "project_driver_crashed",
+                logging.ERROR,
+                project_id=project_id,
+                error=repr(task.exception())[:300],
+            )
 
     async def wait_idle(self, project_id: str, timeout: float) -> None:
         task = self.tasks.get(project_id)
@@ -128,7 +140,12 @@ class ProjectPipeline:
             try:
                 held = await self.store.claim(project_id, self.owner, ttl)
             except Exception as exc:  # a store blip: try again next period
-                logs.event("project_lease_renew_failed", logging.WARNING, project_id=project_id, error=repr(exc)[:200])
+                logs.event(
+                    "project_lease_renew_failed",
+                    logging.WARNING,
+                    project_id=project_id,
+                    error=repr(exc)[:200],
+                )
                 continue
             if not held:
                 logs.event("project_lease_lost", logging.WARNING, project_id=project_id, owner=self.owner)
@@ -140,7 +157,9 @@ class ProjectPipeline:
         project = await self.store.get(project_id)
         if project is None or project.status in FINAL_STATUSES:
             return
-        logs.event("project_driving", logging.INFO, project_id=project_id, status=project.status, owner=self.owner)
+        logs.event(
+            "project_driving", logging.INFO, project_id=project_id, status=project.status, owner=self.owner
+        )
         try:
             if not project.sceneCount:
                 await self.store.set_project(project_id, status="processing")
@@ -151,7 +170,11 @@ class ProjectPipeline:
             failed = [s for s in project.scenes if s.status == "failed"]
             if failed or not project.scenes:
                 first = failed[0] if failed else None
-                message = f"Scene {first.sequence} failed: {first.errorMessage}" if first else "No scenes were written"
+                message = (
+                    f"Scene {first.sequence} failed: {first.errorMessage}"
+                    if first
+                    else "No scenes were written"
+                )
                 await self.store.set_project(project_id, status="failed", errorMessage=message)
                 logs.event("project_failed", logging.WARNING, project_id=project_id, error=message)
                 return
@@ -201,13 +224,13 @@ class ProjectPipeline:
             if earlier < sequence:
                 await event.wait()
         project = await self._reload(project_id)
-        scene = project.scene(sequence)
-        if scene is None or not scene.needsLipSync or scene.status == "failed":
+        latest = project.scene(sequence)
+        if latest is None or not latest.needsLipSync or latest.status == "failed":
             return
         if any(not s.clip_done for s in project.scenes if s.sequence < sequence):
             return  # an earlier clip failed: this scene's place in the cut is unknown
-        if scene.status == "completed":
-            if _segment_matches(project, scene):
+        if latest.status == "completed":
+            if _segment_matches(project, latest):
                 return
             # an earlier scene was regenerated with another length: this scene's song segment moved
             await self.store.reopen_scene(project_id, sequence, **_LIPSYNC_RESET)
@@ -237,8 +260,15 @@ class ProjectPipeline:
                 attempts += 1
                 if sequence is not None:
                     await self.store.bump_retry(project.projectId, sequence)
-                logs.event("project_step_retry", logging.WARNING, project_id=project.projectId, kind=kind,
-                           sequence=sequence, attempt=attempts, code=outcome.code)
+                logs.event(
+                    "project_step_retry",
+                    logging.WARNING,
+                    project_id=project.projectId,
+                    kind=kind,
+                    sequence=sequence,
+                    attempt=attempts,
+                    code=outcome.code,
+                )
                 await asyncio.sleep(self.backoff_s * attempts)
                 job_id = None
                 continue
@@ -251,7 +281,9 @@ class ProjectPipeline:
             outcome = await self.jobs.wait(job_id, self.settings.project_step_timeout_s)
         return None if outcome.status == "lost" else outcome
 
-    async def _submit_and_wait(self, project: Project, kind: str, sequence: int | None, field: str) -> StepOutcome:
+    async def _submit_and_wait(
+        self, project: Project, kind: str, sequence: int | None, field: str
+    ) -> StepOutcome:
         request = {"project_id": project.projectId, "sequence": sequence}
         try:
             job_id = await self.jobs.submit(kind, request, project.config)
@@ -274,13 +306,17 @@ class ProjectPipeline:
         reset.update(errorMessage=None, needsLipSync=project.mode == "music-video")
         if not await self.store.reopen_scene(project.projectId, sequence, **reset):
             await self.store.set_scene(project.projectId, sequence, **reset, status="processing")
-        await self.store.set_project(project.projectId, status="processing", errorMessage=None, composeJobId=None)
+        await self.store.set_project(
+            project.projectId, status="processing", errorMessage=None, composeJobId=None
+        )
         self.kick(project.projectId)
 
     async def compose(self, project: Project) -> str:
         """Re-compose now (the original's POST .../compose); the compose job's id."""
         await self.store.set_project(project.projectId, status="composing", errorMessage=None)
-        job_id = await self.jobs.submit("project_compose", {"project_id": project.projectId, "sequence": None}, project.config)
+        job_id = await self.jobs.submit(
+            "project_compose", {"project_id": project.projectId, "sequence": None}, project.config
+        )
         await self.store.set_project(project.projectId, composeJobId=job_id)
         self.kick(project.projectId)
         return job_id

@@ -69,7 +69,7 @@ class Scene:
     errorMessage: str | None = None
     # True once the clip's real duration is measured (``duration`` was the flavor's request before).
     durationMeasured: bool = False
-    # [start, end] of the song segment the lipsync used (to notice when an earlier scene's new length moved it)
+    # [start, end] of the song segment the lipsync used: tells when an earlier scene's new length moved it
     lipSyncSegment: list[float] | None = None
     createdAt: str = field(default_factory=now_iso)
     updatedAt: str = field(default_factory=now_iso)

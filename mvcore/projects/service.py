@@ -114,8 +114,14 @@ class ProjectService:
             generation=bundle.meta.get("generation"),
         )
         await self.store.create(project)
-        logs.event("project_created", logging.INFO, project_id=project_id, mode=new.mode,
-                   flavor=bundle.meta.get("flavor_used"), generation=project.generation)
+        logs.event(
+            "project_created",
+            logging.INFO,
+            project_id=project_id,
+            mode=new.mode,
+            flavor=bundle.meta.get("flavor_used"),
+            generation=project.generation,
+        )
         self.pipeline.kick(project_id)
         return project
 
@@ -146,7 +152,10 @@ class ProjectService:
         await self.store.delete(project.projectId)
         media = [final_key(project.projectId)]
         for scene in project.scenes:
-            media += [scene_key(project.projectId, scene.sequence, n) for n in ("video.mp4", "lipsynced.mp4", "audio.mp3")]
+            media += [
+                scene_key(project.projectId, scene.sequence, n)
+                for n in ("video.mp4", "lipsynced.mp4", "audio.mp3")
+            ]
         if project.productImageS3Key:
             media.append(project.productImageS3Key)
         for key in media:

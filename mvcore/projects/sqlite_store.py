@@ -162,7 +162,8 @@ class SqliteProjectStore(ProjectStore):
             for scene in scenes:
                 columns, data = _split(scene.to_attrs(), _SCENE_COLUMNS)
                 db.execute(
-                    "INSERT INTO scenes (projectId, sequence, status, retryCount, createdAt, updatedAt, data) "
+                    "INSERT INTO scenes (projectId, sequence, status, retryCount, createdAt, updatedAt, "
+                    "data) "
                     "VALUES (?, ?, ?, 0, ?, ?, ?)",
                     (project_id, scene.sequence, columns["status"], now, now, _dumps(data)),
                 )
@@ -176,7 +177,8 @@ class SqliteProjectStore(ProjectStore):
     def bump_retry_sync(self, project_id: str, sequence: int) -> int:
         with self._tx() as db:
             db.execute(
-                "UPDATE scenes SET retryCount = retryCount + 1, updatedAt = ? WHERE projectId = ? AND sequence = ?",
+                "UPDATE scenes SET retryCount = retryCount + 1, updatedAt = ? "
+                "WHERE projectId = ? AND sequence = ?",
                 (now_iso(), project_id, sequence),
             )
             row = db.execute(
@@ -187,7 +189,9 @@ class SqliteProjectStore(ProjectStore):
     def finish_scene_sync(self, project_id: str, sequence: int, status: str, fields: dict[str, Any]) -> bool:
         with self._tx() as db:
             where = "projectId = ? AND sequence = ? AND status IN ('pending', 'processing')"
-            changed = _update(db, "scenes", where, (project_id, sequence), {**fields, "status": status}, _SCENE_COLUMNS)
+            changed = _update(
+                db, "scenes", where, (project_id, sequence), {**fields, "status": status}, _SCENE_COLUMNS
+            )
             if changed:
                 counter = _COUNTER[status]
                 db.execute(

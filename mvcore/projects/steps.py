@@ -48,7 +48,9 @@ def _store(ctx: GenContext) -> ProjectStore:
 async def _project(ctx: GenContext, project_id: str) -> Project:
     project = await _store(ctx).get(project_id)
     if project is None:
-        raise NotFound(f"Project {project_id!r} not found", code="PROJECT_GONE", details={"projectId": project_id})
+        raise NotFound(
+            f"Project {project_id!r} not found", code="PROJECT_GONE", details={"projectId": project_id}
+        )
     return project
 
 
@@ -128,7 +130,7 @@ async def clip_step(request: ProjectStepRequest, bundle: ConfigBundle, ctx: GenC
         character_reference_id=project.characterReferenceImageId,
     )
     params = video_params(video_request, bundle)
-    params["duration"] = int(round(float(scene.duration))) or params["duration"]
+    params["duration"] = round(float(scene.duration)) or params["duration"]
     rules = fill(
         bundle.section("image_params").get("video_rules_template") or "",
         {"aspect_ratio": params["aspect_ratio"]},
@@ -136,7 +138,9 @@ async def clip_step(request: ProjectStepRequest, bundle: ConfigBundle, ctx: GenC
     )
     prompt = f"{scene.prompt.strip()}\n\n{rules.strip()}".strip()
     with working_dir(ctx, new_id()) as work:
-        reference = await ctx.media.fetch(scene.referenceImageS3Keys[0], work) if scene.referenceImageS3Keys else None
+        reference = (
+            await ctx.media.fetch(scene.referenceImageS3Keys[0], work) if scene.referenceImageS3Keys else None
+        )
         result = await ctx.provider().generate_video(
             prompt=prompt,
             negative_prompt=scene.negativePrompt,
@@ -173,7 +177,11 @@ async def lipsync_step(request: ProjectStepRequest, bundle: ConfigBundle, ctx: G
         await store.finish_scene(project.projectId, scene.sequence, "completed")
         return {"sequence": scene.sequence, "lipSyncedVideoClipS3Key": out_key, "reused": True}
     if not project.audioBackingTrackS3Key or not scene.videoClipS3Key:
-        raise MvcoreError(f"Scene {scene.sequence} has no clip or song to lipsync", code="PROJECT_NOT_READY", status_code=409)
+        raise MvcoreError(
+            f"Scene {scene.sequence} has no clip or song to lipsync",
+            code="PROJECT_NOT_READY",
+            status_code=409,
+        )
     start, end = segment_of(project, scene.sequence)
     with working_dir(ctx, new_id()) as work:
         song = await ctx.media.fetch(project.audioBackingTrackS3Key, work)
@@ -181,14 +189,24 @@ async def lipsync_step(request: ProjectStepRequest, bundle: ConfigBundle, ctx: G
         if start >= song_length - 0.05:
             # The song ended before this scene: nothing to sing; the clip goes in as it is.
             await store.finish_scene(project.projectId, scene.sequence, "completed", needsLipSync=False)
-            return {"sequence": scene.sequence, "segment": [start, end], "skipped": "the song ended before this scene"}
+            return {
+                "sequence": scene.sequence,
+                "segment": [start, end],
+                "skipped": "the song ended before this scene",
+            }
         clip_key = scene_key(project.projectId, scene.sequence, "audio.mp3")
         segment = work / "segment.mp3"
-        await audio.clip_audio(song, segment, start, min(end, song_length), timeout=ctx.settings.media_timeout_s)
+        await audio.clip_audio(
+            song, segment, start, min(end, song_length), timeout=ctx.settings.media_timeout_s
+        )
         await ctx.media.save(segment, clip_key, "audio/mpeg")
         clip = await ctx.media.fetch(scene.videoClipS3Key, work)
         result = await ctx.provider().lipsync(
-            video=clip, audio=segment, params=lipsync_params(bundle), out_path=work / "lipsynced.mp4", progress=ctx.progress
+            video=clip,
+            audio=segment,
+            params=lipsync_params(bundle),
+            out_path=work / "lipsynced.mp4",
+            progress=ctx.progress,
         )
         await ctx.media.save(result.paths[0], out_key, "video/mp4")
     await store.finish_scene(
@@ -200,8 +218,14 @@ async def lipsync_step(request: ProjectStepRequest, bundle: ConfigBundle, ctx: G
         lipSyncSegment=[round(start, 3), round(end, 3)],
         errorMessage=None,
     )
-    logs.event("project_lipsync_done", project_id=project.projectId, sequence=scene.sequence, start=start, end=end)
-    return {"sequence": scene.sequence, "segment": [round(start, 3), round(end, 3)], "model_used": result.model_used}
+    logs.event(
+        "project_lipsync_done", project_id=project.projectId, sequence=scene.sequence, start=start, end=end
+    )
+    return {
+        "sequence": scene.sequence,
+        "segment": [round(start, 3), round(end, 3)],
+        "model_used": result.model_used,
+    }
 
 
 # ----------------------------------------------------------------------------------------- compose
@@ -223,7 +247,11 @@ async def compose_step(request: ProjectStepRequest, bundle: ConfigBundle, ctx: G
             folder.mkdir()
             assert scene.final_clip_key is not None
             clips.append(await ctx.media.fetch(scene.final_clip_key, folder))
-        song = await ctx.media.fetch(project.audioBackingTrackS3Key, work) if project.audioBackingTrackS3Key else None
+        song = (
+            await ctx.media.fetch(project.audioBackingTrackS3Key, work)
+            if project.audioBackingTrackS3Key
+            else None
+        )
         info = await video.stitch(
             clips,
             work / "final.mp4",
@@ -233,7 +261,9 @@ async def compose_step(request: ProjectStepRequest, bundle: ConfigBundle, ctx: G
             progress=ctx.progress,
         )
         await ctx.media.save(work / "final.mp4", key, "video/mp4")
-    await _store(ctx).set_project(project.projectId, finalOutputS3Key=key, status="completed", errorMessage=None)
+    await _store(ctx).set_project(
+        project.projectId, finalOutputS3Key=key, status="completed", errorMessage=None
+    )
     logs.event("project_composed", project_id=project.projectId, duration=info.duration, clips=len(clips))
     return {"finalOutputS3Key": key, "num_clips": len(clips), "total_duration": round(info.duration, 3)}
 

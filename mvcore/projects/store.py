@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import builtins
 from typing import Any
 
 from mvcore.errors import MvcoreError
@@ -58,7 +59,9 @@ class ProjectStore(abc.ABC):
     @abc.abstractmethod
     def bump_retry_sync(self, project_id: str, sequence: int) -> int: ...
     @abc.abstractmethod
-    def finish_scene_sync(self, project_id: str, sequence: int, status: str, fields: dict[str, Any]) -> bool: ...
+    def finish_scene_sync(
+        self, project_id: str, sequence: int, status: str, fields: dict[str, Any]
+    ) -> bool: ...
     @abc.abstractmethod
     def reopen_scene_sync(self, project_id: str, sequence: int, fields: dict[str, Any]) -> bool: ...
     @abc.abstractmethod
@@ -79,7 +82,7 @@ class ProjectStore(abc.ABC):
         """Newest first, without scenes."""
         return await asyncio.to_thread(self.list_sync, limit)
 
-    async def unfinished(self) -> list[str]:
+    async def unfinished(self) -> builtins.list[str]:
         """Ids of projects a driver must pick up (pending, processing, composing)."""
         return await asyncio.to_thread(self.unfinished_sync)
 
@@ -90,7 +93,7 @@ class ProjectStore(abc.ABC):
         """Set (None: remove) project attributes; False when the project does not exist."""
         return await asyncio.to_thread(self.set_project_sync, project_id, fields)
 
-    async def add_scenes(self, project_id: str, scenes: list[Scene]) -> bool:
+    async def add_scenes(self, project_id: str, scenes: builtins.list[Scene]) -> bool:
         """All scenes and ``sceneCount`` at once, status ``processing``; False if scenes exist already."""
         return await asyncio.to_thread(self.add_scenes_sync, project_id, scenes)
 

@@ -73,7 +73,8 @@ class MotoS3Server:
         werkzeug_log = logging.getLogger("werkzeug")
         if werkzeug_log.level == logging.NOTSET:
             werkzeug_log.setLevel(logging.WARNING)  # no per-request lines on stderr
-        server = _fast_stopping(ThreadedMotoServer, self.threaded)(ip_address=self.host, port=self.port or 0, verbose=False)
+        server_class = _fast_stopping(ThreadedMotoServer, self.threaded)
+        server = server_class(ip_address=self.host, port=self.port or 0, verbose=False)
         server.start()
         self._server = server
         first = self.port is None

@@ -77,8 +77,22 @@ def new_scenes(project_id: str, count: int) -> list[Scene]:
 def song(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("song") / "song.mp3"
     subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=12",
-         "-ac", "2", "-ar", "44100", "-b:a", "96k", str(path)],
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=12",
+            "-ac",
+            "2",
+            "-ar",
+            "44100",
+            "-b:a",
+            "96k",
+            str(path),
+        ],
         check=True,
         timeout=60,
     )

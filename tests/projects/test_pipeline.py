@@ -53,7 +53,9 @@ def make_client(tmp_path: Path, backend: dict[str, Any]) -> Callable[..., Any]:
 
 def create(client: Client, song: Path, **fields: str) -> str:
     response = client.post(
-        "/api/mv/projects", data=form(**fields), files={"audio": ("song.mp3", song.read_bytes(), "audio/mpeg")}
+        "/api/mv/projects",
+        data=form(**fields),
+        files={"audio": ("song.mp3", song.read_bytes(), "audio/mpeg")},
     )
     assert response.status_code == 201, response.text
     body = response.json()
@@ -79,7 +81,10 @@ def test_a_four_scene_project_becomes_a_music_video_with_one_call_per_step(
         assert body["status"] == "completed", body
         assert (body["sceneCount"], body["completedScenes"], body["failedScenes"]) == (4, 4, 0)
         assert body["metadata"]["config"] == {
-            "flavor_requested": "tiny", "flavor_used": "tiny", "fallback": False, "generation": generation
+            "flavor_requested": "tiny",
+            "flavor_used": "tiny",
+            "fallback": False,
+            "generation": generation,
         }
         assert body["progress"]["fraction"] == 1.0 and body["configFlavor"] == "tiny"
         start = 0.0
@@ -143,7 +148,9 @@ class Flaky(OfflineProvider):
         for seq, left in self.failing.items():
             if prompt.startswith(f"Scene {seq} of") and left > 0:
                 self.failing[seq] = left - 1
-                raise ProviderError("the model is overloaded", code="MODEL_OVERLOADED", status_code=self.status)
+                raise ProviderError(
+                    "the model is overloaded", code="MODEL_OVERLOADED", status_code=self.status
+                )
         return await super().generate_video(**kwargs)
 
 
@@ -156,7 +163,13 @@ class Flaky(OfflineProvider):
     ],
 )
 def test_a_failing_scene_is_retried_then_fails_the_project_while_others_keep_their_videos(
-    make_client: Callable[..., Any], song: Path, tmp_path: Path, failures: int, status: int, outcome: str, retries: int
+    make_client: Callable[..., Any],
+    song: Path,
+    tmp_path: Path,
+    failures: int,
+    status: int,
+    outcome: str,
+    retries: int,
 ) -> None:
     settings = offline_settings(tmp_path, offline_call_log=tmp_path / CALL_LOG)
     with make_client(Flaky(settings, {3: failures}, status)) as client:
@@ -220,9 +233,7 @@ def test_a_reload_after_creation_does_not_change_a_running_project(
     assert all(abs(s["duration"] - 1.0) < 0.1 for s in body["scenes"])
 
 
-def test_the_event_stream_follows_the_project_to_the_end(
-    make_client: Callable[..., Any], song: Path
-) -> None:
+def test_the_event_stream_follows_the_project_to_the_end(make_client: Callable[..., Any], song: Path) -> None:
     with make_client() as client:
         project_id = create(client, song)
         seen: list[str] = []
