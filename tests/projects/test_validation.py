@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 from PIL import Image
@@ -30,6 +31,17 @@ def client(tmp_path: Path) -> Iterator[TestClient[Any]]:
 
 def song_file(song: Path) -> dict[str, Any]:
     return {"audio": ("song.mp3", song.read_bytes(), "audio/mpeg")}
+
+
+def post_form(client: TestClient[Any], fields: dict[str, str], files: dict[str, Any] | None = None) -> Any:
+    """POST every field as a multipart part, files or not (what a browser's FormData sends; the
+    server takes uploads as multipart only -- other bodies must be JSON)."""
+    built = httpx.Request(
+        "POST", "http://x/", files={**{k: (None, v) for k, v in fields.items()}, **(files or {})}
+    )
+    return client.post(
+        "/api/mv/projects", content=built.read(), headers={"content-type": built.headers["content-type"]}
+    )
 
 
 @pytest.mark.parametrize(
@@ -69,9 +81,7 @@ def song_file(song: Path) -> dict[str, Any]:
 def test_creation_refusals_are_the_originals_400s_naming_the_field(
     client: TestClient[Any], song: Path, fields: dict[str, Any], with_audio: bool, field: str, message: str
 ) -> None:
-    response = client.post(
-        "/api/mv/projects", data=form(**fields), files=song_file(song) if with_audio else None
-    )
+    response = post_form(client, form(**fields), song_file(song) if with_audio else None)
     assert response.status_code == 400, response.text
     detail = response.json()["detail"]
     assert detail["error"] == "ValidationError" and detail["message"] == message
@@ -81,9 +91,10 @@ def test_creation_refusals_are_the_originals_400s_naming_the_field(
 
 def test_an_unknown_audio_id_or_character_reference_is_refused(client: TestClient[Any]) -> None:
     missing = str(uuid.uuid4())
-    response = client.post("/api/mv/projects", data=form(audioId=missing))
+    response = post_form(client, form(audioId=missing))
     assert response.status_code == 400 and response.json()["detail"]["details"]["field"] == "audioId"
-    response = client.post("/api/mv/projects", data=form(audioId=missing, characterReferenceImageId=missing))
+    both = form(audioId=missing, characterReferenceImageId=missing)
+    response = post_form(client, both)
     assert response.status_code == 404, response.text
 
 
