@@ -211,20 +211,23 @@ def test_a_server_killed_mid_pipeline_resumes_after_restart(
     args = ["serve", "--port", str(port), "--no-reload-flavors"]
 
     def healthy() -> bool:
+        current = children[-1]
+        if current.process.poll() is not None:
+            pytest.fail(f"mvcore serve exited with {current.process.returncode}:\n{current.tail()}")
         try:
             return httpx.get(f"{base}/health", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
     server = spawn(children, tmp_path, args, env)
-    wait_for(healthy, 30, "the server to start")
+    wait_for(healthy, 60, "the server to start")
     project_id = post_project(base, song)
     wait_for(lambda: mid_clips(tmp_path, project_id), 60, "a clip to finish", 0.02)
     server.kill9()
     before = finished_steps(record(tmp_path, project_id))
     assert record(tmp_path, project_id).status == "processing"
     restarted = spawn(children, tmp_path, args, env)
-    wait_for(healthy, 30, "the restarted server")
+    wait_for(healthy, 60, "the restarted server")
 
     def done() -> Any:
         body = httpx.get(f"{base}/api/mv/projects/{project_id}", timeout=5).json()

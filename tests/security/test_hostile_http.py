@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -81,13 +82,24 @@ def live(canary_tree: Path) -> Iterator[tuple[LiveServer, Settings]]:
 def id_routes(app: Any) -> list[tuple[str, str]]:
     """(method, path template with ``{}`` for the parameter) of every route that takes an id or a name."""
     out = []
+    benign = "3f2b8c1e-0d4a-4c4e-9b1a-2f6d8e7a9c10"
     for route in app.routes:
         if "{" not in route.path or route.path.startswith("/schema"):
             continue
-        head, _, rest = route.path.partition("{")
-        template = head + "{}" + rest.partition("}")[2]
-        for method in sorted(route.methods - {"OPTIONS", "HEAD"}):
-            out.append((method, template))
+        params = re.findall(r"\{[^}]+\}", route.path)
+        for index in range(len(params)):  # the hostile value in each parameter, the others benign
+            parts = re.split(r"\{[^}]+\}", route.path)
+            template = parts[0]
+            for position, param in enumerate(params):
+                value = "{}" if position == index else ("1" if param.endswith(":int}") else benign)
+                if position == index and param.endswith(":int}"):
+                    value = None  # an int parameter never reaches a handler with text in it
+                if value is None:
+                    break
+                template += value + parts[position + 1]
+            else:
+                for method in sorted(route.methods - {"OPTIONS", "HEAD"}):
+                    out.append((method, template))
     return out
 
 
