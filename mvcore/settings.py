@@ -133,6 +133,11 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=AliasChoices("MVCORE_PROJECT_STEP_TIMEOUT", "project_step_timeout_s"),
     )
+    project_unclaimed_s: float = Field(
+        120.0,
+        gt=0,
+        validation_alias=AliasChoices("MVCORE_PROJECT_UNCLAIMED_AFTER", "project_unclaimed_s"),
+    )
     project_lease_s: float = Field(
         30.0, ge=0.5, validation_alias=AliasChoices("MVCORE_PROJECT_LEASE", "project_lease_s")
     )

@@ -6,7 +6,9 @@ help -- not a ``JobRecord``, so a rework of the job service changes this module 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,17 +80,32 @@ class StepJobs:
         except NotFound:
             return StepOutcome(job_id, "lost", "JOB_LOST", "the job is no longer known to the job store")
 
-    async def wait(self, job_id: str, timeout: float) -> StepOutcome:
-        try:
-            record = await self.jobs.wait(job_id, timeout=timeout)
-        except NotFound:
-            return StepOutcome(job_id, "lost", "JOB_LOST", "the job is no longer known to the job store")
-        except MvcoreError as exc:  # queue unreachable while waiting
-            return StepOutcome(job_id, "lost", exc.code, exc.message, exc.status_code)
-        outcome = _outcome(record)
-        if not outcome.final:
-            return StepOutcome(job_id, "lost", "TIMEOUT", f"the step did not finish within {timeout:g} s")
-        return outcome
+    async def wait(self, job_id: str, timeout: float, unclaimed_after: float | None = None) -> StepOutcome:
+        """Wait until the job is final, ``timeout`` passes (``TIMEOUT``), or -- with ``unclaimed_after``
+        -- it is still ``queued`` that long after it was created (``NOT_CLAIMED``, the job is cancelled):
+        a message a killed worker had taken off the queue but not yet claimed is never run."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            step = left if unclaimed_after is None else min(left, unclaimed_after)
+            try:
+                record = await self.jobs.wait(job_id, timeout=max(0.0, step))
+            except NotFound:
+                return StepOutcome(job_id, "lost", "JOB_LOST", "the job is no longer known to the job store")
+            except MvcoreError as exc:  # queue unreachable while waiting
+                return StepOutcome(job_id, "lost", exc.code, exc.message, exc.status_code)
+            outcome = _outcome(record)
+            if outcome.final:
+                return outcome
+            if loop.time() >= deadline:
+                return StepOutcome(job_id, "lost", "TIMEOUT", f"the step did not finish within {timeout:g} s")
+            waited = time.time() - float(record.created_at)
+            if outcome.status == "queued" and unclaimed_after is not None and waited >= unclaimed_after:
+                await self.cancel(job_id)
+                return StepOutcome(
+                    job_id, "lost", "NOT_CLAIMED", f"no worker took the step within {waited:.0f} s"
+                )
 
     async def cancel(self, job_id: str) -> None:
         with contextlib.suppress(MvcoreError):

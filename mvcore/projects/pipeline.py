@@ -255,6 +255,16 @@ class ProjectPipeline:
                 outcome = await self._submit_and_wait(project, kind, sequence, field)
             if outcome.status == "succeeded":
                 return outcome.result or {}
+            if outcome.code == "NOT_CLAIMED":
+                job_id = None  # lost between a worker's pop and its claim: submit again, not a failure
+                logs.event(
+                    "project_step_resubmitted",
+                    logging.WARNING,
+                    project_id=project.projectId,
+                    kind=kind,
+                    sequence=sequence,
+                )
+                continue
             message = outcome.message or f"{kind} failed"
             if outcome.retryable and attempts < self.settings.project_step_retries:
                 attempts += 1
@@ -278,7 +288,7 @@ class ProjectPipeline:
         """A job recorded by an earlier driver: wait for it if it runs; None if it is gone (resubmit)."""
         outcome = await self.jobs.get(job_id)
         if outcome.status in ("queued", "running"):
-            outcome = await self.jobs.wait(job_id, self.settings.project_step_timeout_s)
+            outcome = await self.jobs.wait(job_id, self.settings.project_step_timeout_s, self._unclaimed)
         return None if outcome.status == "lost" else outcome
 
     async def _submit_and_wait(
@@ -293,10 +303,14 @@ class ProjectPipeline:
             await self.store.set_project(project.projectId, **{field: job_id})
         else:
             await self.store.set_scene(project.projectId, sequence, **{field: job_id})
-        outcome = await self.jobs.wait(job_id, self.settings.project_step_timeout_s)
+        outcome = await self.jobs.wait(job_id, self.settings.project_step_timeout_s, self._unclaimed)
         if outcome.status == "lost" and outcome.code == "TIMEOUT":
             await self.jobs.cancel(job_id)
         return outcome
+
+    @property
+    def _unclaimed(self) -> float:
+        return self.settings.project_unclaimed_s
 
     # --- what the API asks for -----------------------------------------------------------
     async def regenerate(self, project: Project, sequence: int, *, lipsync_only: bool) -> None:

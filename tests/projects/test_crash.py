@@ -68,6 +68,7 @@ def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         MVCORE_OFFLINE_CALL_LOG=str(tmp_path / CALL_LOG),
         MVCORE_PROJECT_LEASE="2",
         MVCORE_JOB_HEARTBEAT_TIMEOUT="2",
+        MVCORE_PROJECT_UNCLAIMED_AFTER="6",
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     )
     env.update(extra)
@@ -178,7 +179,7 @@ def test_a_worker_killed_mid_pipeline_is_replaced_and_the_project_finishes(
     monkeypatch.setenv("MVCORE_JOB_HEARTBEAT_TIMEOUT", "2")
     env = child_env(tmp_path, MVCORE_REDIS_URL=redis_url)
     first = spawn(children, tmp_path, ["worker", "--concurrency", "2"], env)
-    settings = offline_settings(tmp_path, redis_url=redis_url, project_lease_s=2)
+    settings = offline_settings(tmp_path, redis_url=redis_url, project_lease_s=2, project_unclaimed_s=6)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         client.app.state["projects"].pipeline.backoff_s = 0.05
         response = client.post(
@@ -195,7 +196,12 @@ def test_a_worker_killed_mid_pipeline_is_replaced_and_the_project_finishes(
             body = client.get(f"/api/mv/projects/{project_id}").json()
             return body if body["status"] in ("completed", "failed") else None
 
-        body = wait_for(done, 90, "the project to finish after the worker was replaced")
+        try:
+            body = wait_for(done, 90, "the project to finish after the worker was replaced")
+        except pytest.fail.Exception:
+            state = record(tmp_path, project_id)
+            scenes = [(s.sequence, s.status, s.videoGenerationJobId, s.lipsyncJobId) for s in state.scenes]
+            pytest.fail(f"not finished: {state.status} {scenes}\n{children[-1].tail()}")
     assert isinstance(body, dict) and body["status"] == "completed", body
     assert body["completedScenes"] == 4 and body["finalOutputUrl"]
     assert_nothing_finished_ran_twice(tmp_path, before, 4)
