@@ -122,7 +122,7 @@ class ProjectPipeline:
             if project is None or project.status in FINAL_STATUSES:
                 return
             await asyncio.sleep(min(ttl / 2, 2.0))  # someone else drives, or a dead driver's lease runs out
-        work = asyncio.create_task(self._advance(project_id))
+        work = asyncio.create_task(self._settle(project_id))
         renew = asyncio.create_task(self._renew(project_id, work))
         try:
             await work
@@ -153,6 +153,16 @@ class ProjectPipeline:
                 return
 
     # --- the pipeline ----------------------------------------------------------------
+    async def _settle(self, project_id: str, rounds: int = 20) -> None:
+        """Advance until the project is final: a regenerate that landed while this driver was
+        finishing (``kick`` saw it still running) is picked up here instead of being left waiting."""
+        for _ in range(rounds):
+            await self._advance(project_id)
+            project = await self.store.get(project_id)
+            if project is None or project.status in FINAL_STATUSES:
+                return
+            await asyncio.sleep(self.backoff_s)
+
     async def _advance(self, project_id: str) -> None:
         project = await self.store.get(project_id)
         if project is None or project.status in FINAL_STATUSES:
