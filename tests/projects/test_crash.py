@@ -243,3 +243,43 @@ def test_a_server_killed_mid_pipeline_resumes_after_restart(
     assert isinstance(body, dict) and body["status"] == "completed", (body, restarted.tail())
     assert body["completedScenes"] == 4 and body["failedScenes"] == 0
     assert_nothing_finished_ran_twice(tmp_path, before, 4)
+
+
+def test_a_step_taken_off_the_queue_and_never_run_is_submitted_again(
+    tmp_path: Path, song: Path, redis_url: str, children: list[Child], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a worker killed between its pop and its claim leaves: a job ``queued`` forever and no
+    message.  Simulated exactly: the message is popped from the Redis list (as BRPOP does) by no one."""
+    import redis
+
+    tiny_flavors(tmp_path, scenes=2)
+    monkeypatch.setenv("MVCORE_JOB_HEARTBEAT_TIMEOUT", "2")
+    settings = offline_settings(tmp_path, redis_url=redis_url, project_unclaimed_s=3, offline_call_log=None)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        queue = client.app.state["services"].jobs.broker.queue_name
+        response = client.post(
+            "/api/mv/projects", data=form(), files={"audio": ("song.mp3", song.read_bytes(), "audio/mpeg")}
+        )
+        assert response.status_code == 201, response.text
+        project_id = response.json()["projectId"]
+        raw = redis.Redis.from_url(redis_url)
+        try:
+            popped = wait_for(lambda: raw.rpop(queue), 30, "the scenes job to be queued", 0.01)
+        finally:
+            raw.close()
+        assert b"project_scenes" in bytes(popped)  # type: ignore[arg-type]
+        spawn(
+            children,
+            tmp_path,
+            ["worker", "--concurrency", "2"],
+            child_env(tmp_path, MVCORE_REDIS_URL=redis_url),
+        )
+
+        def done() -> Any:
+            body = client.get(f"/api/mv/projects/{project_id}").json()
+            return body if body["status"] in ("completed", "failed") else None
+
+        body = wait_for(done, 90, "the project to finish after its lost step was resubmitted")
+    assert isinstance(body, dict) and body["status"] == "completed", body
+    log = calls(tmp_path)
+    assert [e["call"] for e in log].count("generate_scenes") == 1  # the lost job never ran
