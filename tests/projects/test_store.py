@@ -78,10 +78,10 @@ async def test_retry_count_is_incremented_in_the_store(store: ProjectStore) -> N
 async def test_the_driver_lease_has_one_owner_until_it_expires(store: ProjectStore) -> None:
     project = new_project()
     await store.create(project)
-    assert await store.claim(project.projectId, "a", ttl=0.6)
-    assert await store.claim(project.projectId, "a", ttl=0.6)  # renew
-    assert not await store.claim(project.projectId, "b", ttl=0.6)
-    await asyncio.sleep(0.8)
+    assert await store.claim(project.projectId, "a", ttl=60)
+    assert not await store.claim(project.projectId, "b", ttl=60)
+    assert await store.claim(project.projectId, "a", ttl=0.3)  # the owner renews (here: shortens) it
+    await asyncio.sleep(0.5)  # however slow the machine, the lease has now expired
     assert await store.claim(project.projectId, "b", ttl=5)
     await store.release(project.projectId, "a")  # not a's any more: no effect
     assert not await store.claim(project.projectId, "a", ttl=5)
