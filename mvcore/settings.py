@@ -196,6 +196,51 @@ class Settings(BaseSettings):
         20, ge=0, le=1000, validation_alias=AliasChoices("MVCORE_FLAVOR_HISTORY", "flavor_history")
     )
 
+    # --- projects (issue 18: mvcore/projects) --------------------------------
+    project_store: Literal["auto", "sqlite", "dynamodb"] = Field(
+        "auto", validation_alias=AliasChoices("MVCORE_PROJECT_STORE", "project_store")
+    )
+    dynamodb_table_name: str | None = Field(
+        None, validation_alias=AliasChoices("DYNAMODB_TABLE_NAME", "dynamodb_table_name")
+    )
+    dynamodb_endpoint: str | None = Field(
+        None, validation_alias=AliasChoices("DYNAMODB_ENDPOINT", "dynamodb_endpoint")
+    )
+    dynamodb_region: str | None = Field(
+        None, validation_alias=AliasChoices("DYNAMODB_REGION", "dynamodb_region")
+    )
+    project_max_scenes: int = Field(
+        12, ge=1, le=50, validation_alias=AliasChoices("MVCORE_PROJECT_MAX_SCENES", "project_max_scenes")
+    )
+    project_clip_concurrency: int = Field(
+        2,
+        ge=1,
+        le=32,
+        validation_alias=AliasChoices("MVCORE_PROJECT_CLIP_CONCURRENCY", "project_clip_concurrency"),
+    )
+    project_step_retries: int = Field(
+        2, ge=0, le=10, validation_alias=AliasChoices("MVCORE_PROJECT_STEP_RETRIES", "project_step_retries")
+    )
+    project_step_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        validation_alias=AliasChoices("MVCORE_PROJECT_STEP_TIMEOUT", "project_step_timeout_s"),
+    )
+    project_unclaimed_s: float = Field(
+        120.0,
+        gt=0,
+        validation_alias=AliasChoices("MVCORE_PROJECT_UNCLAIMED_AFTER", "project_unclaimed_s"),
+    )
+    project_lease_s: float = Field(
+        30.0, ge=0.5, validation_alias=AliasChoices("MVCORE_PROJECT_LEASE", "project_lease_s")
+    )
+    offline_latency_s: float = Field(
+        0.0, ge=0, le=60, validation_alias=AliasChoices("MVCORE_OFFLINE_LATENCY", "offline_latency_s")
+    )
+    offline_call_log: Path | None = Field(
+        None, validation_alias=AliasChoices("MVCORE_OFFLINE_CALL_LOG", "offline_call_log")
+    )
+
     @field_validator("flavors_dirs", mode="before")
     @classmethod
     def _paths(cls, value: object) -> object:

@@ -30,6 +30,7 @@ from mvcore.api.media import MediaController
 from mvcore.api.media_links import MediaLinks, sign_responses
 from mvcore.api.openapi import document_contract, openapi_config
 from mvcore.api.problems import EXCEPTION_HANDLERS
+from mvcore.api.projects import ProjectsPlugin
 from mvcore.api.services import Services
 from mvcore.config.store import FlavorStore
 from mvcore.generators.context import GenContext, build_context
@@ -44,6 +45,7 @@ PAGES = {
     "/create": "create.html",
     "/quick-gen": "quick-gen.html",
     "/flavors": "flavors.html",
+    "/projects": "projects.html",
 }
 
 
@@ -186,6 +188,7 @@ def create_app(
         route_handlers=[health, *CONTROLLERS, *web_router()],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
+        plugins=[ProjectsPlugin()],  # /api/mv/projects and the project pipeline's lifespan
         # Auth costs nothing when it is off: the middleware is not installed at all.
         middleware=[
             *([auth_middleware_factory(settings, links)] if settings.auth_enabled else []),

@@ -18,11 +18,12 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from mvcore.api.media_links import MEDIA_PATH, MediaLinks
 from mvcore.settings import Settings
 
-OPEN_PATHS = re.compile(r"^/(health|favicon\.ico|create|quick-gen|flavors)?/?$|^/static/")
+OPEN_PATHS = re.compile(r"^/(health|favicon\.ico|create|quick-gen|flavors|projects)?/?$|^/static/")
 # Media GETs (used as <video src>/<img src>/<audio src>, downloads) and the SSE stream only --
 # not /get_video/{id}/info, which is JSON metadata a client fetches with the header.
 QUERY_KEY_PATHS = re.compile(
     r"^/api/(mv/get_video/[^/]+|mv/get_character_reference/[^/]+|audio/get/[^/]+|mv/flavors/events)$"
+    r"|^/api/mv/projects/[^/]+/(events|files/.+)$"
 )
 
 

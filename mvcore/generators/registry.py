@@ -21,6 +21,7 @@ from mvcore.generators.requests import (
 from mvcore.generators.scenes import create_scenes
 from mvcore.generators.stitch import stitch_videos
 from mvcore.generators.video import generate_video
+from mvcore.projects.steps import STEP_KINDS, ProjectStepRequest
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ GENERATORS: dict[str, Generator] = {
         Generator("stitch_videos", StitchVideosRequest, stitch_videos),
     )
 }
+# The project pipeline's steps (mvcore.projects.steps) run as jobs like any generator.
+GENERATORS.update(
+    {kind: Generator(kind, ProjectStepRequest, run) for kind, run in STEP_KINDS.items()}
+)
 
 
 async def execute(

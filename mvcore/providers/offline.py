@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,22 @@ class OfflineProvider:
         self.long_side = int(getattr(settings, "offline_long_side", 1280))
         self.fps = int(getattr(settings, "offline_fps", 24))
         self.timeout = float(getattr(settings, "media_timeout_s", 600.0))
+        # Simulated model latency (MVCORE_OFFLINE_LATENCY) and an append-only log of every call
+        # (MVCORE_OFFLINE_CALL_LOG): what tests of the project pipeline count "paid" calls with.
+        self.latency = float(getattr(settings, "offline_latency_s", 0.0) or 0.0)
+        self.call_log = getattr(settings, "offline_call_log", None)
+
+    async def _called(self, call: str, **info: Any) -> None:
+        """Log the call (one line, one ``write`` on an O_APPEND file: safe across processes), then wait."""
+        if self.call_log:
+            line = json.dumps({"call": call, "pid": os.getpid(), "t": time.time(), **info}) + "\n"
+            fd = os.open(str(self.call_log), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        if self.latency:
+            await asyncio.sleep(self.latency)
 
     async def generate_scenes(
         self,
@@ -74,6 +93,7 @@ class OfflineProvider:
         model: str,
         progress: Progress = no_progress,
     ) -> list[Scene]:
+        await self._called("generate_scenes", prompt=prompt[:300])
         rng = _rng(prompt, number_of_scenes)
         character = inputs.get("character_description", "the character")
         traits = inputs.get("character_characteristics", "")
@@ -112,6 +132,7 @@ class OfflineProvider:
         out_dir: Path,
         progress: Progress = no_progress,
     ) -> ProviderResult:
+        await self._called("generate_images", prompt=prompt[:300])
         width, height = aspect_to_size(str(params.get("aspect_ratio") or "1:1"), long_side=1024)
         fmt = str(params.get("output_format") or "png")
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,6 +161,7 @@ class OfflineProvider:
         out_path: Path,
         progress: Progress = no_progress,
     ) -> ProviderResult:
+        await self._called("generate_video", prompt=prompt[:300])
         await offline_video.render_clip(
             out_path,
             prompt=prompt,
@@ -166,6 +188,7 @@ class OfflineProvider:
     ) -> ProviderResult:
         from mvcore.media.video import mux_audio
 
+        await self._called("lipsync", video=str(video)[-300:])
         await mux_audio(video, audio, out_path, timeout=self.timeout)
         progress(1.0, "muxed")
         return ProviderResult([out_path], "offline/mux")

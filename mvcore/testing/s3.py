@@ -60,6 +60,8 @@ class MotoS3Server:
         self.port: int | None = None
         self._server: Any = None
         self._clients: dict[str, Any] = {}
+        # One request at a time when False (see mvcore.testing.dynamodb for why).
+        self.threaded = True
 
     # --- lifecycle -------------------------------------------------------------
     def start(self) -> MotoS3Server:
@@ -71,7 +73,8 @@ class MotoS3Server:
         werkzeug_log = logging.getLogger("werkzeug")
         if werkzeug_log.level == logging.NOTSET:
             werkzeug_log.setLevel(logging.WARNING)  # no per-request lines on stderr
-        server = _fast_stopping(ThreadedMotoServer)(ip_address=self.host, port=self.port or 0, verbose=False)
+        server_class = _fast_stopping(ThreadedMotoServer, self.threaded)
+        server = server_class(ip_address=self.host, port=self.port or 0, verbose=False)
         server.start()
         self._server = server
         first = self.port is None
@@ -202,7 +205,7 @@ class MotoS3Server:
         client.delete_bucket(Bucket=self.bucket)
 
 
-def _fast_stopping(base: type[Any]) -> type[Any]:
+def _fast_stopping(base: type[Any], threaded: bool = True) -> type[Any]:
     """``ThreadedMotoServer`` polling for shutdown every 50 ms instead of 500 ms (faster ``stop()``).
 
     Falls back to the class itself if moto's internals ever change shape.
@@ -218,7 +221,7 @@ def _fast_stopping(base: type[Any]) -> type[Any]:
     class FastStoppingMotoServer(base):
         def _server_entry(self) -> None:
             app = DomainDispatcherApplication(create_backend_app)
-            self._server = make_server(self._ip_address, self._port, app, True)
+            self._server = make_server(self._ip_address, self._port, app, threaded)
             self._server_ready_event.set()
             self._server.serve_forever(poll_interval=0.05)
 

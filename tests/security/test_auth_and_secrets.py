@@ -33,14 +33,19 @@ KEY = "k-" + uuid.uuid4().hex
 SECOND_KEY = "second-" + uuid.uuid4().hex
 HASHED_KEY = "hashed-" + uuid.uuid4().hex
 API_KEY_SETTING = f"{KEY},{SECOND_KEY},hash:{hashlib.sha256(HASHED_KEY.encode()).hexdigest()}"
-OPEN = {"/health", "/", "/create", "/quick-gen", "/flavors"}
-MEDIA = re.compile(r"^/api/(mv/get_video/|mv/get_character_reference/|audio/get/)\{[^}]+\}$")
+OPEN = {"/health", "/", "/create", "/quick-gen", "/flavors", "/projects"}
+MEDIA = re.compile(
+    r"^/api/(mv/get_video/|mv/get_character_reference/|audio/get/)\{[^}]+\}$"
+    # a project's media and its event stream (<video src>, EventSource) take ?api_key= too
+    r"|^/api/mv/projects/\{[^}]+\}/(events|files/\{[^}]+\})$"
+)
 SSE = "/api/mv/flavors/events"
 
 
 def concrete(path: str) -> str:
     """A request path for a route template (ids become fresh UUIDs, paths a static file)."""
     path = path.replace("{file_path:path}", "api.js")
+    path = re.sub(r"\{[^}:]+:int\}", "1", path)  # e.g. a scene's sequence
     return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), path)
 
 
@@ -118,7 +123,7 @@ def test_each_configured_key_works_plain_or_hashed(auth_client: TestClient, key:
 
 def test_api_key_query_parameter_only_on_media_gets_and_the_event_stream(auth_client: TestClient) -> None:
     media = [template for _, template in every_route(auth_client.app) if MEDIA.match(template)]
-    assert len(set(media)) == 3, media
+    assert len(set(media)) == 5, media  # 3 media GETs + a project's files and its event stream
     for template in set(media):
         path = concrete(template)
         assert auth_client.get(path, params={"api_key": KEY}).status_code == 404  # in: unknown id
@@ -129,6 +134,8 @@ def test_api_key_query_parameter_only_on_media_gets_and_the_event_stream(auth_cl
     assert auth_client.get(f"/api/mv/get_video/{vid}/info", params={"api_key": KEY}).status_code == 401
     assert auth_client.get(f"/api/audio/info/{vid}", params={"api_key": KEY}).status_code == 401
     assert auth_client.delete(f"/api/mv/jobs/{vid}", params={"api_key": KEY}).status_code == 401
+    assert auth_client.get(f"/api/mv/projects/{vid}", params={"api_key": KEY}).status_code == 401
+    assert auth_client.delete(f"/api/mv/projects/{vid}", params={"api_key": KEY}).status_code == 401
     scenes = auth_client.post(
         "/api/mv/create_scenes", params={"api_key": KEY}, json={"idea": "i", "character_description": "c"}
     )

@@ -85,15 +85,29 @@ BENIGN = {"filename": "parameters.yaml", "entry": "1700000000000000000-0123abcd"
 def id_routes(app: Any) -> list[tuple[str, str]]:
     """(method, path template with ``{}`` for the parameter) of every route that takes an id or a name."""
     out = []
+    benign = "3f2b8c1e-0d4a-4c4e-9b1a-2f6d8e7a9c10"
     for route in app.routes:
         if "{" not in route.path or route.path.startswith("/schema"):
             continue
-        head, _, rest = route.path.partition("{")
-        # the first parameter gets the hostile values; any later one a harmless valid value
-        tail = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: BENIGN.get(m.group(1), "x"), rest.partition("}")[2])
-        template = head + "{}" + tail
-        for method in sorted(route.methods - {"OPTIONS", "HEAD"}):
-            out.append((method, template))
+        params = re.findall(r"\{[^}]+\}", route.path)
+        for index in range(len(params)):  # the hostile value in each parameter, the others benign
+            parts = re.split(r"\{[^}]+\}", route.path)
+            template = parts[0]
+            for position, param in enumerate(params):
+                name = param.strip("{}").split(":")[0]
+                value = (
+                    "{}"
+                    if position == index
+                    else ("1" if param.endswith(":int}") else BENIGN.get(name, benign))
+                )
+                if position == index and param.endswith(":int}"):
+                    value = None  # an int parameter never reaches a handler with text in it
+                if value is None:
+                    break
+                template += value + parts[position + 1]
+            else:
+                for method in sorted(route.methods - {"OPTIONS", "HEAD"}):
+                    out.append((method, template))
     return out
 
 

@@ -108,6 +108,7 @@ const PAGES = [
   ["/create", "Create"],
   ["/quick-gen", "Quick-gen"],
   ["/flavors", "Flavors"],
+  ["/projects", "Projects"],
 ];
 
 /** Fill <header id="site-header"> with the nav and the API key field. */
