@@ -1,0 +1,129 @@
+"""The Redis broker: taskiq-redis' ``RedisStreamBroker`` (consumer group, acks, XAUTOCLAIM).
+
+Acknowledged delivery instead of ``BRPOP``: a message a worker read stays in the
+group's pending list until the worker acks it, and the task acks only once the
+job's outcome is in the job store (``ack_type=MANUAL``, see ``service.JobRunner``).
+A worker killed after reading a message leaves it pending; any other worker's
+``XAUTOCLAIM`` (run by taskiq-redis after each read) takes it over once it has
+been idle for ``MVCORE_JOB_VISIBILITY_TIMEOUT`` seconds.  Duplicate deliveries
+are harmless: the store's claim is atomic, so a job runs once per attempt.
+
+What this subclass adds to taskiq-redis, and why:
+
+- ``kick`` stores the message bytes (``payload``) and the stream id in the job's
+  hash in the same Lua call as ``XADD``, so the store can re-send a job itself
+  (requeue after a lost worker, drain, ``mvcore jobs retry``, the reaper);
+- the ack also ``XDEL``\\ s the entry, so the stream holds exactly the messages not
+  yet done (``XLEN`` is the backlog, and the stream never grows without bound --
+  taskiq-redis' ``maxlen`` would trim messages that were never delivered);
+- ``listen`` survives a Redis restart: connection errors back off and reconnect,
+  and a group lost with the data (Redis without persistence) is declared again
+  (taskiq-redis' loop ends the receiver on the first error);
+- one message per read (``xread_count=1``) and a claim batch of ``concurrency``:
+  taskiq-redis' default of 100 would park up to 100 messages in one worker's
+  pending list, each waiting there a visibility timeout if the worker dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from taskiq import AckableMessage, BrokerMessage
+from taskiq_redis import RedisStreamBroker
+
+from mvcore import logs
+
+GROUP = "mvcore"
+READ_BLOCK_MS = 1000
+RECONNECT_S = 0.5
+
+# KEYS: job hash, stream; ARGV: message bytes.  The hash is written only if the job exists.
+_KICK = """
+local id = redis.call('XADD', KEYS[2], '*', 'data', ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'payload', ARGV[1], 'msg_id', id)
+end
+return id
+"""
+
+
+def reconnecting_retry() -> Retry:
+    """Retry a command a few times (reconnecting) on ConnectionError/TimeoutError, ~1.5 s in all.
+
+    A pool built by ``from_url`` retries nothing by default, so after Redis restarts the first
+    command on each pooled (now dead) connection failed -- a worker lost the job it had just
+    read, an API process answered 503 to a request that could simply have reconnected.
+    """
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 5)
+
+
+class JobStreamBroker(RedisStreamBroker):
+    """``RedisStreamBroker`` for mvcore jobs (see the module docstring for what it adds)."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        *,
+        visibility_timeout_s: float = 45.0,
+        claim_batch: int = 2,
+        consumer_name: str | None = None,
+    ) -> None:
+        super().__init__(
+            url,
+            queue_name=f"{prefix}:stream",
+            consumer_group_name=GROUP,
+            consumer_name=consumer_name,
+            consumer_id="0",  # a group made after jobs were sent still sees them
+            xread_block=READ_BLOCK_MS,
+            xread_count=1,
+            idle_timeout=int(visibility_timeout_s * 1000),
+            unacknowledged_batch_size=max(1, claim_batch),
+            unacknowledged_lock_timeout=max(1.0, visibility_timeout_s),
+            retry=reconnecting_retry(),
+        )
+        self.prefix = prefix
+
+    def job_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    async def kick(self, message: BrokerMessage) -> None:
+        async with Redis(connection_pool=self.connection_pool) as conn:
+            await conn.eval(_KICK, 2, self.job_key(message.task_id), self.queue_name, message.message)
+
+    def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+        async def _ack() -> None:
+            async with Redis(connection_pool=self.connection_pool) as conn, conn.pipeline() as pipe:
+                pipe.xack(queue_name, self.consumer_group_name, id)
+                pipe.xdel(queue_name, id)
+                await pipe.execute()
+
+        return _ack
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        while True:
+            try:
+                async for message in super().listen():
+                    yield message
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+                logs.event("worker_queue_error", logging.WARNING, error=repr(exc)[:300])
+                await asyncio.sleep(RECONNECT_S)
+            except redis_errors.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                logs.event("worker_queue_group_lost", logging.WARNING, error=str(exc)[:300])
+            try:
+                await self._declare_consumer_group()
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
+                await asyncio.sleep(RECONNECT_S)
+
+    async def backlog(self) -> int:
+        """Messages not yet done (queued, running, or duplicates about to be skipped)."""
+        async with Redis(connection_pool=self.connection_pool) as conn:
+            return int(await conn.xlen(self.queue_name))
