@@ -16,9 +16,12 @@ What this subclass adds to taskiq-redis, and why:
 - the ack also ``XDEL``\\ s the entry, so the stream holds exactly the messages not
   yet done (``XLEN`` is the backlog, and the stream never grows without bound --
   taskiq-redis' ``maxlen`` would trim messages that were never delivered);
-- ``listen`` survives a Redis restart: connection errors back off and reconnect,
-  and a group lost with the data (Redis without persistence) is declared again
-  (taskiq-redis' loop ends the receiver on the first error);
+- ``listen`` reclaims idle messages on a clock (taskiq-redis 1.2.4 does it only
+  after a read that returned new messages, so on an idle stream a dead worker's
+  messages waited for the next job), and survives a Redis restart: connection
+  errors back off and reconnect, and a group lost with the data (Redis without
+  persistence) is declared again (taskiq-redis' loop ends the receiver on the
+  first error);
 - one message per read (``xread_count=1``) and a claim batch of ``concurrency``:
   taskiq-redis' default of 100 would park up to 100 messages in one worker's
   pending list, each waiting there a visibility timeout if the worker dies.
@@ -28,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -63,6 +68,10 @@ def reconnecting_retry() -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 5)
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class JobStreamBroker(RedisStreamBroker):
     """``RedisStreamBroker`` for mvcore jobs (see the module docstring for what it adds)."""
 
@@ -89,6 +98,7 @@ class JobStreamBroker(RedisStreamBroker):
             retry=reconnecting_retry(),
         )
         self.prefix = prefix
+        self.reclaim_interval = max(0.2, min(5.0, visibility_timeout_s / 4))
 
     def job_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
@@ -107,10 +117,32 @@ class JobStreamBroker(RedisStreamBroker):
         return _ack
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """New messages, and every ``reclaim_interval`` the group's messages idle past the timeout.
+
+        taskiq-redis 1.2.4 runs its ``XAUTOCLAIM`` only after a read that returned new messages
+        (on an idle stream it skips the claim), so a dead worker's messages were redelivered
+        only when some new job arrived.  Here the claim runs on a clock, and ``XAUTOCLAIM`` alone
+        guards it (atomic; ``min-idle-time`` is reset by the claim), without taskiq-redis' lock.
+        """
+        last_claim = 0.0
         while True:
             try:
-                async for message in super().listen():
-                    yield message
+                async with Redis(connection_pool=self.connection_pool) as conn:
+                    while True:
+                        fetched: Any = await conn.xreadgroup(
+                            self.consumer_group_name,
+                            self.consumer_name,
+                            {self.queue_name: ">"},
+                            block=self.block,
+                            count=self.count,
+                        )
+                        for stream, entries in fetched or []:
+                            for msg_id, fields in entries:
+                                yield self._message(stream, msg_id, fields)
+                        if time.monotonic() - last_claim >= self.reclaim_interval:
+                            last_claim = time.monotonic()
+                            async for message in self._reclaim(conn):
+                                yield message
             except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
                 logs.event("worker_queue_error", logging.WARNING, error=repr(exc)[:300])
                 await asyncio.sleep(RECONNECT_S)
@@ -122,6 +154,24 @@ class JobStreamBroker(RedisStreamBroker):
                 await self._declare_consumer_group()
             except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
                 await asyncio.sleep(RECONNECT_S)
+
+    async def _reclaim(self, conn: Redis) -> AsyncGenerator[AckableMessage, None]:
+        reply: Any = await conn.xautoclaim(
+            self.queue_name,
+            self.consumer_group_name,
+            self.consumer_name,
+            min_idle_time=self.idle_timeout,
+            start_id="0-0",
+            count=self.unacknowledged_batch_size,
+        )
+        claimed = reply[1] if len(reply) > 1 else []
+        for msg_id, fields in claimed:
+            if fields:  # None: the entry was deleted meanwhile (Redis < 7 keeps such ids)
+                logs.event("job_message_reclaimed", logging.WARNING, message_id=_text(msg_id))
+                yield self._message(self.queue_name, msg_id, fields)
+
+    def _message(self, stream: Any, msg_id: Any, fields: dict[bytes, bytes]) -> AckableMessage:
+        return AckableMessage(data=fields[b"data"], ack=self._ack_generator(_text(msg_id), _text(stream)))
 
     async def backlog(self) -> int:
         """Messages not yet done (queued, running, or duplicates about to be skipped)."""

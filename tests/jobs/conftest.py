@@ -24,13 +24,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 
+from mvcore.api.app import create_app
 from mvcore.errors import ProviderError
+from mvcore.jobs.redis_store import RedisJobService
 from mvcore.providers.base import Progress, Scene, no_progress
 from mvcore.providers.offline import OfflineProvider
 from mvcore.settings import Settings
@@ -39,10 +43,16 @@ from mvcore.testing.settings import offline_settings
 
 REPO = Path(__file__).resolve().parents[2]
 SCENES = {"idea": "a cat learns to surf", "character_description": "an orange tabby cat"}
+VIDEO = {"prompt": "a neon city at night", "duration": 1, "seed": 3}
 WAIT_S = 30.0
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Test settings: short drain grace and no-worker wait so a stuck job ends a test fast."""
+    overrides.setdefault("job_drain_grace_s", 2.0)
+    overrides.setdefault("job_no_worker_wait_s", 3.0)
+    overrides.setdefault("job_retry_backoff_s", 0.1)
+    overrides.setdefault("job_visibility_timeout_s", 2.0)
     return offline_settings(tmp_path, flavors_from=REPO / "flavors", **overrides)
 
 
@@ -142,8 +152,8 @@ def live_workers(url: str, prefix: str = "mvcore") -> int:
 
 
 PLUGIN_SOURCE = '''
-"""Test plugin: a provider whose videos wait for a release file (jobs tests)."""
-import asyncio, os, time
+"""Test plugin: providers whose videos wait for a release file, or count their runs (jobs tests)."""
+import asyncio, dataclasses, os, shutil, time, uuid
 from pathlib import Path
 
 import mvcore
@@ -156,7 +166,7 @@ class SlowProvider(OfflineProvider):
     async def generate_video(self, *, prompt, negative_prompt, params, reference_image, seed, out_path,
                              progress=lambda f, m: None):
         control = Path(os.environ["MVCORE_TEST_SLOW_DIR"])
-        (control / f"started-{os.getpid()}").write_text(prompt)
+        (control / f"started-{os.getpid()}-{uuid.uuid4().hex[:6]}").write_text(prompt)
         deadline = time.monotonic() + 60
         step = 0
         while not (control / "release").exists() and time.monotonic() < deadline:
@@ -168,9 +178,42 @@ class SlowProvider(OfflineProvider):
             seed=seed, out_path=out_path, progress=progress)
 
 
+class PaidProvider(SlowProvider):
+    """Like ``slow``, but says it is a paid call that must never run twice."""
+
+    name = "paid"
+    redo = "never"
+
+
+class CountProvider(OfflineProvider):
+    """Records each run as files ``start-<tag>-*`` and ``done-<tag>-*`` (tag = first prompt word)."""
+
+    name = "count"
+    clip = None
+
+    async def generate_video(self, *, prompt, negative_prompt, params, reference_image, seed, out_path,
+                             progress=lambda f, m: None):
+        runs = Path(os.environ["MVCORE_TEST_SLOW_DIR"]) / "runs"
+        runs.mkdir(exist_ok=True)
+        tag, run = prompt.split()[0], uuid.uuid4().hex[:8]
+        (runs / f"start-{tag}-{os.getpid()}-{run}").touch()
+        if CountProvider.clip is None:
+            result = await super().generate_video(
+                prompt="clip", negative_prompt=None, params=params, reference_image=None, seed=1,
+                out_path=out_path, progress=progress)
+            keep = out_path.parent.parent / f"count-clip-{os.getpid()}.mp4"
+            shutil.copyfile(out_path, keep)
+            CountProvider.clip = dataclasses.replace(result, paths=[keep])
+        else:
+            shutil.copyfile(CountProvider.clip.paths[0], out_path)
+        await asyncio.sleep(float(os.environ.get("MVCORE_TEST_COUNT_SLEEP", "0.02")))
+        (runs / f"done-{tag}-{os.getpid()}-{run}").touch()
+        return dataclasses.replace(CountProvider.clip, paths=[out_path])
+
+
 @mvcore.hookimpl
 def mvcore_providers():
-    return {"slow": SlowProvider}
+    return {"slow": SlowProvider, "paid": PaidProvider, "count": CountProvider}
 '''
 
 
@@ -189,6 +232,10 @@ def slow_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class WorkerProcess:
     process: subprocess.Popen[bytes]
     log: Path
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
@@ -235,6 +282,10 @@ class Workers:
             MVCORE_PROVIDER="offline",
             MVCORE_WATCH="off",
             MVCORE_TEST_SLOW_DIR=str(self.control),
+            MVCORE_JOB_VISIBILITY_TIMEOUT="2",
+            MVCORE_JOB_REAPER_INTERVAL="0.5",
+            MVCORE_JOB_RETRY_BACKOFF="0.1",
+            MVCORE_JOB_DRAIN_GRACE="5",
             PYTHONPATH=os.pathsep.join([str(self.plugin), str(REPO), env.get("PYTHONPATH", "")]).rstrip(
                 os.pathsep
             ),
@@ -270,14 +321,71 @@ class Workers:
         for worker in self.started:
             worker.stop()
 
+    def started_by(self, worker: WorkerProcess) -> int:
+        """How many slow/paid provider runs this worker process has started."""
+        return len(list(self.control.glob(f"started-{worker.pid}-*")))
 
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path, slow_plugin: Path) -> Iterator[Workers]:
+    def release(self) -> None:
+        (self.control / "release").write_text("go")
+
+
+def worker_pool(url: str, tmp_path: Path, plugin: Path) -> Workers:
     (tmp_path / "data").mkdir(exist_ok=True)
     if not (tmp_path / "flavors").exists():
         shutil.copytree(REPO / "flavors", tmp_path / "flavors")
-    pool = Workers(redis_url, tmp_path, slow_plugin)
+    return Workers(url, tmp_path, plugin)
+
+
+@pytest.fixture
+def workers(redis_url: str, tmp_path: Path, slow_plugin: Path) -> Iterator[Workers]:
+    pool = worker_pool(redis_url, tmp_path, slow_plugin)
     try:
         yield pool
     finally:
         pool.stop_all()
+
+
+# ------------------------------------------------------------------------------------------- api
+class Api:
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def submit(self, path: str, payload: dict[str, Any]) -> str:
+        response = self.client.post(f"{path}?async=true", json=payload)
+        assert response.status_code == 202, response.text
+        return str(response.json()["job_id"])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/api/mv/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_status(self, job_id: str, *statuses: str, timeout: float = 60.0) -> dict[str, Any]:
+        return dict(
+            wait_until(
+                lambda: (j := self.job(job_id))["status"] in statuses and j,
+                timeout=timeout,
+                what=f"job {job_id} to reach {statuses}",
+            )
+        )
+
+
+@pytest.fixture
+def api_factory(workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``with api_factory(**settings) as api:`` an app on the test Redis (heartbeat timeout 2 s)."""
+    monkeypatch.setenv("MVCORE_JOB_HEARTBEAT_TIMEOUT", "2")
+
+    @contextmanager
+    def make(**overrides: Any) -> Iterator[Api]:
+        app = create_app(make_settings(tmp_path, redis_url=workers.url, **overrides))
+        assert isinstance(app.state["services"].jobs, RedisJobService)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield Api(client)
+
+    return make
+
+
+@pytest.fixture
+def api(api_factory: Any) -> Iterator[Api]:
+    with api_factory() as made:
+        yield made

@@ -126,6 +126,8 @@ def test_status_moves_queued_running_succeeded(app: App) -> None:
         "finished_at",
         "result",
         "error",
+        "attempts",
+        "max_attempts",
         "status_url",
     }
 
