@@ -68,15 +68,19 @@ local function verdict(V, rekick)
 end
 """
 
-# ARGV: cap, ttl, job id, then field/value pairs.  {'full', n} when the queue is at its cap.
+# KEYS[6] = {prefix}:jobs (the listing index).  ARGV: cap, ttl, job id, now, then field/value pairs.
+# {'full', n} when the queue is at its cap.
 CREATE = """
 local queued = redis.call('ZCARD', KEYS[3])
 if queued >= tonumber(ARGV[1]) then return {'full', queued} end
 local fields = {}
-for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-redis.call('ZADD', KEYS[3], tonumber(redis.call('HGET', KEYS[1], 'created_at')) or 0, ARGV[3])
+local created = tonumber(redis.call('HGET', KEYS[1], 'created_at')) or 0
+redis.call('ZADD', KEYS[3], created, ARGV[3])
+redis.call('ZADD', KEYS[6], created, ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', tonumber(ARGV[4]) - tonumber(ARGV[2]))
 return {'ok', queued + 1}
 """
 

@@ -252,13 +252,12 @@ class RedisJobStore:
         }
         flat = [item for pair in fields.items() for item in pair]
         cap = queue_max if queue_max is not None else 2**62
-        verdict = await self._run("CREATE", record.job_id, [str(cap), str(self.ttl), record.job_id, *flat])
+        verdict = await self._scripts["CREATE"](
+            keys=[*self.keys(record.job_id), self.index],
+            args=[str(cap), str(self.ttl), record.job_id, _s(time.time()), *flat],
+        )
         if verdict[0] == "full":
             raise QueueFull(int(verdict[1]), cap, retry_after=retry_after_s(int(verdict[1])))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.index, {record.job_id: record.created_at})
-            pipe.zremrangebyscore(self.index, "-inf", time.time() - self.ttl)
-            await pipe.execute()
 
     async def _lost_check(self, job_id: str) -> None:
         await self._run("LOST", job_id, self._verdict_args(job_id, "worker lost"))

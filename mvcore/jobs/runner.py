@@ -375,5 +375,5 @@ async def kick(
     """Send one job to the broker (taskiq ``kiq``); the taskiq task id is the job id."""
     from taskiq.kicker import AsyncKicker
 
-    kicker: AsyncKicker[Any, Any] = AsyncKicker(TASK_NAME, broker, {})
+    kicker: AsyncKicker[Any, Any] = AsyncKicker(TASK_NAME, broker, {"ack_type": AcknowledgeType.MANUAL.value})
     await kicker.with_task_id(job_id).kiq(job_id, kind, dict(request), dict(bundle))

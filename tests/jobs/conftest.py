@@ -317,6 +317,20 @@ class Workers:
             wait_until(ready, what="the worker to announce itself in Redis")
         return worker
 
+    def start_many(self, count: int, concurrency: int = 2, **extra_env: str) -> list[WorkerProcess]:
+        """Start ``count`` workers at once (they import in parallel) and wait until all announced."""
+        before = live_workers(self.url)
+        started = [self.start(concurrency, wait=False, **extra_env) for _ in range(count)]
+
+        def ready() -> bool:
+            for worker in started:
+                if worker.process.poll() is not None:
+                    pytest.fail(f"worker exited with {worker.process.returncode}:\n{worker.log_text()}")
+            return live_workers(self.url) >= before + count
+
+        wait_until(ready, what=f"{count} workers to announce themselves in Redis")
+        return started
+
     def stop_all(self) -> None:
         for worker in self.started:
             worker.stop()

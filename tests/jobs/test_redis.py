@@ -15,7 +15,6 @@ from .test_memory import shape
 __all__ = ["Api"]  # tests/jobs/test_reload.py imports it from here
 
 
-
 def test_a_worker_process_runs_the_job_and_the_api_serves_the_result(api: Api, workers: Workers) -> None:
     workers.start()
     job_id = api.submit("/api/mv/generate_video", VIDEO)
