@@ -40,7 +40,7 @@ import re
 import time
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from mvcore import logs
 from mvcore.generators.context import GenContext
@@ -67,6 +67,8 @@ DEFAULT_TTL = 7 * 24 * 3600.0
 LIST_SCAN_MAX = 2000
 WORKER_TTL_S = 10
 REAP_BATCH = 500
+POOL_SIZE = 64
+POOL_WAIT_S = 10.0
 SAFE_REF = re.compile(r"[^A-Za-z0-9_.:/-]")
 
 # the reasons a lost job is not run again (placeholders filled in by the Lua verdict)
@@ -145,9 +147,18 @@ class RedisJobStore:
         self.prefix = prefix or os.environ.get(PREFIX_ENV, "").strip() or DEFAULT_PREFIX
         self.ttl = int(ttl or env_number(TTL_ENV, DEFAULT_TTL, minimum=60))
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
-        self.redis: Redis = Redis.from_url(
-            url, decode_responses=True, health_check_interval=30, retry=reconnecting_retry()
+        # A blocking pool: past POOL_SIZE commands in flight wait for a connection (up to
+        # POOL_WAIT_S) instead of failing -- redis-py's default pool raises "Too many connections"
+        # at 100, which turned a burst of 100+ job requests into 503s.
+        pool = BlockingConnectionPool.from_url(
+            url,
+            decode_responses=True,
+            health_check_interval=30,
+            retry=reconnecting_retry(),
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT_S,
         )
+        self.redis: Redis = Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self.channel = f"{self.prefix}:events"
         self.index = f"{self.prefix}:jobs"
         self.queued_key, self.running_key = f"{self.prefix}:queued", f"{self.prefix}:running"
