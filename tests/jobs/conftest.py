@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCENES = {"idea": "a cat learns to surf", "character_description": "an orange tabby cat"}
 VIDEO = {"prompt": "a neon city at night", "duration": 1, "seed": 3}
 WAIT_S = 30.0
+START_S = 60.0  # a worker process imports mvcore and builds its providers: slow on a loaded machine
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -314,7 +315,7 @@ class Workers:
                     pytest.fail(f"worker exited with {process.returncode}:\n{worker.log_text()}")
                 return live_workers(self.url) > before
 
-            wait_until(ready, what="the worker to announce itself in Redis")
+            wait_until(ready, timeout=START_S, what="the worker to announce itself in Redis")
         return worker
 
     def start_many(self, count: int, concurrency: int = 2, **extra_env: str) -> list[WorkerProcess]:
@@ -328,7 +329,7 @@ class Workers:
                     pytest.fail(f"worker exited with {worker.process.returncode}:\n{worker.log_text()}")
             return live_workers(self.url) >= before + count
 
-        wait_until(ready, what=f"{count} workers to announce themselves in Redis")
+        wait_until(ready, timeout=START_S, what=f"{count} workers to announce themselves in Redis")
         return started
 
     def stop_all(self) -> None:

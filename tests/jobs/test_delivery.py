@@ -88,10 +88,13 @@ def test_a_worker_killed_mid_job_of_a_safe_kind_is_redone_by_another_worker(
 
 def test_a_job_killed_on_every_attempt_fails_after_max_attempts(api: Api, workers: Workers) -> None:
     job_id = api.submit("/api/mv/generate_video", SLOW)
+    current = workers.start(concurrency=1)
     for attempt in (1, 2, 3):
-        worker = workers.start(concurrency=1)
-        wait_until(lambda w=worker: workers.started_by(w) == 1, timeout=30, what=f"attempt {attempt}")
-        worker.kill()
+        wait_until(lambda w=current: workers.started_by(w) == 1, timeout=30, what=f"attempt {attempt}")
+        assert api.job(job_id)["attempts"] == attempt
+        successor = workers.start(concurrency=1) if attempt < 3 else None  # idle until the kill
+        current.kill()
+        current = successor  # type: ignore[assignment]
     job = api.wait_status(job_id, "failed", "succeeded", timeout=20)
     assert job["status"] == "failed" and job["attempts"] == 3
     details = job["error"]["detail"]["details"]
