@@ -17,7 +17,8 @@ Keys (``prefix`` defaults to ``mvcore``, env ``MVCORE_REDIS_PREFIX``)::
     {prefix}:running          sorted set: running job ids (reaper)
     {prefix}:stream           the taskiq stream (consumer group ``mvcore``)
     {prefix}:events           pub/sub channel: a job id each time a job becomes final
-    {prefix}:worker:{id}      string with a TTL: the live workers
+    {prefix}:worker:{id}      string with a TTL: what a live worker says about itself
+    {prefix}:workers          sorted set: worker ids by last announcement (NO_WORKER checks)
     {prefix}:reaper           lock: one reaper pass at a time
 
 Every transition (create, claim, heartbeat, finish, cancel, release, worker lost,
@@ -163,6 +164,7 @@ class RedisJobStore:
         self.index = f"{self.prefix}:jobs"
         self.queued_key, self.running_key = f"{self.prefix}:queued", f"{self.prefix}:running"
         self.stream = f"{self.prefix}:stream"
+        self.workers_key = f"{self.prefix}:workers"
         self._scripts = {
             name: self.redis.register_script(getattr(lua, name))
             for name in (
@@ -454,24 +456,33 @@ class RedisJobStore:
 
     # ---- workers -----------------------------------------------------------------------------------
     async def worker_beat(self, worker_id: str, info: dict[str, Any]) -> None:
-        await self.redis.set(f"{self.prefix}:worker:{worker_id}", json.dumps(info), ex=WORKER_TTL_S)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(f"{self.prefix}:worker:{worker_id}", json.dumps(info), ex=WORKER_TTL_S)
+            pipe.zadd(self.workers_key, {worker_id: time.time()})
+            pipe.zremrangebyscore(self.workers_key, "-inf", time.time() - WORKER_TTL_S)
+            await pipe.execute()
 
     async def worker_gone(self, worker_id: str) -> None:
-        await self.redis.delete(f"{self.prefix}:worker:{worker_id}")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(f"{self.prefix}:worker:{worker_id}")
+            pipe.zrem(self.workers_key, worker_id)
+            await pipe.execute()
 
     async def workers(self) -> builtins.list[dict[str, Any]]:
+        ids = await self.redis.zrangebyscore(self.workers_key, time.time() - WORKER_TTL_S, "+inf")
+        if not ids:
+            return []
+        raws = await self.redis.mget([f"{self.prefix}:worker:{i!s}" for i in ids])
         out = []
-        async for key in self.redis.scan_iter(match=f"{self.prefix}:worker:*", count=200):
-            raw = await self.redis.get(key)
+        for raw in raws:
             if raw:
                 with contextlib.suppress(ValueError):
                     out.append(json.loads(raw))
         return sorted(out, key=lambda w: str(w.get("worker_id")))
 
     async def has_worker(self) -> bool:
-        async for _key in self.redis.scan_iter(match=f"{self.prefix}:worker:*", count=200):
-            return True
-        return False
+        """A worker announced itself within WORKER_TTL_S (one ZCOUNT: no keyspace scan per wait)."""
+        return bool(await self.redis.zcount(self.workers_key, time.time() - WORKER_TTL_S, "+inf"))
 
 
 def retry_after_s(queued: int) -> int:
