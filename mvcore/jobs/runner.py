@@ -31,6 +31,7 @@ from mvcore import logs
 from mvcore.errors import MvcoreError
 from mvcore.generators.context import GenContext
 from mvcore.generators.registry import execute
+from mvcore.jobs.attempt import current_attempt
 from mvcore.jobs.records import (
     PROGRESS_MIN_INTERVAL,
     PROGRESS_MIN_STEP,
@@ -203,9 +204,13 @@ class JobRunner:
     async def _execute(
         self, state: _Running, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]
     ) -> None:
-        task = asyncio.create_task(
-            execute(kind, request, bundle, self.ctx.with_progress(self._progress(state)))
-        )
+        token = current_attempt.set((self.store, state.record.job_id, self.worker_id))
+        try:  # the task copies the context: note_external() inside it knows its job
+            task = asyncio.create_task(
+                execute(kind, request, bundle, self.ctx.with_progress(self._progress(state)))
+            )
+        finally:
+            current_attempt.reset(token)
         state.task = task
         tick = tick_for(state.record.heartbeat_timeout)
         try:

@@ -115,6 +115,8 @@ class ReplicateProvider:
     """A :class:`~mvcore.providers.base.Provider` backed by Replicate (see the module docstring)."""
 
     name = "replicate"
+    #: jobs: a lost worker's job is redone only if no prediction was created (mvcore.jobs.attempt)
+    redo = "until_external"
 
     #: attempts for an upload/create answered 429/5xx (before a prediction exists)
     max_create_attempts = 3

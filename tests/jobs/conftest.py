@@ -186,6 +186,32 @@ class PaidProvider(SlowProvider):
     redo = "never"
 
 
+class ExternalProvider(OfflineProvider):
+    """A paid-API stand-in: redone only until it has "created a prediction" (file ``pay`` exists)."""
+
+    name = "external"
+    redo = "until_external"
+
+    async def generate_video(self, *, prompt, negative_prompt, params, reference_image, seed, out_path,
+                             progress=lambda f, m: None):
+        from mvcore.jobs.attempt import note_external
+
+        control = Path(os.environ["MVCORE_TEST_SLOW_DIR"])
+        (control / f"started-{os.getpid()}-{uuid.uuid4().hex[:6]}").write_text(prompt)
+        deadline = time.monotonic() + 60
+        noted = False
+        while not (control / "release").exists() and time.monotonic() < deadline:
+            if not noted and (control / "pay").exists():
+                await note_external("fake:prediction-1")
+                noted = True
+                (control / f"paid-{os.getpid()}").touch()
+            progress(0.5, "waiting")
+            await asyncio.sleep(0.05)
+        return await super().generate_video(
+            prompt=prompt, negative_prompt=negative_prompt, params=params, reference_image=reference_image,
+            seed=seed, out_path=out_path, progress=progress)
+
+
 class CountProvider(OfflineProvider):
     """Records each run as files ``start-<tag>-*`` and ``done-<tag>-*`` (tag = first prompt word)."""
 
@@ -214,7 +240,7 @@ class CountProvider(OfflineProvider):
 
 @mvcore.hookimpl
 def mvcore_providers():
-    return {"slow": SlowProvider, "paid": PaidProvider, "count": CountProvider}
+    return {"slow": SlowProvider, "paid": PaidProvider, "external": ExternalProvider, "count": CountProvider}
 '''
 
 

@@ -201,3 +201,31 @@ def test_listing_jobs_by_status_shows_attempts(api: Api, workers: Workers) -> No
     assert api.client.get("/api/mv/jobs?status=succeeded").json()["jobs"] == []
     bad = api.client.get("/api/mv/jobs?status=done")
     assert bad.status_code == 400 and bad.json()["detail"]["error"] == "INVALID_INPUT"
+
+
+@pytest.mark.parametrize("paid_before_the_kill", [False, True], ids=["before-the-prediction", "after-it"])
+def test_a_paid_call_is_redone_only_until_it_created_a_prediction(
+    api: Api, workers: Workers, paid_before_the_kill: bool
+) -> None:
+    first = workers.start(concurrency=1)
+    job_id = api.submit("/api/mv/generate_video", {**VIDEO, "backend": "external"})
+    wait_until(lambda: workers.started_by(first) == 1, what="the call to start")
+    if paid_before_the_kill:
+        (workers.control / "pay").touch()
+        wait_until(lambda: (workers.control / f"paid-{first.pid}").exists(), what="the prediction")
+        client = _redis(workers.url)
+        assert client.hget(f"mvcore:job:{job_id}", "external_ref") == "fake:prediction-1"
+    second = workers.start(concurrency=1)
+    first.kill()
+    if paid_before_the_kill:
+        job = api.wait_status(job_id, "failed", "succeeded", timeout=20)
+        assert job["status"] == "failed" and job["attempts"] == 1
+        assert job["error"]["detail"]["details"]["not_retried_because"] == (
+            "a paid provider call had started (fake:prediction-1); running it again could pay twice"
+        )
+        assert workers.started_by(second) == 0
+        return
+    wait_until(lambda: workers.started_by(second) == 1, timeout=30, what="the redo before any payment")
+    workers.release()
+    job = api.wait_status(job_id, "succeeded", "failed", timeout=20)
+    assert job["status"] == "succeeded" and job["attempts"] == 2

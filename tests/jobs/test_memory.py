@@ -299,3 +299,33 @@ def test_a_full_in_process_queue_answers_429_with_retry_after(
         for job_id in queued:
             assert app.wait_status(job_id, "succeeded", "failed")["status"] == "succeeded"
         assert client.post("/api/mv/create_scenes", json=SCENES).status_code == 200
+
+
+def test_the_replicate_provider_notes_the_prediction_before_and_after_creating_it() -> None:
+    from mvcore.jobs.attempt import current_attempt
+    from mvcore.providers.replicate import ReplicateProvider
+    from mvcore.providers.replicate_call import PredictionCall
+    from mvcore.testing.replicate_server import FakeReplicateServer
+
+    notes: list[str] = []
+
+    class Recorder(MemoryJobStore):
+        async def note_external(self, job_id: str, worker: str, ref: str) -> None:
+            notes.append(ref)
+
+    async def scenario(provider: ReplicateProvider) -> Any:
+        token = current_attempt.set((Recorder(), "job-1", "w1"))
+        try:
+            async with PredictionCall(provider, lambda f, m: None) as call:
+                return await call.predict("acme/echo", {"prompt": "hi"}, label="echo")
+        finally:
+            current_attempt.reset(token)
+
+    with FakeReplicateServer(api_token="r8_test", default_polls=1) as fake:
+        fake.add_model("acme/echo", lambda inp: "done")
+        provider = ReplicateProvider("r8_test", base_url=fake.base_url, poll_interval_s=0.01)
+        assert asyncio.run(scenario(provider)) == "done"
+        created = fake.predictions
+    assert len(created) == 1
+    assert notes == ["replicate:acme/echo:creating", f"replicate:{created[0]['id']}"]
+    assert ReplicateProvider.redo == Redo.UNTIL_EXTERNAL.value
