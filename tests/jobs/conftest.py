@@ -142,12 +142,14 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-def live_workers(url: str, prefix: str = "mvcore") -> int:
+def live_workers(url: str, prefix: str = "mvcore", pid: int | None = None) -> int:
+    """Announced workers (``{prefix}:worker:{host}:{pid}:{hex}``), or only those of process ``pid``."""
     import redis
 
+    pattern = f"{prefix}:worker:*" if pid is None else f"{prefix}:worker:*:{pid}:*"
     client = redis.Redis.from_url(url)
     try:
-        return len(list(client.scan_iter(match=f"{prefix}:worker:*")))
+        return len(list(client.scan_iter(match=pattern)))
     finally:
         client.close()
 
@@ -321,7 +323,6 @@ class Workers:
         return env
 
     def start(self, concurrency: int = 2, wait: bool = True, **extra_env: str) -> WorkerProcess:
-        before = live_workers(self.url)
         log = self.tmp / f"worker-{len(self.started)}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
@@ -336,24 +337,23 @@ class Workers:
         self.started.append(worker)
         if wait:
 
-            def ready() -> bool:
+            def ready() -> bool:  # its own key: a killed worker's key may expire meanwhile
                 if process.poll() is not None:
                     pytest.fail(f"worker exited with {process.returncode}:\n{worker.log_text()}")
-                return live_workers(self.url) > before
+                return live_workers(self.url, pid=process.pid) > 0
 
             wait_until(ready, timeout=START_S, what="the worker to announce itself in Redis")
         return worker
 
     def start_many(self, count: int, concurrency: int = 2, **extra_env: str) -> list[WorkerProcess]:
         """Start ``count`` workers at once (they import in parallel) and wait until all announced."""
-        before = live_workers(self.url)
         started = [self.start(concurrency, wait=False, **extra_env) for _ in range(count)]
 
         def ready() -> bool:
             for worker in started:
                 if worker.process.poll() is not None:
                     pytest.fail(f"worker exited with {worker.process.returncode}:\n{worker.log_text()}")
-            return live_workers(self.url) >= before + count
+            return all(live_workers(self.url, pid=w.pid) for w in started)
 
         wait_until(ready, timeout=START_S, what=f"{count} workers to announce themselves in Redis")
         return started
