@@ -38,6 +38,7 @@ from mvcore.jobs.runner import JobRunner, register_job_task
 from mvcore.settings import Settings
 
 log = logging.getLogger("mvcore.jobs.worker")
+HELPER_STOP_S = 3.0
 
 
 class Worker:
@@ -79,7 +80,7 @@ class Worker:
         }
 
     async def _announce(self) -> None:
-        while True:
+        while not self.finish.is_set():
             try:
                 await self.store.worker_beat(self.worker_id, self.info())
             except Exception as exc:  # Redis may blip; keep working
@@ -89,7 +90,7 @@ class Worker:
     async def _reap(self) -> None:
         """Settle jobs whose message or worker is gone (see RedisJobStore.reap)."""
         interval = self.settings.job_reaper_interval_s
-        while True:
+        while not self.finish.is_set():
             await asyncio.sleep(interval)
             try:
                 await self.store.reap(min_age=self.settings.job_visibility_timeout_s)
@@ -128,10 +129,12 @@ class Worker:
             try:
                 await receiver.listen(self.finish)
             finally:
+                # redis-py can swallow a cancel that lands inside a command, so the loops also
+                # watch ``finish`` and the wait is bounded: a stuck helper must not keep the
+                # process alive past its drain (a SIGTERMed worker once outlived a 15 s wait).
                 for helper in (announce, reaper):
                     helper.cancel()
-                    with contextlib.suppress(BaseException):
-                        await helper
+                await asyncio.wait({announce, reaper}, timeout=HELPER_STOP_S)
                 await self.runner.cancel_all(StopReason.SHUTDOWN)
                 with contextlib.suppress(Exception):
                     await self.store.worker_gone(self.worker_id)

@@ -269,6 +269,14 @@ class WorkerProcess:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
 
+    def wait_exit(self, timeout: float = 20.0) -> int:
+        """The exit code; fail with the worker's log (and kill it) if it is still up after ``timeout``."""
+        try:
+            return int(self.process.wait(timeout))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"the worker did not exit within {timeout:g}s:\n{self.log_text()}")
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)

@@ -113,7 +113,7 @@ def test_sigterm_during_a_job_lets_it_finish_then_exits(api: Api, workers: Worke
     workers.release()
     job = api.wait_status(job_id, "succeeded", "failed", timeout=20)
     assert job["status"] == "succeeded" and job["attempts"] == 1
-    assert worker.process.wait(15) == 0
+    assert worker.wait_exit() == 0
     assert api.job(queued)["status"] == "queued"
     workers.start()
     assert api.wait_status(queued, "succeeded", "failed")["status"] == "succeeded"
@@ -125,7 +125,7 @@ def test_sigterm_past_the_grace_requeues_a_safe_job_for_another_worker(api: Api,
     wait_until(lambda: workers.started_by(leaving) == 1, what="the render to start")
     staying = workers.start(concurrency=1)
     leaving.process.send_signal(signal.SIGTERM)
-    assert leaving.process.wait(15) == 0
+    assert leaving.wait_exit() == 0
     wait_until(lambda: workers.started_by(staying) == 1, timeout=20, what="the other worker to take it")
     workers.release()
     job = api.wait_status(job_id, "succeeded", "failed", timeout=20)
@@ -140,7 +140,7 @@ def test_sigterm_past_the_grace_fails_an_unsafe_job_worker_lost_not_cancelled(
     wait_until(lambda: workers.started_by(leaving) == 1, what="the paid call to start")
     started = time.monotonic()
     leaving.process.send_signal(signal.SIGTERM)
-    assert leaving.process.wait(15) == 0
+    assert leaving.wait_exit() == 0
     assert time.monotonic() - started < 10  # the grace (1 s) is what it waited, not the job
     job = api.wait_status(job_id, "failed", "cancelled", "succeeded", timeout=10)
     assert job["status"] == "failed", job
