@@ -17,7 +17,9 @@ every ``MVCORE_JOB_REAPER_INTERVAL`` seconds.
 Stopping: the first SIGTERM/SIGINT stops taking jobs and lets the running ones
 finish for up to ``MVCORE_JOB_DRAIN_GRACE`` seconds (taskiq's ``wait_tasks_timeout``);
 what is left is released -- requeued for another worker when safe to redo, else
-``failed`` with ``WORKER_LOST``.  A second signal releases them at once.
+``failed`` with ``WORKER_LOST``.  A second signal releases them at once.  A draining
+worker stops announcing itself at once (it takes no more jobs, so a synchronous call
+waiting on a queued job must not count on it: ``NO_WORKER``).
 """
 
 from __future__ import annotations
