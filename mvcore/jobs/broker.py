@@ -10,9 +10,11 @@ are harmless: the store's claim is atomic, so a job runs once per attempt.
 
 What this subclass adds to taskiq-redis, and why:
 
-- ``kick`` stores the message bytes (``payload``) and the stream id in the job's
-  hash in the same Lua call as ``XADD``, so the store can re-send a job itself
-  (requeue after a lost worker, drain, ``mvcore jobs retry``, the reaper);
+- ``kick`` creates the job record (queue cap included) and stores the message
+  bytes (``payload``) and the stream id in it in the same Lua call as ``XADD``:
+  one round trip per submit, never a record without its message, and the store
+  can re-send a job by itself (requeue after a lost worker, drain, ``mvcore jobs
+  retry``, the reaper);
 - the ack also ``XDEL``\\ s the entry, so the stream holds exactly the messages not
   yet done (``XLEN`` is the backlog, and the stream never grows without bound --
   taskiq-redis' ``maxlen`` would trim messages that were never delivered);
@@ -30,6 +32,7 @@ What this subclass adds to taskiq-redis, and why:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -43,8 +46,10 @@ from taskiq import AckableMessage, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
 from mvcore import logs
+from mvcore.jobs.redis_scripts import SUBMIT
 
 GROUP = "mvcore"
+CREATE_LABEL = "mvcore_create"  # a kick that also creates the job record (RedisJobService.submit)
 READ_BLOCK_MS = 1000
 RECONNECT_S = 0.5
 
@@ -104,8 +109,27 @@ class JobStreamBroker(RedisStreamBroker):
         return f"{self.prefix}:job:{job_id}"
 
     async def kick(self, message: BrokerMessage) -> None:
+        """XADD the message; with the ``mvcore_create`` label, create the job record in the same call."""
+        create = message.labels.get(CREATE_LABEL)
         async with Redis(connection_pool=self.connection_pool) as conn:
-            await conn.eval(_KICK, 2, self.job_key(message.task_id), self.queue_name, message.message)
+            if not create:
+                await conn.eval(_KICK, 2, self.job_key(message.task_id), self.queue_name, message.message)
+                return
+            spec = json.loads(create)
+            keys = [
+                self.job_key(message.task_id),
+                self.queue_name,
+                f"{self.prefix}:queued",
+                f"{self.prefix}:jobs",
+            ]
+            fields = [item for pair in spec["fields"].items() for item in pair]
+            args = [message.message, spec["cap"], spec["ttl"], repr(time.time()), message.task_id, *fields]
+            verdict = await conn.eval(SUBMIT, len(keys), *keys, *args)
+        if _text(verdict[0]) == "full":
+            from mvcore.jobs.records import QueueFull, retry_after_s
+
+            queued = int(_text(verdict[1]))
+            raise QueueFull(queued, int(spec["cap"]), retry_after=retry_after_s(queued))
 
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
         async def _ack() -> None:

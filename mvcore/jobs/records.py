@@ -245,6 +245,11 @@ class Claim:
     wait: float = 0.0  # > 0: the job backs off after a lost worker; claim again after this long
 
 
+def retry_after_s(queued: int) -> int:
+    """A Retry-After for a full queue: grows with the backlog, 5 s to 60 s."""
+    return max(5, min(60, queued // 20))
+
+
 class QueueFull(MvcoreError):
     """More jobs are queued than ``MVCORE_JOB_QUEUE_MAX``: 429 with ``Retry-After``."""
 

@@ -226,3 +226,21 @@ id = redis.call('XADD', KEYS[5], '*', 'data', payload)
 redis.call('HSET', KEYS[1], 'msg_id', id, 'queued_at', ARGV[1])
 return 'resent'
 """
+
+# KEYS: job, stream, queued, {prefix}:jobs.  ARGV: message bytes, cap, ttl, now, job id, field/value pairs.
+# The record and its message in one step (one round trip, and never a record without a message).
+SUBMIT = """
+local queued = redis.call('ZCARD', KEYS[3])
+if queued >= tonumber(ARGV[2]) then return {'full', tostring(queued)} end
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+local created = tonumber(redis.call('HGET', KEYS[1], 'created_at')) or 0
+redis.call('ZADD', KEYS[3], created, ARGV[5])
+redis.call('ZADD', KEYS[4], created, ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[4]) - tonumber(ARGV[3]))
+local id = redis.call('XADD', KEYS[2], '*', 'data', ARGV[1])
+redis.call('HSET', KEYS[1], 'payload', ARGV[1], 'msg_id', id)
+return {'ok', id}
+"""

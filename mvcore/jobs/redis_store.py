@@ -42,11 +42,12 @@ import time
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from taskiq.exceptions import SendTaskError
 
 from mvcore import logs
 from mvcore.generators.context import GenContext
 from mvcore.jobs import redis_scripts as lua
-from mvcore.jobs.broker import JobStreamBroker, reconnecting_retry
+from mvcore.jobs.broker import CREATE_LABEL, JobStreamBroker, reconnecting_retry
 from mvcore.jobs.records import (
     ACTIVE,
     STATUSES,
@@ -57,8 +58,10 @@ from mvcore.jobs.records import (
     Status,
     cancelled_error,
     env_number,
+    retry_after_s,
     worker_lost_error,
 )
+from mvcore.jobs.runner import kick
 from mvcore.jobs.service import JobService
 
 PREFIX_ENV = "MVCORE_REDIS_PREFIX"
@@ -251,8 +254,9 @@ class RedisJobStore:
                     await pubsub.aclose()
 
     # ---- records -----------------------------------------------------------------------------------
-    async def create(self, record: JobRecord, *, queue_max: int | None = None) -> None:
-        fields = {
+    def fields_of(self, record: JobRecord) -> dict[str, str]:
+        """The hash fields of a new job record."""
+        return {
             "kind": record.kind,
             "status": record.status,
             "progress": _s(record.progress),
@@ -263,7 +267,9 @@ class RedisJobStore:
             "attempts": "0",
             "max_attempts": str(record.max_attempts),
         }
-        flat = [item for pair in fields.items() for item in pair]
+
+    async def create(self, record: JobRecord, *, queue_max: int | None = None) -> None:
+        flat = [item for pair in self.fields_of(record).items() for item in pair]
         cap = queue_max if queue_max is not None else 2**62
         verdict = await self._scripts["CREATE"](
             keys=[*self.keys(record.job_id), self.index],
@@ -485,11 +491,6 @@ class RedisJobStore:
         return bool(await self.redis.zcount(self.workers_key, time.time() - WORKER_TTL_S, "+inf"))
 
 
-def retry_after_s(queued: int) -> int:
-    """A Retry-After for a full queue: grows with the backlog, 5 s to 60 s."""
-    return max(5, min(60, queued // 20))
-
-
 def make_broker(
     url: str, prefix: str, settings: Any = None, *, consumer: str | None = None, batch: int = 2
 ) -> JobStreamBroker:
@@ -528,6 +529,22 @@ class RedisJobService(JobService):
             heartbeat_timeout=heartbeat_timeout,
         )
         self.redis_store = store
+
+    async def _enqueue(
+        self, record: JobRecord, kind: str, request: dict[str, Any], bundle: dict[str, Any]
+    ) -> None:
+        """Record and message in one Lua call, made by the broker's kick (see mvcore.jobs.broker)."""
+        spec = {
+            "cap": str(self.queue_max),
+            "ttl": str(self.redis_store.ttl),
+            "fields": self.redis_store.fields_of(record),
+        }
+        try:
+            await kick(self.broker, record.job_id, kind, request, bundle, {CREATE_LABEL: json.dumps(spec)})
+        except SendTaskError as exc:  # taskiq wraps what kick raised: a full queue is the caller's 429
+            if isinstance(exc.__cause__, QueueFull):
+                raise exc.__cause__ from None
+            raise
 
     async def workers(self) -> builtins.list[dict[str, Any]]:
         """The live ``mvcore worker`` processes (each refreshes its entry every 2 s)."""

@@ -375,10 +375,16 @@ def register_job_task(
 
 
 async def kick(
-    broker: AsyncBroker, job_id: str, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]
+    broker: AsyncBroker,
+    job_id: str,
+    kind: str,
+    request: Mapping[str, Any],
+    bundle: Mapping[str, Any],
+    labels: Mapping[str, str] | None = None,
 ) -> None:
     """Send one job to the broker (taskiq ``kiq``); the taskiq task id is the job id."""
     from taskiq.kicker import AsyncKicker
 
-    kicker: AsyncKicker[Any, Any] = AsyncKicker(TASK_NAME, broker, {"ack_type": AcknowledgeType.MANUAL.value})
+    all_labels = {"ack_type": AcknowledgeType.MANUAL.value, **(labels or {})}
+    kicker: AsyncKicker[Any, Any] = AsyncKicker(TASK_NAME, broker, all_labels)
     await kicker.with_task_id(job_id).kiq(job_id, kind, dict(request), dict(bundle))

@@ -186,8 +186,7 @@ class JobService:
             payload=(kind, request, bundle) if isinstance(self.store, MemoryJobStore) else None,
         )
         try:
-            await self.store.create(record, queue_max=self.queue_max)
-            await kick(self.broker, record.job_id, kind, request, bundle)
+            await self._enqueue(record, kind, request, bundle)
         except MvcoreError:
             raise
         except Exception as exc:
@@ -211,6 +210,13 @@ class JobService:
             generation=bundle.get("meta", {}).get("generation"),
         )
         return record
+
+    async def _enqueue(
+        self, record: JobRecord, kind: str, request: dict[str, Any], bundle: dict[str, Any]
+    ) -> None:
+        """Create the record (raises QueueFull past the cap) and send the job."""
+        await self.store.create(record, queue_max=self.queue_max)
+        await kick(self.broker, record.job_id, kind, request, bundle)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
         """Wait until the job is final (or ``timeout`` passes) and return its record."""
