@@ -1,4 +1,4 @@
-"""The ``mvcore`` command: flavors, plugins, schemas, serve, worker.
+"""The ``mvcore`` command: flavors, plugins, schemas, serve, worker, jobs.
 
 Exit codes: 0 success; 1 a failure the command reports (invalid flavors, an unknown flavor,
 a drifted schema); 2 a usage error (click's own: bad option, missing argument, no such path).
@@ -544,6 +544,60 @@ def worker(concurrency: int) -> None:
     settings = _settings(())
     logs.setup_logging(logging.INFO)
     run_worker(settings, concurrency=concurrency)
+
+
+# --------------------------------------------------------------------- jobs
+@main.group()
+def jobs() -> None:
+    """Inspect and steer jobs in the Redis job store (MVCORE_REDIS_URL)."""
+
+
+def _jobs(action: str, job_id: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    from mvcore.jobs.admin import jobs_command
+
+    try:
+        answer, lines = jobs_command(_settings(()), action, job_id, status, limit)
+    except MvcoreError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit(answer)
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+@jobs.command("list")
+@click.option("--status", default=None, help="Only jobs with this status (queued, running, ...).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
+@click.option("--json", "as_json", is_flag=True)
+def jobs_list(status: str | None, limit: int, as_json: bool) -> None:
+    """Recent jobs, newest first."""
+    _jobs("list", None, status, limit, as_json)
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def jobs_show(job_id: str, as_json: bool) -> None:
+    """One job: status, attempts, progress, result or error."""
+    _jobs("show", job_id, None, 1, as_json)
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def jobs_cancel(job_id: str, as_json: bool) -> None:
+    """Cancel a queued job, or ask a running one to stop (waits up to 5 s)."""
+    _jobs("cancel", job_id, None, 1, as_json)
+
+
+@jobs.command("retry")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def jobs_retry(job_id: str, as_json: bool) -> None:
+    """Queue a failed or cancelled job again (same id; attempts start over)."""
+    _jobs("retry", job_id, None, 1, as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,6 +50,7 @@ def handle_mvcore_error(request: Request[Any, Any, Any], exc: MvcoreError) -> Re
         )
     detail = exc.to_detail()
     headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if exc.status_code == 401 else None
+    headers = getattr(exc, "headers", None) or headers  # e.g. Retry-After of a full job queue (429)
     return problem(exc.status_code, detail["error"], detail["message"], detail["details"], headers)
 
 

@@ -1,25 +1,25 @@
 """Job records, their error bodies and where they are kept in process.
 
-The data half of the job system (``jobs.py`` is the executing half): the wire
+The data half of the job system (``service.py`` is the executing half): the wire
 shape of a job, the error bodies a job can end with (``WORKER_LOST``,
-``JOB_CANCELLED``, or the generator's own), the ``JobStore`` protocol that the
-in-memory and Redis stores implement, and the job settings read from the
-environment (``MVCORE_JOB_HEARTBEAT_TIMEOUT``, ``MVCORE_JOB_CONCURRENCY``).
+``JOB_CANCELLED``, ``NO_WORKER``, ``QUEUE_FULL`` or the generator's own), the
+``JobStore`` protocol that the in-memory and Redis stores implement, and the job
+settings read from the environment (``MVCORE_JOB_HEARTBEAT_TIMEOUT``,
+``MVCORE_JOB_CONCURRENCY``; the reliability limits live in ``Settings``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
 import os
 import socket
 import time
 import uuid
-from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import PurePath
 from typing import Any, Literal, Protocol
 
@@ -42,6 +42,22 @@ MAX_TICK = 0.5  # heartbeat + cancel poll period (shorter when the heartbeat tim
 
 WORKER_LOST = "WORKER_LOST"
 JOB_CANCELLED = "JOB_CANCELLED"
+
+
+class StopReason(StrEnum):
+    """Why a running job's task was cancelled before it returned."""
+
+    CANCEL = "cancel"  # a user asked: the job ends ``cancelled``
+    GONE = "gone"  # the store says the job is no longer ours: write nothing
+    SHUTDOWN = "shutdown"  # this process stops: requeue (safe kinds) or ``failed`` WORKER_LOST
+
+
+class Redo(StrEnum):
+    """May a job whose worker was lost be run again?  Decided per job kind and provider."""
+
+    SAFE = "safe"  # local, repeatable work (offline renders, stitch, audio clips)
+    UNTIL_EXTERNAL = "until_external"  # a paid provider call: only until it has created something
+    NEVER = "never"
 
 
 def env_number(name: str, default: float, *, minimum: float) -> float:
@@ -92,6 +108,12 @@ class JobRecord:
     heartbeat_at: float | None = None
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
     cancel_requested: bool = False
+    attempts: int = 0  # runs started (claims); on the wire
+    max_attempts: int = 1  # runs allowed when a worker is lost (Redo.SAFE kinds); on the wire
+    redo: str = Redo.NEVER.value  # set by the worker that claims the job
+    external_ref: str = ""  # what a paid provider call created (a prediction id): no redo after it
+    retry_at: float = 0.0  # a requeued job is not started before this (backoff)
+    payload: Any = None  # what re-sends the job (the taskiq message, or kind/request/bundle)
 
     @property
     def final(self) -> bool:
@@ -110,6 +132,8 @@ class JobRecord:
             "result": self.result,
             "error": self.error,
             "config": self.config,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
             "status_url": f"/api/mv/jobs/{self.job_id}",
         }
 
@@ -129,10 +153,17 @@ def error_of(exc: BaseException) -> tuple[dict[str, Any], int]:
     )
 
 
-def worker_lost_error(worker: str | None = None) -> tuple[dict[str, Any], int]:
+def worker_lost_error(
+    worker: str | None = None, reason: str | None = None, attempts: int | None = None
+) -> tuple[dict[str, Any], int]:
+    """The body of a job whose worker stopped; ``reason`` says why it was not run again."""
     details: dict[str, Any] = {"hint": "Retry the request; check that `mvcore worker` processes stay up."}
     if worker:
         details["worker"] = worker
+    if reason:
+        details["not_retried_because"] = reason
+    if attempts is not None:
+        details["attempts"] = attempts
     return (
         {
             "detail": {
@@ -191,7 +222,56 @@ def plain_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=_json_default))
 
 
+# ---------------------------------------------------------------------------------------------- policy
+def not_redone_because(redo: str, attempts: int, max_attempts: int, external_ref: str) -> str | None:
+    """None when a job whose worker was lost may run again, else why not (the Redis scripts agree)."""
+    if redo == Redo.UNTIL_EXTERNAL and external_ref:
+        return f"a paid provider call had started ({external_ref}); running it again could pay twice"
+    if redo not in (Redo.SAFE, Redo.UNTIL_EXTERNAL):
+        return "this kind of job is not safe to run twice"
+    if attempts >= max_attempts:
+        return f"gave up after {attempts} attempts (MVCORE_JOB_MAX_ATTEMPTS={max_attempts})"
+    return None
+
+
+def backoff_s(attempts: int, base: float, cap: float) -> float:
+    """Delay before attempt ``attempts + 1``: ``base``, ``2 base``, ``4 base`` ... at most ``cap``."""
+    return float(min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+@dataclass
+class Claim:
+    """What ``JobStore.claim`` found: the running record (ours), or why not."""
+
+    record: JobRecord | None
+    status: str = ""  # the job's status when it was not claimed ("" = unknown job)
+    wait: float = 0.0  # > 0: the job backs off after a lost worker; claim again after this long
+
+
+def retry_after_s(queued: int) -> int:
+    """A Retry-After for a full queue: grows with the backlog, 5 s to 60 s."""
+    return max(5, min(60, queued // 20))
+
+
+class QueueFull(MvcoreError):
+    """More jobs are queued than ``MVCORE_JOB_QUEUE_MAX``: 429 with ``Retry-After``."""
+
+    status_code = 429
+    code = "QUEUE_FULL"
+
+    def __init__(self, queued: int, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"{queued} jobs are already waiting (limit {limit}); try again later",
+            hint="Retry after the number of seconds in Retry-After, or raise MVCORE_JOB_QUEUE_MAX.",
+            details={"queued": queued, "limit": limit, "retry_after_s": retry_after},
+        )
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 # ---------------------------------------------------------------------------------------------- stores
+Requeue = Callable[[JobRecord], Awaitable[None]]
+
+
 class JobStore(Protocol):
     """Where job records live.  Every transition is atomic in the store."""
 
@@ -199,18 +279,25 @@ class JobStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def create(self, record: JobRecord) -> None: ...
-
-    async def load(self, job_id: str) -> JobRecord | None:
-        """The record; a running job whose worker stopped heartbeating is marked failed first."""
+    async def create(self, record: JobRecord, *, queue_max: int | None = None) -> None:
+        """Add a queued job; raise :class:`QueueFull` when ``queue_max`` jobs already wait."""
         ...
 
-    async def claim(self, job_id: str, worker: str) -> JobRecord | None:
-        """queued -> running (heartbeat starts); None when the job is not queued (cancelled, gone)."""
+    async def load(self, job_id: str) -> JobRecord | None:
+        """The record; a running job whose worker stopped heartbeating gets its verdict first
+        (requeued when its kind is safe to redo and attempts are left, else failed WORKER_LOST)."""
+        ...
+
+    async def claim(self, job_id: str, worker: str, redo: str) -> Claim:
+        """queued -> running (attempts + 1, heartbeat starts), or a lost running job taken over."""
         ...
 
     async def beat(self, job_id: str, worker: str, progress: float, message: str) -> str:
         """Heartbeat + progress of a running job: "ok", "cancel" (requested) or "gone" (not ours)."""
+        ...
+
+    async def note_external(self, job_id: str, worker: str, ref: str) -> None:
+        """A paid provider call created ``ref``: from now on a lost worker means failed, not redone."""
         ...
 
     async def finish(
@@ -228,111 +315,25 @@ class JobStore(Protocol):
         """Write the outcome unless the job is already final (first writer wins)."""
         ...
 
+    async def release(self, job_id: str, worker: str, why: str) -> str:
+        """This worker stops running the job: "requeued" (safe to redo) or "failed" (WORKER_LOST),
+        "gone" when it was not ours any more."""
+        ...
+
+    async def retry(self, job_id: str) -> str | None:
+        """A failed or cancelled job back to queued (attempts start again); its old status, or None."""
+        ...
+
     async def request_cancel(self, job_id: str) -> str | None:
         """queued -> cancelled; running -> cancel flag set (returns "running"); None if unknown."""
         ...
 
     async def list(self, status: str | None, limit: int) -> list[JobRecord]: ...
 
+    async def count(self, status: str) -> int:
+        """How many jobs are ``queued`` or ``running`` now."""
+        ...
+
     async def wait_change(self, job_id: str, timeout: float) -> None:
         """Return when the job may have become final, or after ``timeout`` seconds."""
         ...
-
-
-class MemoryJobStore:
-    """Records in this process (the default, without Redis)."""
-
-    def __init__(self, max_kept: int = MAX_JOBS_KEPT) -> None:
-        self.max_kept = max_kept
-        self._jobs: OrderedDict[str, JobRecord] = OrderedDict()
-        self._events: dict[str, asyncio.Event] = {}
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    def _notify(self, job_id: str) -> None:
-        event = self._events.pop(job_id, None)
-        if event is not None:
-            event.set()
-
-    async def create(self, record: JobRecord) -> None:
-        self._jobs[record.job_id] = dataclasses.replace(record)
-        if len(self._jobs) > self.max_kept:
-            for job_id in [j for j, r in self._jobs.items() if r.final][: len(self._jobs) - self.max_kept]:
-                del self._jobs[job_id]
-
-    async def load(self, job_id: str) -> JobRecord | None:
-        record = self._jobs.get(job_id)
-        return dataclasses.replace(record) if record is not None else None
-
-    async def claim(self, job_id: str, worker: str) -> JobRecord | None:
-        record = self._jobs.get(job_id)
-        if record is None or record.status != "queued":
-            return None
-        now = time.time()
-        record.status, record.started_at, record.heartbeat_at, record.worker = "running", now, now, worker
-        record.message = "started"
-        return dataclasses.replace(record)
-
-    async def beat(self, job_id: str, worker: str, progress: float, message: str) -> str:
-        record = self._jobs.get(job_id)
-        if record is None or record.status != "running" or record.worker != worker:
-            return "gone"
-        record.progress = max(record.progress, progress)
-        record.message = message if not record.cancel_requested else record.message
-        record.heartbeat_at = time.time()
-        return "cancel" if record.cancel_requested else "ok"
-
-    async def finish(
-        self,
-        job_id: str,
-        worker: str | None,
-        status: Status,
-        *,
-        result: dict[str, Any] | None = None,
-        error: dict[str, Any] | None = None,
-        error_status: int | None = None,
-        progress: float | None = None,
-        message: str = "",
-    ) -> bool:
-        record = self._jobs.get(job_id)
-        if record is None or record.final:
-            return False
-        if worker is not None and record.status == "running" and record.worker != worker:
-            return False
-        record.status, record.finished_at = status, time.time()
-        record.result, record.error, record.error_status = result, error, error_status
-        if progress is not None:
-            record.progress = progress
-        record.message = message
-        self._notify(job_id)
-        return True
-
-    async def request_cancel(self, job_id: str) -> str | None:
-        record = self._jobs.get(job_id)
-        if record is None:
-            return None
-        if record.status == "queued":
-            record.error, record.error_status = cancelled_error()
-            record.status, record.finished_at, record.message = "cancelled", time.time(), "cancelled"
-            self._notify(job_id)
-        elif record.status == "running":
-            record.cancel_requested, record.message = True, "cancelling"
-        return record.status
-
-    async def list(self, status: str | None, limit: int) -> list[JobRecord]:
-        out = []
-        for record in reversed(self._jobs.values()):
-            if status is None or record.status == status:
-                out.append(dataclasses.replace(record))
-                if len(out) >= limit:
-                    break
-        return out
-
-    async def wait_change(self, job_id: str, timeout: float) -> None:
-        event = self._events.setdefault(job_id, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)

@@ -1,26 +1,32 @@
-"""Jobs over Redis: taskiq-redis' ListQueueBroker plus a Redis status store.
+"""Jobs over Redis: taskiq-redis' ``RedisStreamBroker`` plus a Redis status store.
 
-With ``MVCORE_REDIS_URL`` set, the API enqueues every job on a Redis list
-(taskiq-redis ``ListQueueBroker``) and ``mvcore worker`` processes -- on this
-machine or others -- run them.  Job records are Redis hashes readable by every
-API process, so jobs survive an API restart.  Workers and API processes must
-share ``MVCORE_DATA_DIR`` (or use the same ``STORAGE_BUCKET``) because results
-are files the API serves.
+With ``MVCORE_REDIS_URL`` set, the API sends every job on a Redis stream read by a
+consumer group (:mod:`mvcore.jobs.broker`), and ``mvcore worker`` processes -- on
+this machine or others -- run them.  Job records are Redis hashes readable by every
+API process, so jobs survive an API restart (and a Redis restart when Redis keeps
+an append-only file).  Workers and API processes must share ``MVCORE_DATA_DIR`` (or
+use the same ``STORAGE_BUCKET``) because results are files the API serves.
 
 Keys (``prefix`` defaults to ``mvcore``, env ``MVCORE_REDIS_PREFIX``)::
 
-    {prefix}:job:{id}         hash: the record (result/error as JSON), expires after MVCORE_JOB_TTL
+    {prefix}:job:{id}         hash: the record (result/error as JSON, the taskiq message as
+                              ``payload``), expires after MVCORE_JOB_TTL
     {prefix}:job:{id}:alive   string with a TTL of the heartbeat timeout, refreshed by the worker
     {prefix}:jobs             sorted set: job ids by creation time (listing)
-    {prefix}:queue            list: the taskiq queue
+    {prefix}:queued           sorted set: queued job ids (queue cap, reaper)
+    {prefix}:running          sorted set: running job ids (reaper)
+    {prefix}:stream           the taskiq stream (consumer group ``mvcore``)
     {prefix}:events           pub/sub channel: a job id each time a job becomes final
-    {prefix}:worker:{id}      string with a TTL: the live workers
+    {prefix}:worker:{id}      string with a TTL: what a live worker says about itself
+    {prefix}:workers          sorted set: worker ids by last announcement (NO_WORKER checks)
+    {prefix}:reaper           lock: one reaper pass at a time
 
-Every transition (claim, heartbeat, finish, cancel, worker lost) is one Lua
-script, so a cancel and a claim, or a finish and a lost-worker verdict, never
-interleave.  A running job whose ``alive`` key expired (its worker was killed or
-stalled past ``MVCORE_JOB_HEARTBEAT_TIMEOUT``) is marked failed ``WORKER_LOST``
-by the first reader that sees it.
+Every transition (create, claim, heartbeat, finish, cancel, release, worker lost,
+retry, resend) is one Lua script (:mod:`mvcore.jobs.redis_scripts`), so a cancel and
+a claim, or a finish and a lost-worker verdict, never interleave.  A running job
+whose ``alive`` key expired (its worker was killed or stalled past
+``MVCORE_JOB_HEARTBEAT_TIMEOUT``) gets its verdict from the first reader, claimer
+or reaper that sees it: requeued (safe kinds, attempts left) or failed.
 """
 
 from __future__ import annotations
@@ -31,16 +37,31 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.asyncio import BlockingConnectionPool, Redis
+from taskiq.exceptions import SendTaskError
 
 from mvcore import logs
 from mvcore.generators.context import GenContext
-from mvcore.jobs.records import JobRecord, Status, cancelled_error, env_number, worker_lost_error
+from mvcore.jobs import redis_scripts as lua
+from mvcore.jobs.broker import CREATE_LABEL, JobStreamBroker, reconnecting_retry
+from mvcore.jobs.records import (
+    ACTIVE,
+    STATUSES,
+    Claim,
+    JobRecord,
+    QueueFull,
+    Redo,
+    Status,
+    cancelled_error,
+    env_number,
+    retry_after_s,
+    worker_lost_error,
+)
+from mvcore.jobs.runner import kick
 from mvcore.jobs.service import JobService
 
 PREFIX_ENV = "MVCORE_REDIS_PREFIX"
@@ -48,78 +69,16 @@ TTL_ENV = "MVCORE_JOB_TTL"
 DEFAULT_PREFIX = "mvcore"
 DEFAULT_TTL = 7 * 24 * 3600.0
 LIST_SCAN_MAX = 2000
-WORKER_BEAT_S = 2.0
 WORKER_TTL_S = 10
-BRPOP_TIMEOUT_S = 2
+REAP_BATCH = 500
+POOL_SIZE = 64
+POOL_WAIT_S = 10.0
+SAFE_REF = re.compile(r"[^A-Za-z0-9_.:/-]")
 
-_CLAIM = """
-local st = redis.call('HGET', KEYS[1], 'status')
-if st ~= 'queued' then return st end
-local ttl = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_timeout')) or 30
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'heartbeat_at', ARGV[1],
-           'worker', ARGV[2], 'message', 'started')
-redis.call('SET', KEYS[2], ARGV[2], 'PX', math.floor(ttl * 1000))
-return redis.call('HGETALL', KEYS[1])
-"""
-
-_BEAT = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then
-  return 'gone'
-end
-local ttl = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_timeout')) or 30
-redis.call('SET', KEYS[2], ARGV[2], 'PX', math.floor(ttl * 1000))
-if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
-  redis.call('HSET', KEYS[1], 'heartbeat_at', ARGV[1], 'progress', ARGV[3])
-  return 'cancel'
-end
-redis.call('HSET', KEYS[1], 'heartbeat_at', ARGV[1], 'progress', ARGV[3], 'message', ARGV[4])
-return 'ok'
-"""
-
-# ARGV: now, worker ('' = anyone), channel, job id, then field/value pairs to set
-_FINISH = """
-local st = redis.call('HGET', KEYS[1], 'status')
-if st ~= 'queued' and st ~= 'running' then return st end
-if ARGV[2] ~= '' and st == 'running' and redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then
-  return 'gone'
-end
-local fields = {'finished_at', ARGV[1]}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('DEL', KEYS[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 'ok'
-"""
-
-# ARGV: now, cancelled error JSON, channel, job id
-_CANCEL = """
-local st = redis.call('HGET', KEYS[1], 'status')
-if not st then return false end
-if st == 'queued' or (st == 'running' and redis.call('EXISTS', KEYS[2]) == 0) then
-  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1], 'error', ARGV[2],
-             'error_status', '409', 'message', 'cancelled')
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
-  return 'cancelled'
-end
-if st == 'running' then
-  redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'message', 'cancelling')
-  return 'running'
-end
-return st
-"""
-
-# ARGV: now, channel, job id, error_status; the error JSON is built per worker
-_LOST = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('EXISTS', KEYS[2]) == 1 then
-  return false
-end
-local worker = redis.call('HGET', KEYS[1], 'worker') or ''
-local err = string.gsub(ARGV[5], '__WORKER__', worker)
-redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[1], 'error', err,
-           'error_status', ARGV[4], 'message', 'worker lost')
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 'lost'
-"""
+# the reasons a lost job is not run again (placeholders filled in by the Lua verdict)
+REASON_EXTERNAL = "a paid provider call had started (__REF__); running it again could pay twice"
+REASON_UNSAFE = "this kind of job is not safe to run twice"
+REASON_ATTEMPTS = "gave up after __ATTEMPTS__ attempts (MVCORE_JOB_MAX_ATTEMPTS=__MAX__)"
 
 
 def _num(value: str | None) -> float | None:
@@ -147,7 +106,7 @@ def record_from_hash(job_id: str, data: dict[str, str]) -> JobRecord:
     return JobRecord(
         job_id=job_id,
         kind=data.get("kind", ""),
-        status=status if status in ("queued", "running", "succeeded", "failed", "cancelled") else "failed",  # type: ignore[arg-type]
+        status=status if status in STATUSES else "failed",  # type: ignore[arg-type]
         progress=_num(data.get("progress")) or 0.0,
         message=data.get("message", ""),
         created_at=_num(data.get("created_at")) or 0.0,
@@ -161,6 +120,11 @@ def record_from_hash(job_id: str, data: dict[str, str]) -> JobRecord:
         heartbeat_at=_num(data.get("heartbeat_at")),
         heartbeat_timeout=_num(data.get("heartbeat_timeout")) or 30.0,
         cancel_requested=data.get("cancel_requested") == "1",
+        attempts=int(_num(data.get("attempts")) or 0),
+        max_attempts=int(_num(data.get("max_attempts")) or 1),
+        redo=data.get("redo") or Redo.NEVER.value,
+        external_ref=data.get("external_ref", ""),
+        retry_at=_num(data.get("retry_at")) or 0.0,
     )
 
 
@@ -175,20 +139,51 @@ def _s(value: float | None) -> str:
 class RedisJobStore:
     """Job records as Redis hashes; see the module docstring for the keys."""
 
-    def __init__(self, url: str, *, prefix: str | None = None, ttl: float | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str | None = None,
+        ttl: float | None = None,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 30.0,
+    ) -> None:
         self.url = url
         self.prefix = prefix or os.environ.get(PREFIX_ENV, "").strip() or DEFAULT_PREFIX
         self.ttl = int(ttl or env_number(TTL_ENV, DEFAULT_TTL, minimum=60))
-        self.redis: Redis = Redis.from_url(
-            url, decode_responses=True, health_check_interval=30, retry=reconnecting_retry()
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        # A blocking pool: past POOL_SIZE commands in flight wait for a connection (up to
+        # POOL_WAIT_S) instead of failing -- redis-py's default pool raises "Too many connections"
+        # at 100, which turned a burst of 100+ job requests into 503s.
+        pool = BlockingConnectionPool.from_url(
+            url,
+            decode_responses=True,
+            health_check_interval=30,
+            retry=reconnecting_retry(),
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT_S,
         )
+        self.redis: Redis = Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self.channel = f"{self.prefix}:events"
         self.index = f"{self.prefix}:jobs"
-        self._claim = self.redis.register_script(_CLAIM)
-        self._beat = self.redis.register_script(_BEAT)
-        self._finish = self.redis.register_script(_FINISH)
-        self._cancel = self.redis.register_script(_CANCEL)
-        self._lost = self.redis.register_script(_LOST)
+        self.queued_key, self.running_key = f"{self.prefix}:queued", f"{self.prefix}:running"
+        self.stream = f"{self.prefix}:stream"
+        self.workers_key = f"{self.prefix}:workers"
+        self._scripts = {
+            name: self.redis.register_script(getattr(lua, name))
+            for name in (
+                "CREATE",
+                "CLAIM",
+                "BEAT",
+                "NOTE",
+                "FINISH",
+                "RELEASE",
+                "LOST",
+                "CANCEL",
+                "RETRY",
+                "RESEND",
+            )
+        }
         self._events: dict[str, asyncio.Event] = {}
         self._listener: asyncio.Task[None] | None = None
         self._closing = False
@@ -198,6 +193,30 @@ class RedisJobStore:
 
     def alive_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:alive"
+
+    def keys(self, job_id: str) -> list[str]:
+        return [self.key(job_id), self.alive_key(job_id), self.queued_key, self.running_key, self.stream]
+
+    def _verdict_args(self, job_id: str, why: str) -> list[str]:
+        error, _ = worker_lost_error("__WORKER__", "__REASON__", 0)
+        error["detail"]["details"]["attempts"] = "__N__"
+        cancelled, _ = cancelled_error()
+        return [
+            _s(time.time()),
+            why,
+            self.channel,
+            job_id,
+            _s(self.backoff_base),
+            _s(self.backoff_cap),
+            json.dumps(error),
+            json.dumps(cancelled),
+            REASON_EXTERNAL,
+            REASON_UNSAFE,
+            REASON_ATTEMPTS,
+        ]
+
+    async def _run(self, name: str, job_id: str, args: list[str]) -> Any:
+        return await self._scripts[name](keys=self.keys(job_id), args=args)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -236,32 +255,33 @@ class RedisJobStore:
                     await pubsub.aclose()
 
     # ---- records -----------------------------------------------------------------------------------
-    async def create(self, record: JobRecord) -> None:
-        key = self.key(record.job_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={
-                    "kind": record.kind,
-                    "status": record.status,
-                    "progress": _s(record.progress),
-                    "message": record.message or "queued",
-                    "created_at": _s(record.created_at),
-                    "heartbeat_timeout": _s(record.heartbeat_timeout),
-                    **({"config": json.dumps(record.config)} if record.config else {}),
-                },
-            )
-            pipe.expire(key, self.ttl)
-            pipe.zadd(self.index, {record.job_id: record.created_at})
-            pipe.zremrangebyscore(self.index, "-inf", time.time() - self.ttl)
-            await pipe.execute()
+    def fields_of(self, record: JobRecord) -> dict[str, str]:
+        """The hash fields of a new job record."""
+        return {
+            "kind": record.kind,
+            "status": record.status,
+            "progress": _s(record.progress),
+            "message": record.message or "queued",
+            "created_at": _s(record.created_at),
+            "queued_at": _s(record.created_at),
+            "heartbeat_timeout": _s(record.heartbeat_timeout),
+            "attempts": "0",
+            "max_attempts": str(record.max_attempts),
+            **({"config": json.dumps(record.config)} if record.config else {}),
+        }
+
+    async def create(self, record: JobRecord, *, queue_max: int | None = None) -> None:
+        flat = [item for pair in self.fields_of(record).items() for item in pair]
+        cap = queue_max if queue_max is not None else 2**62
+        verdict = await self._scripts["CREATE"](
+            keys=[*self.keys(record.job_id), self.index],
+            args=[str(cap), str(self.ttl), record.job_id, _s(time.time()), *flat],
+        )
+        if verdict[0] == "full":
+            raise QueueFull(int(verdict[1]), cap, retry_after=retry_after_s(int(verdict[1])))
 
     async def _lost_check(self, job_id: str) -> None:
-        error, status = worker_lost_error("__WORKER__")
-        await self._lost(
-            keys=[self.key(job_id), self.alive_key(job_id)],
-            args=[_s(time.time()), self.channel, job_id, str(status), json.dumps(error)],
-        )
+        await self._run("LOST", job_id, self._verdict_args(job_id, "worker lost"))
 
     async def load(self, job_id: str) -> JobRecord | None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -278,21 +298,34 @@ class RedisJobStore:
                 return None
         return record_from_hash(job_id, data)
 
-    async def claim(self, job_id: str, worker: str) -> JobRecord | None:
-        verdict = await self._claim(
-            keys=[self.key(job_id), self.alive_key(job_id)], args=[_s(time.time()), worker]
+    async def claim(self, job_id: str, worker: str, redo: str) -> Claim:
+        verdict = await self._run("CLAIM", job_id, [worker, redo, *self._verdict_args(job_id, "worker lost")])
+        head = str(verdict[0])
+        if head == "wait":
+            return Claim(None, "queued", wait=float(verdict[1]))
+        if head != "running":
+            return Claim(None, "" if head == "gone" else head)
+        attempts, ttl, max_attempts, kind, created = (str(v) for v in verdict[1:6])
+        record = JobRecord(
+            job_id,
+            kind,
+            status="running",
+            created_at=float(created),
+            started_at=time.time(),
+            worker=worker,
+            heartbeat_timeout=float(ttl),
+            attempts=int(attempts),
+            max_attempts=int(max_attempts),
+            redo=redo,
         )
-        if not isinstance(verdict, list) or not verdict:  # not queued: cancelled, already taken or gone
-            return None
-        data = {str(verdict[i]): str(verdict[i + 1]) for i in range(0, len(verdict) - 1, 2)}
-        return record_from_hash(job_id, data)
+        return Claim(record, "running")
 
     async def beat(self, job_id: str, worker: str, progress: float, message: str) -> str:
-        verdict = await self._beat(
-            keys=[self.key(job_id), self.alive_key(job_id)],
-            args=[_s(time.time()), worker, _s(round(progress, 4)), message],
-        )
-        return str(verdict)
+        args = [_s(time.time()), worker, _s(round(progress, 4)), message]
+        return str(await self._run("BEAT", job_id, args))
+
+    async def note_external(self, job_id: str, worker: str, ref: str) -> None:
+        await self._run("NOTE", job_id, [worker, SAFE_REF.sub("_", ref)[:200] or "?"])
 
     async def finish(
         self,
@@ -320,17 +353,22 @@ class RedisJobStore:
         ]
         if progress is not None:
             fields += ["progress", _s(progress)]
-        verdict = await self._finish(
-            keys=[self.key(job_id), self.alive_key(job_id)],
-            args=[_s(time.time()), worker or "", self.channel, job_id, *fields],
+        verdict = await self._run(
+            "FINISH", job_id, [_s(time.time()), worker or "", self.channel, job_id, *fields]
         )
         return verdict == "ok"
 
+    async def release(self, job_id: str, worker: str, why: str) -> str:
+        return str(await self._run("RELEASE", job_id, [worker, *self._verdict_args(job_id, why)]))
+
+    async def retry(self, job_id: str) -> str | None:
+        verdict = await self._run("RETRY", job_id, [_s(time.time()), job_id])
+        return str(verdict) if verdict else None
+
     async def request_cancel(self, job_id: str) -> str | None:
         error, _ = cancelled_error()
-        verdict = await self._cancel(
-            keys=[self.key(job_id), self.alive_key(job_id)],
-            args=[_s(time.time()), json.dumps(error), self.channel, job_id],
+        verdict = await self._run(
+            "CANCEL", job_id, [_s(time.time()), json.dumps(error), self.channel, job_id]
         )
         return str(verdict) if verdict else None
 
@@ -365,6 +403,10 @@ class RedisJobStore:
                 await self.redis.zrem(self.index, *expired)
         return out
 
+    async def count(self, status: str) -> int:
+        assert status in ACTIVE
+        return int(await self.redis.zcard(self.queued_key if status == "queued" else self.running_key))
+
     async def wait_change(self, job_id: str, timeout: float) -> None:
         if self._listener is None or self._listener.done():
             await asyncio.sleep(timeout)
@@ -373,68 +415,92 @@ class RedisJobStore:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
 
+    # ---- the reaper ----------------------------------------------------------------------------------
+    async def reap(self, min_age: float) -> dict[str, int]:
+        """One pass over the queued and running sets (one process at a time, by a Redis lock).
+
+        A running job without a heartbeat gets its verdict (requeued or failed) -- whether or not
+        its message is still pending somewhere; a queued job older than ``min_age`` whose message
+        is no longer in the stream (Redis lost it, a sender died between record and message) is
+        sent again from its stored payload, or failed when there is none.  Index entries of jobs
+        that are no longer queued/running are dropped.
+        """
+        counts: dict[str, int] = {}
+        lock = self.redis.lock(f"{self.prefix}:reaper", timeout=max(5.0, min_age), blocking=False)
+        if not await lock.acquire():
+            return counts
+        try:
+            for job_id in [str(i) for i in await self.redis.zrange(self.running_key, 0, REAP_BATCH - 1)]:
+                data = await self.redis.hmget(self.key(job_id), ["status"])
+                if data[0] != "running":
+                    await self.redis.zrem(self.running_key, job_id)
+                    continue
+                verdict = await self._run("LOST", job_id, self._verdict_args(job_id, "worker lost (reaper)"))
+                if verdict:
+                    counts[str(verdict)] = counts.get(str(verdict), 0) + 1
+            now = _s(time.time())
+            for job_id in [str(i) for i in await self.redis.zrange(self.queued_key, 0, REAP_BATCH - 1)]:
+                verdict = str(await self._run("RESEND", job_id, [now, job_id, _s(min_age)]))
+                if verdict == "no-payload":
+                    await self._fail_unsendable(job_id)
+                if verdict in ("resent", "no-payload"):
+                    counts[verdict] = counts.get(verdict, 0) + 1
+        finally:
+            with contextlib.suppress(Exception):
+                await lock.release()
+        if counts:
+            logs.event("jobs_reaped", logging.WARNING, **counts)
+        return counts
+
+    async def _fail_unsendable(self, job_id: str) -> None:
+        error = {
+            "detail": {
+                "error": "JOB_LOST",
+                "message": "The job's message was lost before any worker took it",
+                "details": {"hint": "Submit the request again."},
+            }
+        }
+        await self.finish(job_id, None, "failed", error=error, error_status=503, message="message lost")
+
     # ---- workers -----------------------------------------------------------------------------------
     async def worker_beat(self, worker_id: str, info: dict[str, Any]) -> None:
-        await self.redis.set(f"{self.prefix}:worker:{worker_id}", json.dumps(info), ex=WORKER_TTL_S)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(f"{self.prefix}:worker:{worker_id}", json.dumps(info), ex=WORKER_TTL_S)
+            pipe.zadd(self.workers_key, {worker_id: time.time()})
+            pipe.zremrangebyscore(self.workers_key, "-inf", time.time() - WORKER_TTL_S)
+            await pipe.execute()
 
     async def worker_gone(self, worker_id: str) -> None:
-        await self.redis.delete(f"{self.prefix}:worker:{worker_id}")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(f"{self.prefix}:worker:{worker_id}")
+            pipe.zrem(self.workers_key, worker_id)
+            await pipe.execute()
 
     async def workers(self) -> builtins.list[dict[str, Any]]:
+        ids = await self.redis.zrangebyscore(self.workers_key, time.time() - WORKER_TTL_S, "+inf")
+        if not ids:
+            return []
+        raws = await self.redis.mget([f"{self.prefix}:worker:{i!s}" for i in ids])
         out = []
-        async for key in self.redis.scan_iter(match=f"{self.prefix}:worker:*", count=200):
-            raw = await self.redis.get(key)
+        for raw in raws:
             if raw:
                 with contextlib.suppress(ValueError):
                     out.append(json.loads(raw))
         return sorted(out, key=lambda w: str(w.get("worker_id")))
 
-
-def reconnecting_retry() -> Retry:
-    """Retry a command a few times (reconnecting) on ConnectionError/TimeoutError, ~1.5 s in all.
-
-    A pool built by ``from_url`` retries nothing by default, so after Redis restarts the first
-    command on each pooled (now dead) connection failed -- a worker lost the job it had just
-    popped, an API process answered 503 to a request that could simply have reconnected.
-    """
-    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 5)
+    async def has_worker(self) -> bool:
+        """A worker announced itself within WORKER_TTL_S (one ZCOUNT: no keyspace scan per wait)."""
+        return bool(await self.redis.zcount(self.workers_key, time.time() - WORKER_TTL_S, "+inf"))
 
 
-def _raise_if_cancelling() -> None:
-    """redis-py may swallow a CancelledError while (re)connecting; honour the pending cancel anyway."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-def make_broker(url: str, prefix: str) -> Any:
-    """The taskiq-redis broker every API process and worker uses (one Redis list, at-most-once).
-
-    ``ListQueueBroker.listen`` blocks in ``BRPOP`` with no timeout, which redis-py 8's default
-    5 s socket timeout turns into a crash of an idle worker (taskiq-redis issue #127); this
-    subclass pops with a short server-side timeout instead and rides out connection errors.
-    """
-    from collections.abc import AsyncGenerator
-
-    from redis import exceptions as redis_errors
-    from taskiq_redis import ListQueueBroker
-
-    class PollingListQueueBroker(ListQueueBroker):
-        async def listen(self) -> AsyncGenerator[bytes, None]:
-            while True:
-                _raise_if_cancelling()
-                try:
-                    async with Redis(connection_pool=self.connection_pool) as conn:
-                        popped = await conn.brpop([self.queue_name], timeout=BRPOP_TIMEOUT_S)
-                except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-                    logs.event("worker_queue_error", logging.WARNING, error=repr(exc)[:300])
-                    await asyncio.sleep(1.0)
-                    continue
-                if popped is not None:
-                    data = popped[1]
-                    yield data if isinstance(data, bytes) else str(data).encode()
-
-    return PollingListQueueBroker(url, queue_name=f"{prefix}:queue", retry=reconnecting_retry())
+def make_broker(
+    url: str, prefix: str, settings: Any = None, *, consumer: str | None = None, batch: int = 2
+) -> JobStreamBroker:
+    """The broker every API process and worker uses (see :mod:`mvcore.jobs.broker`)."""
+    visibility = float(getattr(settings, "job_visibility_timeout_s", 45.0))
+    return JobStreamBroker(
+        url, prefix, visibility_timeout_s=visibility, claim_batch=batch, consumer_name=consumer
+    )
 
 
 class RedisJobService(JobService):
@@ -449,16 +515,42 @@ class RedisJobService(JobService):
         ttl: float | None = None,
         heartbeat_timeout: float | None = None,
     ) -> None:
-        store = RedisJobStore(redis_url, prefix=prefix, ttl=ttl)
+        settings = ctx.settings
+        store = RedisJobStore(
+            redis_url,
+            prefix=prefix,
+            ttl=ttl,
+            backoff_base=settings.job_retry_backoff_s,
+            backoff_cap=settings.job_retry_backoff_max_s,
+        )
         super().__init__(
             ctx,
             store=store,
-            broker=make_broker(redis_url, store.prefix),
+            broker=make_broker(redis_url, store.prefix, settings),
             runner=None,
             heartbeat_timeout=heartbeat_timeout,
         )
         self.redis_store = store
 
+    async def _enqueue(
+        self, record: JobRecord, kind: str, request: dict[str, Any], bundle: dict[str, Any]
+    ) -> None:
+        """Record and message in one Lua call, made by the broker's kick (see mvcore.jobs.broker)."""
+        spec = {
+            "cap": str(self.queue_max),
+            "ttl": str(self.redis_store.ttl),
+            "fields": self.redis_store.fields_of(record),
+        }
+        try:
+            await kick(self.broker, record.job_id, kind, request, bundle, {CREATE_LABEL: json.dumps(spec)})
+        except SendTaskError as exc:  # taskiq wraps what kick raised: a full queue is the caller's 429
+            if isinstance(exc.__cause__, QueueFull):
+                raise exc.__cause__ from None
+            raise
+
     async def workers(self) -> builtins.list[dict[str, Any]]:
         """The live ``mvcore worker`` processes (each refreshes its entry every 2 s)."""
         return await self.redis_store.workers()
+
+    async def has_worker(self) -> bool:
+        return await self.redis_store.has_worker()

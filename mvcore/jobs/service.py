@@ -8,20 +8,23 @@ changes nothing.
 
 Three pieces, the same for both deployments:
 
-- a **store** of job records (status, progress, result or error): in process
-  (:class:`MemoryJobStore`) or in Redis (:mod:`mvcore.jobs.redis_store`), readable by
-  every API process;
+- a **store** of job records (status, progress, attempts, result or error): in
+  process (:class:`~mvcore.jobs.memory_store.MemoryJobStore`) or in Redis
+  (:mod:`mvcore.jobs.redis_store`), readable by every API process;
 - a **broker**: taskiq's ``InMemoryBroker`` in process, or taskiq-redis'
-  ``ListQueueBroker`` feeding ``mvcore worker`` processes;
-- a :class:`JobRunner` on the executing side: it claims the job (queued ->
-  running, atomically, so a cancelled job is skipped), runs
-  :func:`mvcore.generators.registry.execute`, heartbeats the record, writes
-  throttled progress, polls the cancel flag and writes the outcome.
+  ``RedisStreamBroker`` (:mod:`mvcore.jobs.broker`) feeding ``mvcore worker`` processes;
+- a :class:`~mvcore.jobs.runner.JobRunner` on the executing side.
+
+Nothing waits forever: a synchronous call whose job stays queued with no live
+worker for ``MVCORE_JOB_NO_WORKER_WAIT`` seconds answers 503 ``NO_WORKER`` with the
+job id (the job stays queued); more than ``MVCORE_JOB_QUEUE_MAX`` queued jobs
+answer 429 ``QUEUE_FULL`` with ``Retry-After``; stopping the service cancels its
+waiters and drains its in-process jobs (``MVCORE_JOB_DRAIN_GRACE``).
 
 Environment (read here, not in Settings):
 
 - ``MVCORE_JOB_HEARTBEAT_TIMEOUT`` (seconds, default 30): a running job whose
-  worker has not heartbeaten for this long is marked failed ``WORKER_LOST``;
+  worker has not heartbeaten for this long gets the worker-lost verdict;
 - ``MVCORE_JOB_CONCURRENCY`` (default 4): jobs run at once by the in-process
   runner (no Redis); ``mvcore worker --concurrency N`` sets it per worker.
 """
@@ -34,35 +37,28 @@ import contextlib
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from taskiq import AsyncBroker
 
 from mvcore import logs
 from mvcore.errors import BadInput, MvcoreError, NotFound
 from mvcore.generators.context import GenContext
-from mvcore.generators.registry import GENERATORS, execute
+from mvcore.generators.registry import GENERATORS
+from mvcore.jobs.memory_store import MemoryJobStore
 from mvcore.jobs.records import (
-    PROGRESS_MIN_INTERVAL,
-    PROGRESS_MIN_STEP,
-    TASK_NAME,
     JobFailed,
     JobRecord,
     JobStore,
-    MemoryJobStore,
-    Status,
-    cancelled_error,
+    StopReason,
     concurrency_from_env,
-    error_of,
     heartbeat_timeout_from_env,
     new_worker_id,
-    plain_json,
-    tick_for,
     worker_lost_error,
 )
+from mvcore.jobs.runner import JobRunner, kick, register_job_task
 
 __all__ = [
     "JobFailed",
@@ -71,245 +67,18 @@ __all__ = [
     "JobService",
     "JobStore",
     "MemoryJobStore",
+    "StopReason",
     "kick",
     "new_worker_id",
     "register_job_task",
 ]
 
-
-# ---------------------------------------------------------------------------------------------- runner
-@dataclass
-class _Running:
-    record: JobRecord
-    task: asyncio.Task[dict[str, Any]] | None = None
-    progress: float = 0.0
-    message: str = "started"
-    written_progress: float = 0.0
-    written_at: float = field(default_factory=time.monotonic)
-    writing: bool = False
-    stop_reason: str | None = None  # "cancel" | "gone" | "shutdown"
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    background: set[asyncio.Task[None]] = field(default_factory=set)
-
-
-class JobRunner:
-    """The executing side: what a taskiq task does with one job (in the API process or a worker)."""
-
-    def __init__(
-        self,
-        ctx: GenContext,
-        store: JobStore,
-        *,
-        worker_id: str | None = None,
-        concurrency: int | None = None,
-    ) -> None:
-        self.ctx = ctx
-        self.store = store
-        self.worker_id = worker_id or new_worker_id()
-        self.concurrency = concurrency
-        self._slots: asyncio.Semaphore | None = None
-        self._running: dict[str, _Running] = {}
-        self.completed = 0
-
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
-    def _semaphore(self) -> asyncio.Semaphore | None:
-        if self.concurrency and self._slots is None:
-            self._slots = asyncio.Semaphore(self.concurrency)
-        return self._slots
-
-    async def run_job(
-        self, job_id: str, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]
-    ) -> None:
-        slots = self._semaphore()
-        if slots is None:
-            await self._claim_and_run(job_id, kind, request, bundle)
-            return
-        async with slots:
-            await self._claim_and_run(job_id, kind, request, bundle)
-
-    async def _claim_and_run(
-        self, job_id: str, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]
-    ) -> None:
-        record = await self.store.claim(job_id, self.worker_id)
-        if record is None:
-            logs.event("job_skipped", logging.INFO, job_id=job_id, kind=kind, reason="not queued")
-            return
-        logs.event(
-            "job_started",
-            logging.INFO,
-            job_id=job_id,
-            kind=kind,
-            worker=self.worker_id,
-            generation=bundle.get("meta", {}).get("generation"),
-        )
-        state = _Running(record)
-        self._running[job_id] = state
-        try:
-            await self._execute(state, kind, request, bundle)
-        finally:
-            self._running.pop(job_id, None)
-            for task in list(state.background):
-                task.cancel()
-            state.done.set()
-            self.completed += 1
-
-    async def _execute(
-        self, state: _Running, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        loop_thread = threading.get_ident()
-
-        def progress(fraction: float, message: str) -> None:
-            if threading.get_ident() != loop_thread:
-                loop.call_soon_threadsafe(progress, fraction, message)
-                return
-            state.progress = max(state.progress, min(1.0, max(0.0, float(fraction))))
-            state.message = str(message)[:200]
-            now = time.monotonic()
-            if not state.writing and (
-                state.progress - state.written_progress >= PROGRESS_MIN_STEP
-                or now - state.written_at >= PROGRESS_MIN_INTERVAL
-            ):
-                write = loop.create_task(self._beat(state))
-                state.background.add(write)
-                write.add_done_callback(state.background.discard)
-
-        task = asyncio.create_task(execute(kind, request, bundle, self.ctx.with_progress(progress)))
-        state.task = task
-        tick = tick_for(state.record.heartbeat_timeout)
-        try:
-            while not task.done():
-                await asyncio.wait({task}, timeout=tick)
-                if not task.done():
-                    await self._beat(state)
-        except asyncio.CancelledError:
-            # The runner itself is stopped (forced worker shutdown): stop the work and say so.
-            state.stop_reason = state.stop_reason or "shutdown"
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(self._conclude(state, task))
-            raise
-        await self._conclude(state, task)
-
-    async def _conclude(self, state: _Running, task: asyncio.Task[dict[str, Any]]) -> None:
-        with contextlib.suppress(BaseException):
-            await asyncio.wait({task})
-        job_id, worker = state.record.job_id, self.worker_id
-        status: Status
-        result = error = None
-        error_status = None
-        progress: float | None = None
-        message = ""
-        if task.cancelled() or isinstance(task.exception(), asyncio.CancelledError):
-            if state.stop_reason == "gone":
-                logs.event("job_abandoned", logging.WARNING, job_id=job_id, worker=worker)
-                return
-            if state.stop_reason == "shutdown":
-                status, message = "failed", "worker stopped"
-                error, error_status = worker_lost_error(worker)
-            else:
-                status, message = "cancelled", "cancelled"
-                error, error_status = cancelled_error()
-        elif task.exception() is not None:
-            exc = task.exception()
-            assert exc is not None
-            status, message = "failed", "failed"
-            error, error_status = error_of(exc)
-            if not isinstance(exc, MvcoreError):
-                logs.event("job_crashed", logging.ERROR, job_id=job_id, error=repr(exc)[:500])
-        else:
-            status, message, progress = "succeeded", "done", 1.0
-            try:
-                result = plain_json(task.result())
-            except (TypeError, ValueError) as exc:
-                status, message, progress = "failed", "failed", None
-                error, error_status = error_of(exc)
-        written = await self.store.finish(
-            job_id,
-            worker,
-            status,
-            result=result,
-            error=error,
-            error_status=error_status,
-            progress=progress,
-            message=message,
-        )
-        logs.event(
-            "job_finished",
-            logging.INFO if status == "succeeded" else logging.WARNING,
-            job_id=job_id,
-            kind=state.record.kind,
-            status=status,
-            written=written,
-            code=(error or {}).get("detail", {}).get("error"),
-        )
-
-    async def _beat(self, state: _Running) -> None:
-        if state.writing or state.task is None:
-            return
-        state.writing = True
-        sent = state.progress
-        try:
-            verdict = await self.store.beat(state.record.job_id, self.worker_id, sent, state.message)
-        except Exception as exc:  # a store hiccup must not fail the job
-            logs.event("job_heartbeat_failed", logging.WARNING, job_id=state.record.job_id, error=repr(exc))
-            return
-        finally:
-            state.writing = False
-            state.written_at = time.monotonic()
-        state.written_progress = sent
-        if verdict in ("cancel", "gone") and not state.task.done():
-            state.stop_reason = state.stop_reason or verdict
-            state.task.cancel()
-
-    # ---- control from this process -------------------------------------------------------------
-    def cancel_local(self, job_id: str) -> asyncio.Event | None:
-        """Cancel a job running in this process now; the event is set once its outcome is written."""
-        state = self._running.get(job_id)
-        if state is None or state.task is None:
-            return None
-        state.stop_reason = state.stop_reason or "cancel"
-        state.task.cancel()
-        return state.done
-
-    async def cancel_all(self, reason: str = "cancel", timeout: float = 10.0) -> None:
-        states = list(self._running.values())
-        for state in states:
-            if state.task is not None:
-                state.stop_reason = state.stop_reason or reason
-                state.task.cancel()
-        if states:
-            waiters = [asyncio.ensure_future(s.done.wait()) for s in states]
-            _, pending = await asyncio.wait(waiters, timeout=timeout)
-            for waiter in pending:
-                waiter.cancel()
-
-
-def register_job_task(broker: Any, runner: JobRunner) -> Any:
-    """Register the one task every job runs (``mvcore.run_job``) on a taskiq broker."""
-
-    async def run_job(job_id: str, kind: str, request: dict[str, Any], bundle: dict[str, Any]) -> None:
-        await runner.run_job(job_id, kind, request, bundle)
-
-    return broker.register_task(run_job, task_name=TASK_NAME)
-
-
-async def kick(
-    broker: Any, job_id: str, kind: str, request: Mapping[str, Any], bundle: Mapping[str, Any]
-) -> None:
-    """Send one job to the broker (taskiq ``kiq``); the taskiq task id is the job id."""
-    from taskiq.kicker import AsyncKicker
-
-    kicker: AsyncKicker[Any, Any] = AsyncKicker(TASK_NAME, broker, {})
-    await kicker.with_task_id(job_id).kiq(job_id, kind, dict(request), dict(bundle))
+WAIT_STEP_S = 1.0  # how often a synchronous wait re-checks for a live worker
 
 
 # ---------------------------------------------------------------------------------------------- service
 class JobService:
-    """What the API uses: submit, run (submit and wait), get, cancel, list.
+    """What the API uses: submit, run (submit and wait), get, cancel, retry, list.
 
     ``JobService(ctx)`` runs jobs in this process through taskiq's ``InMemoryBroker``;
     :class:`mvcore.jobs.redis_store.RedisJobService` sends them to ``mvcore worker`` processes.
@@ -320,20 +89,29 @@ class JobService:
         ctx: GenContext,
         *,
         store: JobStore | None = None,
-        broker: Any = None,
+        broker: AsyncBroker | None = None,
         runner: JobRunner | None = None,
         concurrency: int | None = None,
         heartbeat_timeout: float | None = None,
     ) -> None:
         self.ctx = ctx
+        settings = ctx.settings
         self.heartbeat_timeout = heartbeat_timeout or heartbeat_timeout_from_env()
+        self.max_attempts = settings.job_max_attempts
+        self.queue_max = settings.job_queue_max
+        self.no_worker_wait = settings.job_no_worker_wait_s
+        self.drain_grace = settings.job_drain_grace_s
         receiver_log = logging.getLogger("taskiq.receiver.receiver")
         if receiver_log.level == logging.NOTSET:
             receiver_log.setLevel(logging.WARNING)  # one INFO line per job; mvcore logs job_* events itself
         if broker is None:
             from taskiq import InMemoryBroker
 
-            store = store or MemoryJobStore()
+            store = store or MemoryJobStore(
+                requeue=self._resend,
+                backoff_base=settings.job_retry_backoff_s,
+                backoff_cap=settings.job_retry_backoff_max_s,
+            )
             broker = InMemoryBroker(max_stored_results=1)
             runner = runner or JobRunner(
                 ctx, store, worker_id="in-process", concurrency=concurrency or concurrency_from_env()
@@ -342,37 +120,74 @@ class JobService:
         if store is None:
             raise ValueError("a JobService with its own broker needs a store")
         self.store: JobStore = store
-        self.broker = broker
+        self.broker: AsyncBroker = broker
         self.runner = runner
         self._started = False
+        self._accepting = True
+        self._waiters: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         if not self._started:
             await self.store.start()
             await self.broker.startup()
             self._started = True
+            self._accepting = True
 
     async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cancel_all("cancel")
+        """Stop: take no more in-process jobs, let running ones finish (grace), settle the rest.
+
+        Jobs this process runs and cannot finish in ``MVCORE_JOB_DRAIN_GRACE`` end ``failed``
+        with ``WORKER_LOST`` (nothing in a stopping process can run them again); every
+        synchronous request still waiting here is cancelled, so shutdown never hangs on one.
+        """
+        self._accepting = False
+        if self.runner is not None and isinstance(self.store, MemoryJobStore):
+            self.store.requeue = None  # this process is going away: a lost job is failed, not re-sent
+            await self.runner.drain(self.drain_grace)
+            for record in await self.store.active():
+                error, status = worker_lost_error(
+                    self.runner.worker_id, "the server stopped before the job started", record.attempts
+                )
+                await self.store.finish(
+                    record.job_id, None, "failed", error=error, error_status=status, message="server stopped"
+                )
+        elif self.runner is not None:
+            await self.runner.drain(self.drain_grace)
+        for waiter in list(self._waiters):
+            waiter.cancel()
+        if self._waiters:
+            await asyncio.wait(set(self._waiters), timeout=5.0)
         if self._started:
             self._started = False
             with contextlib.suppress(Exception):
                 await self.broker.shutdown()
             await self.store.close()
 
+    async def _resend(self, record: JobRecord) -> None:
+        """Send an in-process job again (the memory store's requeue after a lost run, or a retry)."""
+        kind, request, bundle = record.payload
+        await kick(self.broker, record.job_id, kind, request, bundle)
+
     async def submit(self, kind: str, request: dict[str, Any], bundle: dict[str, Any]) -> JobRecord:
         if kind not in GENERATORS:
             raise BadInput(f"Unknown job kind {kind!r}", alternatives=list(GENERATORS))
+        if not self._accepting and self.runner is not None:
+            raise MvcoreError(
+                "The server is shutting down and takes no new jobs",
+                code="SHUTTING_DOWN",
+                status_code=503,
+                hint="Retry in a moment (another instance will take it).",
+            )
         record = JobRecord(
             str(uuid.uuid4()),
             kind,
             heartbeat_timeout=self.heartbeat_timeout,
             config=dict(bundle.get("meta") or {}) or None,
+            max_attempts=self.max_attempts,
+            payload=(kind, request, bundle) if isinstance(self.store, MemoryJobStore) else None,
         )
         try:
-            await self.store.create(record)
-            await kick(self.broker, record.job_id, kind, request, bundle)
+            await self._enqueue(record, kind, request, bundle)
         except MvcoreError:
             raise
         except Exception as exc:
@@ -397,6 +212,13 @@ class JobService:
         )
         return record
 
+    async def _enqueue(
+        self, record: JobRecord, kind: str, request: dict[str, Any], bundle: dict[str, Any]
+    ) -> None:
+        """Create the record (raises QueueFull past the cap) and send the job."""
+        await self.store.create(record, queue_max=self.queue_max)
+        await kick(self.broker, record.job_id, kind, request, bundle)
+
     async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
         """Wait until the job is final (or ``timeout`` passes) and return its record."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -412,10 +234,31 @@ class JobService:
             await self.store.wait_change(job_id, step)
             interval = min(interval * 2, 1.0)
 
+    async def has_worker(self) -> bool:
+        """Is anything running jobs?  In process: this process (while it is not stopping)."""
+        return self.runner is not None and self._accepting
+
+    async def _wait_for_outcome(self, job_id: str) -> JobRecord:
+        """Wait for the job; 503 NO_WORKER when it stays queued without a live worker too long."""
+        alone_since: float | None = None
+        while True:
+            record = await self.wait(job_id, timeout=WAIT_STEP_S)
+            if record.final:
+                return record
+            if record.status == "queued" and not await self.has_worker():
+                alone_since = alone_since or time.monotonic()
+                if time.monotonic() - alone_since >= self.no_worker_wait:
+                    raise _no_worker_error(job_id, self.no_worker_wait)
+            else:
+                alone_since = None
+
     async def run(self, kind: str, request: dict[str, Any], bundle: dict[str, Any]) -> dict[str, Any]:
         record = await self.submit(kind, request, bundle)
+        me = asyncio.current_task()
+        if me is not None:
+            self._waiters.add(me)
         try:
-            record = await self.wait(record.job_id)
+            record = await self._wait_for_outcome(record.job_id)
         except NotFound:
             # the caller never saw a job id: "job not found, use an id from ?async=true" would be
             # nonsense to them; what happened is that the job store lost the record mid-request
@@ -425,6 +268,9 @@ class JobService:
                 status_code=503,
                 hint="The job store lost its data (was Redis restarted without persistence?); retry.",
             ) from None
+        finally:
+            if me is not None:
+                self._waiters.discard(me)
         if record.status == "succeeded" and record.result is not None:
             return record.result
         raise JobFailed(record)
@@ -460,7 +306,27 @@ class JobService:
         logs.event("job_cancel_requested", logging.INFO, job_id=job_id, was=state)
         return await self.get(job_id)
 
-    async def list(self, status: str | None = None, limit: int = 50) -> list[JobRecord]:
+    async def retry(self, job_id: str) -> JobRecord:
+        """Queue a failed or cancelled job again (same id, attempts start over)."""
+        try:
+            was = await self.store.retry(job_id)
+        except MvcoreError:
+            raise
+        except Exception as exc:
+            raise _queue_down_error() from exc
+        if was is None:
+            await self.get(job_id)  # raises the 404
+        if was not in ("failed", "cancelled"):
+            record = await self.get(job_id)
+            raise BadInput(
+                f"Job {job_id} is {record.status}; only failed or cancelled jobs can be retried",
+                details={"field": "job_id", "status": record.status},
+                hint="Wait for the job to end, or submit the request again.",
+            )
+        logs.event("job_retried", logging.INFO, job_id=job_id, was=was)
+        return await self.get(job_id)
+
+    async def list(self, status: str | None = None, limit: int = 50) -> builtins.list[JobRecord]:
         try:
             return await self.store.list(status, max(1, min(limit, 500)))
         except MvcoreError:
@@ -482,6 +348,16 @@ class JobService:
                 "completed": self.runner.completed,
             }
         ]
+
+
+def _no_worker_error(job_id: str, waited: float) -> MvcoreError:
+    return MvcoreError(
+        f"No worker took the job within {waited:g} s; it stays queued",
+        code="NO_WORKER",
+        status_code=503,
+        details={"job_id": job_id, "status_url": f"/api/mv/jobs/{job_id}"},
+        hint="Start `mvcore worker` (MVCORE_REDIS_URL), then poll status_url; the job runs when one is up.",
+    )
 
 
 def _queue_down_error() -> MvcoreError:

@@ -7,9 +7,19 @@ under ``{prefix}:worker:{id}`` every 2 s.  Workers need no flavors: every job
 carries its resolved config.  They must share ``MVCORE_DATA_DIR`` (or the
 ``STORAGE_BUCKET``) with the API processes, which serve the files.
 
+Delivery is acknowledged (:mod:`mvcore.jobs.broker`): a message is acked only once
+its job's outcome is recorded, so a worker killed outright loses nothing -- its
+messages are redelivered to another worker after ``MVCORE_JOB_VISIBILITY_TIMEOUT``,
+and its running jobs (heartbeat gone) are requeued when safe to redo.  Every worker
+also runs the reaper (:meth:`RedisJobStore.reap`, one at a time by a Redis lock)
+every ``MVCORE_JOB_REAPER_INTERVAL`` seconds.
+
 Stopping: the first SIGTERM/SIGINT stops taking jobs and lets the running ones
-finish; a second one cancels them (they end ``failed`` with ``WORKER_LOST``).
-A worker killed outright is detected by the API through the job heartbeat.
+finish for up to ``MVCORE_JOB_DRAIN_GRACE`` seconds (taskiq's ``wait_tasks_timeout``);
+what is left is released -- requeued for another worker when safe to redo, else
+``failed`` with ``WORKER_LOST``.  A second signal releases them at once.  A draining
+worker stops announcing itself at once (it takes no more jobs, so a synchronous call
+waiting on a queued job must not count on it: ``NO_WORKER``).
 """
 
 from __future__ import annotations
@@ -25,11 +35,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mvcore import logs
-from mvcore.jobs.service import JobRunner, new_worker_id, register_job_task
+from mvcore.jobs.records import StopReason, new_worker_id
+from mvcore.jobs.runner import JobRunner, register_job_task
 from mvcore.media.scratch import sweep_scratch
 from mvcore.settings import Settings
 
 log = logging.getLogger("mvcore.jobs.worker")
+HELPER_STOP_S = 3.0
 
 
 class Worker:
@@ -45,8 +57,14 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         host = app_plugin_host(settings)
         self.ctx = build_context(settings, host.providers(settings), models=app_catalogue(host))
-        self.store = RedisJobStore(settings.redis_url)
-        self.broker = make_broker(settings.redis_url, self.store.prefix)
+        self.store = RedisJobStore(
+            settings.redis_url,
+            backoff_base=settings.job_retry_backoff_s,
+            backoff_cap=settings.job_retry_backoff_max_s,
+        )
+        self.broker = make_broker(
+            settings.redis_url, self.store.prefix, settings, consumer=self.worker_id, batch=self.concurrency
+        )
         self.runner = JobRunner(self.ctx, self.store, worker_id=self.worker_id, concurrency=self.concurrency)
         register_job_task(self.broker, self.runner)
         self.finish = asyncio.Event()
@@ -65,14 +83,25 @@ class Worker:
         }
 
     async def _announce(self) -> None:
-        while True:
+        while not self.finish.is_set():
             try:
                 await self.store.worker_beat(self.worker_id, self.info())
             except Exception as exc:  # Redis may blip; keep working
                 logs.event("worker_announce_failed", logging.WARNING, error=repr(exc)[:300])
             await asyncio.sleep(2.0)
 
+    async def _reap(self) -> None:
+        """Settle jobs whose message or worker is gone (see RedisJobStore.reap)."""
+        interval = self.settings.job_reaper_interval_s
+        while not self.finish.is_set():
+            await asyncio.sleep(interval)
+            try:
+                await self.store.reap(min_age=self.settings.job_visibility_timeout_s)
+            except Exception as exc:  # Redis may blip; try again next round
+                logs.event("worker_reaper_failed", logging.WARNING, error=repr(exc)[:300])
+
     async def serve(self) -> None:
+        from taskiq.acks import AcknowledgeType
         from taskiq.receiver import Receiver
 
         self.finish = asyncio.Event()
@@ -87,8 +116,11 @@ class Worker:
                 max_async_tasks=self.concurrency,
                 max_prefetch=0,
                 propagate_exceptions=True,
+                ack_type=AcknowledgeType.MANUAL,
+                wait_tasks_timeout=self.settings.job_drain_grace_s,
             )
             announce = asyncio.create_task(self._announce())
+            reaper = asyncio.create_task(self._reap())
             logs.event(
                 "worker_ready",
                 logging.INFO,
@@ -101,10 +133,13 @@ class Worker:
             try:
                 await receiver.listen(self.finish)
             finally:
-                announce.cancel()
-                with contextlib.suppress(BaseException):
-                    await announce
-                await self.runner.cancel_all("shutdown")
+                # redis-py can swallow a cancel that lands inside a command, so the loops also
+                # watch ``finish`` and the wait is bounded: a stuck helper must not keep the
+                # process alive past its drain (a SIGTERMed worker once outlived a 15 s wait).
+                for helper in (announce, reaper):
+                    helper.cancel()
+                await asyncio.wait({announce, reaper}, timeout=HELPER_STOP_S)
+                await self.runner.cancel_all(StopReason.SHUTDOWN)
                 with contextlib.suppress(Exception):
                     await self.store.worker_gone(self.worker_id)
                 with contextlib.suppress(Exception):
@@ -115,7 +150,7 @@ class Worker:
                 )
 
     def stop(self) -> None:
-        """Take no new jobs; let the running ones finish."""
+        """Take no new jobs; let the running ones finish (up to the drain grace)."""
         self.finish.set()
 
 

@@ -85,6 +85,8 @@ class ReplicateProvider:
     name = "replicate"
     #: generators refuse (400) a value this provider's model would refuse, before calling it
     checks_model_inputs = True
+    #: jobs: a lost worker's job is redone only if no prediction was created (mvcore.jobs.attempt)
+    redo = "until_external"
     #: predictions run at once by generate_images
     image_concurrency = 4
 

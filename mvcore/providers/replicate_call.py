@@ -242,7 +242,12 @@ class PredictionCall:
                 hint="Use owner/name or owner/name:version, e.g. google/imagen-4.",
                 details={"model": model},
             )
-        return await self._retrying(create, "prediction create", model)
+        from mvcore.jobs.attempt import note_external  # jobs: no redo once a paid prediction may exist
+
+        await note_external(f"replicate:{owner_name}:creating")
+        created = await self._retrying(create, "prediction create", model)
+        await note_external(f"replicate:{created.id}")
+        return created
 
     async def _wait(self, prediction: Prediction, model: str, label: str, report: Progress) -> Any:
         pid = prediction.id

@@ -4,6 +4,9 @@
 on a free 127.0.0.1 port with persistence off (``--save "" --appendonly no``) and its
 working directory and log in ``tmp_dir``, waits until ``PING`` answers and returns
 itself; ``stop()`` terminates it (SIGTERM, then SIGKILL after a bounded wait).
+``RedisServer(tmp_dir, persistent=True)`` keeps an append-only file fsynced on every
+write (what a production Redis behind a job queue should do), and ``restart(kill=True)``
+kills it with SIGKILL and starts it again on the same port with the same data.
 ``redis_available()`` says whether the binary is there at all.
 """
 
@@ -56,8 +59,9 @@ def _ping(port: int, timeout: float = 0.5) -> bool:
 
 
 class RedisServer:
-    def __init__(self, directory: Path | str) -> None:
+    def __init__(self, directory: Path | str, *, persistent: bool = False) -> None:
         self.directory = Path(directory)
+        self.persistent = persistent
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -81,8 +85,9 @@ class RedisServer:
             raise RuntimeError("redis-server not found (install the Debian package 'redis-server')")
         self.directory.mkdir(parents=True, exist_ok=True)
         last_error = ""
+        fixed = self.port  # restart(): the same port again
         for _attempt in range(3):  # a free port can be taken between probing and binding: retry
-            self.port = free_port()
+            self.port = fixed or free_port()
             args = [
                 binary,
                 "--port",
@@ -92,7 +97,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.directory),
                 "--logfile",
@@ -126,6 +133,19 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
+
+    def restart(self, *, kill: bool = True, timeout: float = START_TIMEOUT_S) -> RedisServer:
+        """Stop the server (SIGKILL by default: no chance to save anything more) and start it again
+        on the same port; with ``persistent=True`` it comes back with its data."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            if kill:
+                process.kill()
+                process.wait(timeout)
+            else:
+                self.stop()
+        self.process = None
+        return self.start(timeout)
 
     def __enter__(self) -> RedisServer:
         return self.start() if self.process is None else self

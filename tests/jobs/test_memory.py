@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,8 @@ import pytest
 from litestar.testing import TestClient
 
 from mvcore.api.app import create_app
+from mvcore.jobs.memory_store import MemoryJobStore
+from mvcore.jobs.records import JobRecord, Redo
 from mvcore.jobs.service import JobService
 
 from .conftest import SCENES, GateProvider, make_settings, wait_until
@@ -127,6 +131,8 @@ def test_status_moves_queued_running_succeeded(app: App) -> None:
         "result",
         "error",
         "config",
+        "attempts",
+        "max_attempts",
         "status_url",
     }
     assert done["config"]["digest"].startswith("sha256:")  # the exact config the job ran with
@@ -195,3 +201,133 @@ def test_unknown_job_is_404(app: App, job_id: str) -> None:
         detail = response.json()["detail"]
         assert detail["error"] in ("NOT_FOUND", "INVALID_ID")
         assert detail["message"]
+
+
+# ------------------------------------------------------------------ stale records, stop, queue cap
+def _record(**fields: Any) -> JobRecord:
+    return JobRecord(str(uuid.uuid4()), "create_scenes", **fields)
+
+
+@pytest.mark.parametrize(
+    ("redo", "attempts", "verdict", "reason"),
+    [
+        (Redo.NEVER, 1, "failed", "this kind of job is not safe to run twice"),
+        (Redo.SAFE, 3, "failed", "gave up after 3 attempts (MVCORE_JOB_MAX_ATTEMPTS=3)"),
+        (Redo.SAFE, 1, "queued", None),
+        (Redo.UNTIL_EXTERNAL, 1, "queued", None),
+    ],
+)
+def test_memory_load_gives_a_stale_running_job_its_worker_lost_verdict(
+    redo: Redo, attempts: int, verdict: str, reason: str | None
+) -> None:
+    resent: list[str] = []
+
+    async def requeue(record: JobRecord) -> None:
+        resent.append(record.job_id)
+
+    async def scenario() -> JobRecord | None:
+        store = MemoryJobStore(requeue=requeue, backoff_base=0.0)
+        record = _record(heartbeat_timeout=0.05, max_attempts=3, attempts=attempts - 1, payload=("k", {}, {}))
+        await store.create(record)
+        claimed = await store.claim(record.job_id, "w1", redo.value)
+        assert claimed.record is not None and claimed.record.attempts == attempts
+        assert (await store.load(record.job_id)).status == "running"  # type: ignore[union-attr]
+        await asyncio.sleep(0.1)  # no heartbeat for longer than the timeout
+        return await store.load(record.job_id)
+
+    loaded = asyncio.run(scenario())
+    assert loaded is not None and loaded.status == verdict
+    if verdict == "failed":
+        assert loaded.error is not None and loaded.error["detail"]["error"] == "WORKER_LOST"
+        assert loaded.error["detail"]["details"]["not_retried_because"] == reason
+        assert loaded.error_status == 503 and resent == []
+    else:
+        assert loaded.error is None and resent == [loaded.job_id]
+        assert loaded.message.startswith("requeued: heartbeat stopped")
+
+
+def test_memory_store_refuses_to_redo_after_a_paid_call_started() -> None:
+    async def scenario() -> JobRecord | None:
+        store = MemoryJobStore(requeue=lambda r: asyncio.sleep(0))
+        record = _record(heartbeat_timeout=0.05, max_attempts=3, payload=("k", {}, {}))
+        await store.create(record)
+        await store.claim(record.job_id, "w1", Redo.UNTIL_EXTERNAL.value)
+        await store.note_external(record.job_id, "w1", "prediction-abc")
+        await asyncio.sleep(0.1)
+        return await store.load(record.job_id)
+
+    loaded = asyncio.run(scenario())
+    assert loaded is not None and loaded.status == "failed" and loaded.error is not None
+    assert "prediction-abc" in loaded.error["detail"]["details"]["not_retried_because"]
+
+
+def test_stopping_the_server_mid_job_ends_it_worker_lost_not_cancelled(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, job_drain_grace_s=0.5)
+    provider = GateProvider(settings)
+    litestar_app = create_app(settings, extra_providers={"gate": provider})
+    services = litestar_app.state["services"]
+    services.ctx.default_provider = "gate"
+    with TestClient(litestar_app, raise_server_exceptions=False) as client:
+        running = App(client, provider).submit("hold-forever")
+        App(client, provider).wait_status(running, "running")
+        started = time.monotonic()
+    assert time.monotonic() - started < 10  # the drain grace, not the held job, bounds the shutdown
+    record = asyncio.run(services.jobs.store.load(running))
+    assert record.status == "failed", record
+    assert record.error["detail"]["error"] == "WORKER_LOST"
+    assert record.error_status == 503
+
+
+def test_a_full_in_process_queue_answers_429_with_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MVCORE_JOB_CONCURRENCY", "1")
+    settings = make_settings(tmp_path, job_queue_max=2)
+    provider = GateProvider(settings)
+    litestar_app = create_app(settings, extra_providers={"gate": provider})
+    litestar_app.state["services"].ctx.default_provider = "gate"
+    with TestClient(litestar_app, raise_server_exceptions=False) as client:
+        app = App(client, provider)
+        app.wait_status(app.submit("hold-running"), "running")
+        queued = [app.submit("hold-q1"), app.submit("hold-q2")]
+        for path in ("/api/mv/create_scenes?async=true", "/api/mv/create_scenes"):
+            full = client.post(path, json={**SCENES, "idea": "one too many"})
+            assert full.status_code == 429, full.text
+            assert full.headers["retry-after"] == "5"
+            detail = full.json()["detail"]
+            assert detail["error"] == "QUEUE_FULL" and detail["details"]["limit"] == 2
+        for key in ("hold-running", "hold-q1", "hold-q2"):
+            app.release(key)
+        for job_id in queued:
+            assert app.wait_status(job_id, "succeeded", "failed")["status"] == "succeeded"
+        assert client.post("/api/mv/create_scenes", json=SCENES).status_code == 200
+
+
+def test_the_replicate_provider_notes_the_prediction_before_and_after_creating_it() -> None:
+    from mvcore.jobs.attempt import current_attempt
+    from mvcore.providers.replicate import ReplicateProvider
+    from mvcore.providers.replicate_call import PredictionCall
+    from mvcore.testing.replicate_server import FakeReplicateServer
+
+    notes: list[str] = []
+
+    class Recorder(MemoryJobStore):
+        async def note_external(self, job_id: str, worker: str, ref: str) -> None:
+            notes.append(ref)
+
+    async def scenario(provider: ReplicateProvider) -> Any:
+        token = current_attempt.set((Recorder(), "job-1", "w1"))
+        try:
+            async with PredictionCall(provider, lambda f, m: None) as call:
+                return await call.predict("acme/echo", {"prompt": "hi"}, label="echo")
+        finally:
+            current_attempt.reset(token)
+
+    with FakeReplicateServer(api_token="r8_test", default_polls=1) as fake:
+        fake.add_model("acme/echo", lambda inp: "done")
+        provider = ReplicateProvider("r8_test", base_url=fake.base_url, poll_interval_s=0.01)
+        assert asyncio.run(scenario(provider)) == "done"
+        created = fake.predictions
+    assert len(created) == 1
+    assert notes == ["replicate:acme/echo:creating", f"replicate:{created[0]['id']}"]
+    assert ReplicateProvider.redo == Redo.UNTIL_EXTERNAL.value

@@ -3,66 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
-from mvcore.api.app import create_app
-from mvcore.jobs.redis_store import RedisJobService
 from mvcore.jobs.service import JobFailed
 
-from .conftest import SCENES, Workers, make_settings, wait_until
+from .conftest import SCENES, VIDEO, Api, Workers, wait_until
 from .test_memory import shape
 
-VIDEO = {"prompt": "a neon city at night", "duration": 1, "seed": 3}
-
-
-class Api:
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-
-    def submit(self, path: str, payload: dict[str, Any]) -> str:
-        response = self.client.post(f"{path}?async=true", json=payload)
-        assert response.status_code == 202, response.text
-        return str(response.json()["job_id"])
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        response = self.client.get(f"/api/mv/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def wait_status(self, job_id: str, *statuses: str, timeout: float = 60.0) -> dict[str, Any]:
-        return dict(
-            wait_until(
-                lambda: (j := self.job(job_id))["status"] in statuses and j,
-                timeout=timeout,
-                what=f"job {job_id} to reach {statuses}",
-            )
-        )
-
-
-@pytest.fixture
-def api_factory(workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("MVCORE_JOB_HEARTBEAT_TIMEOUT", "2")
-
-    @contextmanager
-    def make() -> Iterator[Api]:
-        app = create_app(make_settings(tmp_path, redis_url=workers.url))
-        assert isinstance(app.state["services"].jobs, RedisJobService)
-        with TestClient(app, raise_server_exceptions=False) as client:
-            yield Api(client)
-
-    return make
-
-
-@pytest.fixture
-def api(api_factory: Any) -> Iterator[Api]:
-    with api_factory() as made:
-        yield made
+__all__ = ["Api"]  # tests/jobs/test_reload.py imports it from here
 
 
 def test_a_worker_process_runs_the_job_and_the_api_serves_the_result(api: Api, workers: Workers) -> None:
@@ -133,21 +83,18 @@ def test_cancel_a_queued_and_a_running_job(api: Api, workers: Workers) -> None:
     assert worker.stop() == 0  # SIGTERM: drains and exits cleanly
 
 
-def test_a_killed_worker_leaves_the_job_failed_worker_lost(api: Api, workers: Workers) -> None:
+def test_a_killed_worker_fails_a_job_unsafe_to_redo_worker_lost(api: Api, workers: Workers) -> None:
+    """A paid call (provider ``redo = "never"``) is not run twice: the job fails with the reason."""
     worker = workers.start(concurrency=2)
-    job_id = api.submit("/api/mv/generate_video", {**VIDEO, "backend": "slow"})
+    paid = {**VIDEO, "backend": "paid"}
+    job_id = api.submit("/api/mv/generate_video", paid)
     # the synchronous path waits on the same kind of job from the API's event loop
-    jobs = api.client.app.state["services"].jobs
-    portal = api.client.blocking_portal
-    bundle = (
-        api.client.app.state["services"]
-        .bundle(api.client.app.state["services"].store.current, None, None)
-        .to_dict()
-    )
-    sync_call = portal.start_task_soon(jobs.run, "generate_video", {**VIDEO, "backend": "slow"}, bundle)
+    services = api.client.app.state["services"]
+    bundle = services.bundle(services.store.current, None, None).to_dict()
+    sync_call = api.client.blocking_portal.start_task_soon(services.jobs.run, "generate_video", paid, bundle)
     running = api.wait_status(job_id, "running")
-    assert running["started_at"] is not None
-    wait_until(lambda: len(list(workers.control.glob("started-*"))) >= 1, what="the slow provider to start")
+    assert running["started_at"] is not None and running["attempts"] == 1
+    wait_until(lambda: len(list(workers.control.glob("started-*"))) >= 1, what="the paid provider to start")
     first = api.job(job_id)["progress"]
     wait_until(lambda: api.job(job_id)["progress"] > first, what="progress to move")
     wait_until(
@@ -162,13 +109,16 @@ def test_a_killed_worker_leaves_the_job_failed_worker_lost(api: Api, workers: Wo
     detail = job["error"]["detail"]
     assert detail["error"] == "WORKER_LOST"
     assert detail["message"] == "the worker running this job stopped; retry the request"
+    assert detail["details"]["not_retried_because"] == "this kind of job is not safe to run twice"
+    assert detail["details"]["attempts"] == 1 and job["attempts"] == 1
     assert job["finished_at"] is not None
     with pytest.raises(JobFailed) as failed:
         sync_call.result(timeout=20)
     assert failed.value.code == "WORKER_LOST" and failed.value.status_code == 503
-    # a new worker takes the next job
+    # a new worker takes the next job; the failed one is not run again
     (workers.control / "release").write_text("go")
     workers.start()
-    again_id = api.submit("/api/mv/generate_video", {**VIDEO, "backend": "slow"})
-    again = api.wait_status(again_id, "succeeded", "failed")
+    again = api.wait_status(api.submit("/api/mv/generate_video", paid), "succeeded", "failed")
     assert again["status"] == "succeeded"
+    assert api.job(job_id)["status"] == "failed"
+    assert len(list(workers.control.glob("started-*"))) == 3  # two killed runs + the new job, no redo
