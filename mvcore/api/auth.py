@@ -193,10 +193,12 @@ def json_limit_middleware_factory(max_json_bytes: int, max_depth: int = 64) -> A
 
 
 def _takes_a_form(scope: Scope) -> bool:
-    """Whether the matched route's ``data`` is a multipart/urlencoded form (the upload endpoint)."""
+    """Whether the matched route takes a form: its ``data`` is multipart/urlencoded, or ``opt["takes_form"]``."""
     from litestar.enums import RequestEncodingType
 
     handler = scope.get("route_handler")
+    if (getattr(handler, "opt", None) or {}).get("takes_form"):
+        return True  # a handler that reads ``request.form()`` itself (project creation) says so
     try:
         data = handler.parsed_fn_signature.parameters.get("data")
     except AttributeError:

@@ -100,7 +100,7 @@ class FlavorEditorController(Controller):
         return cast(ew.RenderPreview, body)
 
     @get("/{name:str}/files", summary="The flavor's editable files and their contents")
-    async def files(self, services: ServicesDep, name: FromPath[str]) -> ew.FlavorFiles:
+    async def flavor_files(self, services: ServicesDep, name: FromPath[str]) -> ew.FlavorFiles:
         editor = _editor(services, name)
         return {"flavor": name, "files": editor.read_files(name)}
 

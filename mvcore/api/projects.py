@@ -26,15 +26,18 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from litestar import Controller, Litestar, Request, delete, get, patch, post
 from litestar.config.app import AppConfig
 from litestar.datastructures import UploadFile
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery
 from litestar.plugins import InitPluginProtocol
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from mvcore.api import project_wire as pw
+from mvcore.api import wire
 from mvcore.api.media_response import serve_stored
 from mvcore.errors import BadInput, MvcoreError, NotFound, PayloadTooLarge
 from mvcore.projects.records import FINAL_STATUSES, MODES, PROJECT_STATUSES
@@ -186,8 +189,13 @@ class ProjectController(Controller):
     path = "/api/mv/projects"
     tags = ["projects"]
 
-    @post("/", status_code=201, summary="Create a project: idea + character + song -> music video")
-    async def create(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    @post(
+        "/",
+        status_code=201,
+        summary="Create a project: idea + character + song -> music video",
+        opt={"takes_form": True},
+    )
+    async def create(self, request: Request[Any, Any, Any]) -> pw.ProjectCreated:
         service = _svc(request)
         services = request.app.state["services"]
         form = await request.form()
@@ -208,7 +216,7 @@ class ProjectController(Controller):
     @get("/", summary="Recent projects (newest first)")
     async def list_projects(
         self, request: Request[Any, Any, Any], limit: FromQuery[int] = 50
-    ) -> dict[str, Any]:
+    ) -> pw.ProjectList:
         service = _svc(request)
         rows = await service.store.list(max(1, min(limit, 200)))
         return {
@@ -230,14 +238,16 @@ class ProjectController(Controller):
         }
 
     @get("/{project_id:str}", summary="A project with its scenes (the original's ProjectResponse)")
-    async def get_project(self, request: Request[Any, Any, Any], project_id: FromPath[str]) -> dict[str, Any]:
+    async def get_project(
+        self, request: Request[Any, Any, Any], project_id: FromPath[str]
+    ) -> pw.ProjectResponse:
         service = _svc(request)
-        return await service.wire(await service.load(_project_id(project_id)))
+        return cast(pw.ProjectResponse, await service.wire(await service.load(_project_id(project_id))))
 
     @patch("/{project_id:str}", summary="Update status / final output key (the original's PATCH)")
     async def update_project(
         self, request: Request[Any, Any, Any], project_id: FromPath[str]
-    ) -> dict[str, Any]:
+    ) -> pw.ProjectResponse:
         service = _svc(request)
         project = await service.load(_project_id(project_id))
         body = await _json_body(request)
@@ -263,19 +273,19 @@ class ProjectController(Controller):
             fields["finalOutputS3Key"] = key
         if fields:
             await service.store.set_project(project.projectId, **fields)
-        return await service.wire(await service.load(project.projectId))
+        return cast(pw.ProjectResponse, await service.wire(await service.load(project.projectId)))
 
     @delete("/{project_id:str}", status_code=200, summary="Delete a project, its scenes and its media")
     async def delete_project(
         self, request: Request[Any, Any, Any], project_id: FromPath[str]
-    ) -> dict[str, Any]:
+    ) -> pw.ProjectDeleted:
         service = _svc(request)
         project = await service.load(_project_id(project_id))
         await service.delete(project)
         return {"projectId": project.projectId, "status": "deleted", "message": "Project deleted"}
 
     @post("/{project_id:str}/compose", status_code=200, summary="Compose the final video (again)")
-    async def compose(self, request: Request[Any, Any, Any], project_id: FromPath[str]) -> dict[str, Any]:
+    async def compose(self, request: Request[Any, Any, Any], project_id: FromPath[str]) -> pw.ComposeStarted:
         service = _svc(request)
         project = await service.load(_project_id(project_id))
         if project.completedScenes < project.sceneCount or not project.sceneCount:
@@ -300,7 +310,7 @@ class ProjectController(Controller):
         }
 
     @get("/{project_id:str}/final-video", summary="URL of the final video")
-    async def final_video(self, request: Request[Any, Any, Any], project_id: FromPath[str]) -> dict[str, Any]:
+    async def final_video(self, request: Request[Any, Any, Any], project_id: FromPath[str]) -> pw.FinalVideo:
         service = _svc(request)
         project = await service.load(_project_id(project_id))
         if not project.finalOutputS3Key:
@@ -323,7 +333,7 @@ class ProjectController(Controller):
     )
     async def regenerate(
         self, request: Request[Any, Any, Any], project_id: FromPath[str], sequence: FromPath[int]
-    ) -> dict[str, Any]:
+    ) -> pw.RegenerateStarted:
         service = _svc(request)
         project = await service.load(_project_id(project_id))
         body = await _json_body(request)
@@ -353,7 +363,15 @@ class ProjectController(Controller):
             "message": f"Scene {sequence} {what} regeneration started; the project will be re-composed",
         }
 
-    @get("/{project_id:str}/events", summary="Server-sent events: the project each time it changes")
+    @get(
+        "/{project_id:str}/events",
+        summary="Server-sent events: the project each time it changes",
+        responses={
+            200: ResponseSpec(
+                wire.EventMessage, media_type="text/event-stream", description="the project, then each change"
+            )
+        },
+    )
     async def events(self, request: Request[Any, Any, Any], project_id: FromPath[str]) -> ServerSentEvent:
         service = _svc(request)
         pid = _project_id(project_id)
@@ -363,8 +381,9 @@ class ProjectController(Controller):
     @get(
         "/{project_id:str}/files/{path:path}",
         summary="A project's media (clips, lipsynced clips, final video)",
+        responses={200: ResponseSpec(wire.CloudVideoLink, description="Cloud mode, redirect=false")},
     )
-    async def files(
+    async def project_file(
         self,
         request: Request[Any, Any, Any],
         project_id: FromPath[str],

@@ -26,6 +26,7 @@ from mvcore.generators.requests import (
     LipsyncRequest,
 )
 from mvcore.providers import replicate_inputs
+from mvcore.providers.catalogue import shipped_catalogue
 
 #: stands in for a local file the provider would upload (the preview reads no media)
 FILE_PLACEHOLDER = "<file: {label}>"
@@ -50,6 +51,8 @@ class RenderRequest(BaseModel):
 GENERATOR_NAMES = ("create_scenes", "generate_character_reference", "generate_video", "lipsync")
 
 
+#: the shipped model catalogue: what the replicate provider filters inputs by (plugins may add more)
+MODELS = shipped_catalogue()
 PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"
 
 
@@ -121,7 +124,7 @@ def _scenes(
     request: CreateScenesRequest, bundle: ConfigBundle, resolution: Resolution, max_chars: int
 ) -> dict[str, Any]:
     call = scenes_call(request, bundle, max_chars=max_chars)
-    model, inp = replicate_inputs.scenes_input(call.prompt or "", call.params["model"])
+    model, inp, _ = replicate_inputs.scenes_input(call.prompt or "", call.params["model"], MODELS)
     return {**_wire(call, resolution, model, [inp]), "defaults_applied": call.defaulted}
 
 
@@ -133,7 +136,9 @@ def _character(
 ) -> dict[str, Any]:
     call = character_call(request, bundle, max_chars=max_chars)
     inputs = [
-        replicate_inputs.image_input(call.prompt or "", request.negative_prompt, call.params, request.seed, i)
+        replicate_inputs.image_input(
+            call.prompt or "", request.negative_prompt, call.params, request.seed, i, MODELS
+        )[1]
         for i in range(request.num_images)
     ]
     return _wire(call, resolution, replicate_inputs.image_model(call.params), inputs)
@@ -144,13 +149,15 @@ def _video(
 ) -> dict[str, Any]:
     call = video_call(request, bundle, max_chars=max_chars)
     reference = Path("reference") if request.character_reference_id else None
-    model, inp = replicate_inputs.video_input(
-        call.prompt or "", request.negative_prompt, call.params, request.seed, reference, _placeholder
+    model, inp, _ = replicate_inputs.video_input(
+        call.prompt or "", request.negative_prompt, call.params, request.seed, reference, _placeholder, MODELS
     )
     return _wire(call, resolution, model, [inp])
 
 
 def _lipsync(request: LipsyncRequest, bundle: ConfigBundle, resolution: Resolution) -> dict[str, Any]:
     call = lipsync_call(request, bundle)
-    model, inp = replicate_inputs.lipsync_input(Path("video"), Path("audio"), call.params, _placeholder)
+    model, inp, _ = replicate_inputs.lipsync_input(
+        Path("video"), Path("audio"), call.params, _placeholder, MODELS
+    )
     return _wire(call, resolution, model, [inp])

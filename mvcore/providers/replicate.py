@@ -67,16 +67,20 @@ from mvcore.providers.replicate_call import (
     output_urls,
     url_ext,
 )
-from mvcore.providers.scene_json import SCENES_SYSTEM_PROMPT, extract_scenes, join_text
+from mvcore.providers.replicate_inputs import (
+    DEFAULT_SCENE_MODEL,
+    image_input,
+    lipsync_input,
+    scenes_input,
+    video_input,
+)
+from mvcore.providers.scene_json import extract_scenes, join_text
 
 __all__ = ["DEFAULT_SCENE_MODEL", "CallPolicy", "ReplicateProvider", "extract_scenes"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: used by generate_scenes when the flavor names no model (``model=""``)
-DEFAULT_SCENE_MODEL = "openai/gpt-4o-mini"
 
 
 class ReplicateProvider:
@@ -133,12 +137,10 @@ class ReplicateProvider:
     ) -> list[Scene]:
         if number_of_scenes < 1:
             raise BadInput("number_of_scenes must be at least 1")
-        model = model.strip() or DEFAULT_SCENE_MODEL
+        model, sent, _ = scenes_input(prompt, model, self.models)
         job = PredictionCall(self.policy, progress)
         async with job:
-            output = await job.predict(
-                model, {"prompt": prompt, "system_prompt": SCENES_SYSTEM_PROMPT}, label="scenes"
-            )
+            output = await job.predict(model, sent, label="scenes")
         text = join_text(output)
         try:
             scenes = extract_scenes(text, number_of_scenes)
@@ -173,20 +175,8 @@ class ReplicateProvider:
         fmt = str(params.get("output_format") or "png").lower()
 
         def build(index: int) -> tuple[dict[str, Any], dict[str, Any]]:
-            return self._clean(
-                {
-                    "prompt": prompt,
-                    "aspect_ratio": params.get("aspect_ratio"),
-                    "safety_filter_level": params.get("safety_filter_level"),
-                    "person_generation": params.get("person_generation"),
-                    "output_format": params.get("output_format"),
-                    "negative_prompt": negative_prompt or None,
-                    # imagen makes one image per prediction: vary the seed so n images differ
-                    "seed": None if seed is None else seed + index,
-                    **dict(params.get("extra_input") or {}),
-                },
-                model,
-            )
+            _, sent, not_sent = image_input(prompt, negative_prompt, params, seed, index, self.models)
+            return sent, not_sent
 
         job = PredictionCall(self.policy, progress)
         fractions = [0.0] * num_images
@@ -232,30 +222,16 @@ class ReplicateProvider:
         out_path: Path,
         progress: Progress = no_progress,
     ) -> ProviderResult:
-        model = str(params.get("model") or "google/veo-3.1")
         out_path = Path(out_path)
-        aspect_ratio = params.get("aspect_ratio")
-        duration = params.get("duration")
         job = PredictionCall(self.policy, progress)
         with ExitStack() as files:
-            inp: dict[str, Any] = {
-                "prompt": prompt,
-                "negative_prompt": negative_prompt or None,
-                "aspect_ratio": aspect_ratio,
-                "duration": int(duration) if duration is not None else None,
-                "generate_audio": params.get("generate_audio"),
-                "person_generation": params.get("person_generation"),
-                "resolution": params.get("resolution"),
-                "seed": seed,
-            }
-            if reference_image is not None:
-                handle = files.enter_context(open_input(reference_image, "reference image"))
-                mode = self._reference_mode(model, params.get("reference_mode"), aspect_ratio, duration)
-                inp["reference_images" if mode == "reference_images" else "image"] = (
-                    [handle] if mode == "reference_images" else handle
-                )
-            inp.update(params.get("extra_input") or {})
-            sent, not_sent = self._clean(inp, model)
+
+            def attach(path: Path, label: str) -> Any:
+                return files.enter_context(open_input(path, label))
+
+            model, sent, not_sent = video_input(
+                prompt, negative_prompt, params, seed, reference_image, attach, self.models
+            )
             async with job:
                 output = await job.predict(model, sent, label="video")
                 url = first_url(output, model)
@@ -274,21 +250,14 @@ class ReplicateProvider:
         out_path: Path,
         progress: Progress = no_progress,
     ) -> ProviderResult:
-        model = str(params.get("model") or "sync/lipsync-2-pro")
         out_path = Path(out_path)
-        active = params.get("active_speaker", params.get("active_speaker_detection"))
         job = PredictionCall(self.policy, progress)
         with ExitStack() as files:
-            inp: dict[str, Any] = {
-                "video": files.enter_context(open_input(video, "video")),
-                "audio": files.enter_context(open_input(audio, "audio")),
-                "temperature": params.get("temperature"),
-                "sync_mode": params.get("sync_mode"),
-                "active_speaker": active,
-                "occlusion_detection_enabled": params.get("occlusion_detection_enabled"),
-                **dict(params.get("extra_input") or {}),
-            }
-            sent, not_sent = self._clean(inp, model)
+
+            def attach(path: Path, label: str) -> Any:
+                return files.enter_context(open_input(path, label))
+
+            model, sent, not_sent = lipsync_input(video, audio, params, attach, self.models)
             async with job:
                 output = await job.predict(model, sent, label="lipsync")
                 url = first_url(output, model)
@@ -297,37 +266,6 @@ class ReplicateProvider:
         progress(1.0, "lipsync ready")
         raw = {"output": url, "input": describe_input(sent), "not_sent": describe_input(not_sent)}
         return ProviderResult(paths=[out_path], model_used=model, raw=raw)
-
-    # ------------------------------------------------------------------ inputs
-
-    def _clean(self, inp: dict[str, Any], model: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(what is sent, what is not): None values dropped; for a catalogued model, also every
-        key it has no input for -- reported in ``raw["not_sent"]``, never dropped silently."""
-        present = {k: v for k, v in inp.items() if v is not None}
-        entry = self.models.get(model)
-        if entry is None:
-            return present, {}
-        sent = {k: v for k, v in present.items() if entry.accepts(k)}
-        not_sent = {k: v for k, v in present.items() if k not in sent}
-        if not_sent:
-            log.debug("not sending inputs %s: %s has no such inputs", sorted(not_sent), model)
-        return sent, not_sent
-
-    def _reference_mode(self, model: str, requested: Any, aspect_ratio: Any, duration: Any) -> str:
-        """How veo gets the character image: ``reference_images`` (R2V) or ``image`` (first frame).
-
-        Veo 3.1's reference images work only at 16:9 and 8 s (per its schema's description), and
-        a model without a ``reference_images`` input gets the image-to-video ``image`` input.
-        """
-        if requested in ("reference_images", "image"):
-            return str(requested)
-        entry = self.models.get(model)
-        if entry is None:
-            return "reference_images"
-        if not entry.accepts("reference_images"):
-            return "image"
-        r2v_ok = str(aspect_ratio or "16:9") == "16:9" and str(duration or 8).strip() in ("8", "8.0")
-        return "reference_images" if r2v_ok else "image"
 
 
 def describe_input(inp: dict[str, Any]) -> dict[str, Any]:
