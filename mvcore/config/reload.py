@@ -508,7 +508,7 @@ class Reloader:
             return False  # cheap first: a newer change is already queued (no need to drain)
         watcher = self._watcher
         if isinstance(watcher, InotifyWatcher):
-            watcher.drain(0.01)  # let events already queued in the kernel reach the tracker
+            watcher.drain(0.05)  # let events already queued in the kernel reach the tracker
             if self._newer_change(changed):
                 return False
         held: dict[str, float] = {}

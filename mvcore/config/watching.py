@@ -29,8 +29,10 @@ import dataclasses
 import fcntl
 import functools
 import os
+import shutil
 import stat as stat_module
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -174,6 +176,24 @@ class _DirCallback:
         pass  # reported once per overflow by the reader (_ReportingFD.handle_event), not per directory
 
 
+class _FenceCallback:
+    """Events of the private fence directory: proof that every earlier event was dispatched."""
+
+    def __init__(self, watcher: InotifyWatcher) -> None:
+        self.watcher = watcher
+
+    def on_event(self, event: Any) -> None:
+        with self.watcher.fence_cond:
+            self.watcher.fence_seen = self.watcher.fence_sent
+            self.watcher.fence_cond.notify_all()
+
+    def on_watch_deleted(self, wd: int) -> None:
+        pass
+
+    def on_queue_overflow(self) -> None:
+        pass
+
+
 class InotifyWatcher:
     """One inotify instance and reader thread; one watch per directory (see module doc)."""
 
@@ -222,6 +242,15 @@ class InotifyWatcher:
         self.fd = _ReportingFD()
         self.fd.name = "mvcore-inotify"
         self.fd.start()
+        # a private directory whose events, queued after everything else, mark "all delivered"
+        self.fence_cond = threading.Condition()
+        self.fence_sent = self.fence_seen = 0
+        self._fence_dir = tempfile.mkdtemp(prefix="mvcore-fence-")
+        self._fence_file = os.path.join(self._fence_dir, "fence")
+        with open(self._fence_file, "w"):
+            pass
+        self._fence = _FenceCallback(self)
+        self.fd.add_callback(os.fsencode(self._fence_dir), constants.IN_ATTRIB, self._fence, id(self._fence))
 
     def note_error(self, exc: BaseException) -> None:
         self.error = describe_error(exc)
@@ -301,13 +330,22 @@ class InotifyWatcher:
         return None
 
     def drain(self, timeout: float) -> None:
-        """Wait (bounded) until the events the kernel holds for us have been delivered."""
-        deadline = time.monotonic() + timeout
-        fd = getattr(self.fd, "_inotify_fd", None)
-        while (_unread_bytes(fd) > 0 or self.busy_since is not None) and time.monotonic() < deadline:
-            if not self.fd.is_alive() or self.fd is threading.current_thread():
-                return
-            time.sleep(0.0005)
+        """Wait (bounded) until every event the kernel queued before this call has been delivered.
+
+        inotify keeps one ordered queue per instance: a touch of the fence file queues an event
+        behind all the others, so once the reader hands it over, everything before it is in.
+        """
+        if not self.fd.is_alive() or self.fd is threading.current_thread():
+            return
+        with self.fence_cond:
+            self.fence_sent += 1
+            token = self.fence_sent
+        try:
+            os.utime(self._fence_file)
+        except OSError:
+            return
+        with self.fence_cond:
+            self.fence_cond.wait_for(lambda: self.fence_seen >= token, timeout)
 
     def stop(self, timeout: float) -> None:
         self._stopping = True
@@ -315,6 +353,7 @@ class InotifyWatcher:
             self.fd.stop()
         if self.fd.is_alive() and self.fd is not threading.current_thread():
             self.fd.join(timeout)
+        shutil.rmtree(self._fence_dir, ignore_errors=True)
 
 
 def _ops_of(event: Any) -> list[str]:
