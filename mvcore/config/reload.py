@@ -44,6 +44,7 @@ from types import TracebackType
 from typing import Any
 
 from mvcore import logs
+from mvcore.config.polling import PollingWatcher
 from mvcore.config.settle import Batch, SettleTracker, changed_flavor_dirs, emptied, unsettled_files
 from mvcore.config.snapshot import Snapshot
 from mvcore.config.store import FlavorStore, ReloadEvent
@@ -51,7 +52,6 @@ from mvcore.config.watching import (
     NETWORK_FILESYSTEMS,
     Change,
     InotifyWatcher,
-    PollingWatcher,
     ReloadStats,
     Role,
     Watcher,

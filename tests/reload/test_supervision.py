@@ -11,9 +11,10 @@ import pytest
 from litestar.testing import TestClient
 
 from mvcore.api.app import create_app
+from mvcore.config.polling import PollingWatcher
 from mvcore.config.reload import Reloader, watch_status
 from mvcore.config.store import FlavorStore
-from mvcore.config.watching import InotifyWatcher, PollingWatcher
+from mvcore.config.watching import InotifyWatcher
 from mvcore.testing.settings import offline_settings
 
 from . import DEADLINE, POLL_INTERVAL, angle, make_tree, params
