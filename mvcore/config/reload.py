@@ -44,6 +44,7 @@ from types import TracebackType
 from typing import Any
 
 from mvcore import logs
+from mvcore.config.polling import PollingWatcher
 from mvcore.config.settle import Batch, SettleTracker, changed_flavor_dirs, emptied, unsettled_files
 from mvcore.config.snapshot import Snapshot
 from mvcore.config.store import FlavorStore, ReloadEvent
@@ -51,7 +52,6 @@ from mvcore.config.watching import (
     NETWORK_FILESYSTEMS,
     Change,
     InotifyWatcher,
-    PollingWatcher,
     ReloadStats,
     Role,
     Watcher,
@@ -508,7 +508,7 @@ class Reloader:
             return False  # cheap first: a newer change is already queued (no need to drain)
         watcher = self._watcher
         if isinstance(watcher, InotifyWatcher):
-            watcher.drain(0.01)  # let events already queued in the kernel reach the tracker
+            watcher.drain(0.05)  # let events already queued in the kernel reach the tracker
             if self._newer_change(changed):
                 return False
         held: dict[str, float] = {}

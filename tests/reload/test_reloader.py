@@ -328,7 +328,7 @@ def test_inotify_queue_overflow_triggers_full_rescan(store: FlavorStore, root: P
 def test_a_watch_that_cannot_start_leaves_the_store_serving(
     store: FlavorStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mvcore.config.watching import PollingWatcher
+    from mvcore.config.polling import PollingWatcher
 
     def unreadable(self: PollingWatcher) -> PollingWatcher:
         raise PermissionError(errno.EACCES, "Permission denied")

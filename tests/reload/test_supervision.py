@@ -11,9 +11,10 @@ import pytest
 from litestar.testing import TestClient
 
 from mvcore.api.app import create_app
+from mvcore.config.polling import PollingWatcher
 from mvcore.config.reload import Reloader, watch_status
 from mvcore.config.store import FlavorStore
-from mvcore.config.watching import InotifyWatcher, PollingWatcher
+from mvcore.config.watching import InotifyWatcher
 from mvcore.testing.settings import offline_settings
 
 from . import DEADLINE, POLL_INTERVAL, angle, make_tree, params
@@ -65,8 +66,10 @@ def test_a_stuck_inotify_reader_is_replaced(root: Path, make_store: Callable[...
     store = make_store(root)
     target = root / "test" / "parameters.yaml"
     release = threading.Event()
+    blocked = threading.Event()
 
     def stuck(*args: Any, **kwargs: Any) -> list[Any]:
+        blocked.set()
         release.wait(30)  # bounded: released at the end of the test
         return []
 
@@ -78,6 +81,7 @@ def test_a_stuck_inotify_reader_is_replaced(root: Path, make_store: Callable[...
             assert isinstance(watcher, InotifyWatcher)
             watcher.fd.read_events = stuck
             target.write_text(params("wakes-the-reader"))  # its next read blocks
+            assert blocked.wait(DEADLINE)
             target.write_text(params("waits-unread-in-the-kernel"))
             assert reloader.wait_until(lambda: reloader._watcher is not watcher, DEADLINE)
             health = reloader.watch_health()
