@@ -193,7 +193,7 @@ def json_limit_middleware_factory(max_json_bytes: int, max_depth: int = 64) -> A
 
 
 def _takes_a_form(scope: Scope) -> bool:
-    """Whether the matched route takes a form: its ``data`` is multipart/urlencoded, or ``opt["takes_form"]``."""
+    """Whether the matched route takes a form: ``data`` is multipart/urlencoded, or ``opt["takes_form"]``."""
     from litestar.enums import RequestEncodingType
 
     handler = scope.get("route_handler")
