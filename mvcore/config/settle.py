@@ -106,7 +106,9 @@ class SettleTracker:
         if full is not None and full <= now:
             oldest = min([self.full_since or now, *(s.first for s in self.paths.values())])
             batch = Batch(None, self.full_reason, oldest, self.structure)
-            self.paths.clear()
+            # a deletion still in its grace stays pending: a rescan racing ``rm -r`` may have seen the
+            # directory without its files, and the pending change makes the race check refuse that
+            self.paths = {p: st for p, st in self.paths.items() if not st.writing and st.ready_at > now}
             self.full_since, self.structure, self.full_reason = None, False, ""
             self.full_immediate = False
             return batch
