@@ -214,16 +214,8 @@ def _as_given(issue: Issue, given: dict[str, str]) -> Issue:
 
 
 def _looks_like_flavor(path: Path) -> bool:
-    return any(
-        (path / f).is_file()
-        for f in (
-            "flavor.yaml",
-            "parameters.yaml",
-            "scene_prompts.yaml",
-            "image_prompts.yaml",
-            "image_params.yaml",
-        )
-    )
+    names = ("flavor", "parameters", "scene_prompts", "image_prompts", "image_params")
+    return any((path / f"{name}.yaml").is_file() for name in names)
 
 
 @flavors.command("diff")
@@ -559,7 +551,6 @@ def _jobs(action: str, job_id: str | None, status: str | None, limit: int, as_js
         answer, lines = jobs_command(_settings(()), action, job_id, status, limit)
     except MvcoreError as exc:
         _fail(exc, as_json)
-        return
     if as_json:
         _emit(answer)
     else:
@@ -569,8 +560,8 @@ def _jobs(action: str, job_id: str | None, status: str | None, limit: int, as_js
 
 @jobs.command("list")
 @click.option("--status", default=None, help="Only jobs with this status (queued, running, ...).")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=50, type=click.IntRange(1, 500), help="At most this many (default 50).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def jobs_list(status: str | None, limit: int, as_json: bool) -> None:
     """Recent jobs, newest first."""
     _jobs("list", None, status, limit, as_json)
@@ -578,7 +569,7 @@ def jobs_list(status: str | None, limit: int, as_json: bool) -> None:
 
 @jobs.command("show")
 @click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def jobs_show(job_id: str, as_json: bool) -> None:
     """One job: status, attempts, progress, result or error."""
     _jobs("show", job_id, None, 1, as_json)
@@ -586,7 +577,7 @@ def jobs_show(job_id: str, as_json: bool) -> None:
 
 @jobs.command("cancel")
 @click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def jobs_cancel(job_id: str, as_json: bool) -> None:
     """Cancel a queued job, or ask a running one to stop (waits up to 5 s)."""
     _jobs("cancel", job_id, None, 1, as_json)
@@ -594,7 +585,7 @@ def jobs_cancel(job_id: str, as_json: bool) -> None:
 
 @jobs.command("retry")
 @click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def jobs_retry(job_id: str, as_json: bool) -> None:
     """Queue a failed or cancelled job again (same id; attempts start over)."""
     _jobs("retry", job_id, None, 1, as_json)

@@ -52,9 +52,9 @@ def test_the_jobs_cli_lists_shows_cancels_and_retries(api: Api, workers: Workers
 
 def test_the_jobs_cli_explains_unknown_ids_bad_statuses_and_a_missing_redis(workers: Workers) -> None:
     code, missing, _ = mvcore_jobs(workers, "show", str(uuid.uuid4()), "--json")
-    assert code == 2 and missing["detail"]["error"] == "NOT_FOUND"
+    assert code == 1 and missing["detail"]["error"] == "NOT_FOUND"  # not found: exit 1 (usage errors: 2)
     code, bad_id, _ = mvcore_jobs(workers, "show", "../etc/passwd", "--json")
-    assert code == 2 and bad_id["detail"]["error"] == "INVALID_ID"
+    assert code == 1 and bad_id["detail"]["error"] == "INVALID_ID"
     code, bad_status, _ = mvcore_jobs(workers, "list", "--status", "done", "--json")
     assert code == 1 and bad_status["detail"]["error"] == "INVALID_INPUT"
     assert "queued" in bad_status["detail"]["details"]["valid"]

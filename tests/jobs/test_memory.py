@@ -318,7 +318,7 @@ def test_the_replicate_provider_notes_the_prediction_before_and_after_creating_i
     async def scenario(provider: ReplicateProvider) -> Any:
         token = current_attempt.set((Recorder(), "job-1", "w1"))
         try:
-            async with PredictionCall(provider, lambda f, m: None) as call:
+            async with PredictionCall(provider.policy, lambda f, m: None) as call:
                 return await call.predict("acme/echo", {"prompt": "hi"}, label="echo")
         finally:
             current_attempt.reset(token)

@@ -533,12 +533,11 @@ async def test_deadline_cancels_prediction(fake: FakeReplicateServer) -> None:
     assert info.value.details["prediction_id"] == fake.predictions[0]["id"]
 
 
-async def test_caller_cancellation_cancels_prediction(
-    fake: FakeReplicateServer, provider: ReplicateProvider
-) -> None:
+async def test_caller_cancellation_cancels_prediction(fake: FakeReplicateServer) -> None:
     fake.hang_model(LLM)
+    provider = make_provider(fake, timeout_s=60)  # the caller's cancel, not the deadline, ends it
     task = asyncio.create_task(scenes(provider))
-    for _ in range(200):
+    for _ in range(2000):  # bounded: 20 s for the create to reach 'processing' on a loaded machine
         await asyncio.sleep(0.01)
         if fake.predictions and fake.predictions[0]["status"] == "processing":
             break
