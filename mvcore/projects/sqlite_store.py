@@ -72,7 +72,11 @@ class SqliteProjectStore(ProjectStore):
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+            # one connection per thread; check_same_thread=False only so close_sync() can close them
+            # all from the thread that shuts down (sqlite3 refuses that otherwise, and the files stay open)
+            db = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
