@@ -219,7 +219,9 @@ def free_port() -> int:
 # ---- generated flavors ----------------------------------------------------------------------------
 _STYLES = ("cinematic", "documentary", "anime", "noir", "vlog", "pastel", "retro", "neon")
 _ANGLES = ("front", "wide", "close-up", "over the shoulder", "low angle", "aerial")
-_RATIOS = ("16:9", "9:16", "1:1", "4:3")
+_RATIOS = ("16:9", "9:16", "1:1", "4:3")  # image aspect ratios google/imagen-4 accepts
+_VIDEO_RATIOS = ("16:9", "9:16")  # what google/veo-3.1 accepts: a generated tree is a clean tree
+_VIDEO_SECONDS = (4, 6, 8)
 
 
 def flavor_files(i: int) -> dict[str, str]:
@@ -237,7 +239,8 @@ def flavor_files(i: int) -> dict[str, str]:
             f"number_of_scenes: {1 + i % 32}\n"
         ),
         "image_params.yaml": (
-            f'aspect_ratio: "{ratio}"\nvideo_aspect_ratio: "{ratio}"\nvideo_duration: {1 + i % 60}\n'
+            f'aspect_ratio: "{ratio}"\nvideo_aspect_ratio: "{_VIDEO_RATIOS[i % 2]}"\n'
+            f"video_duration: {_VIDEO_SECONDS[i % 3]}\n"
         ),
         "scene_prompts.yaml": (
             "scene_generation_prompt: |\n"

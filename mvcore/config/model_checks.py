@@ -41,6 +41,7 @@ __all__ = [
     "InputProblem",
     "ModelBinding",
     "ModelCatalogue",
+    "ModelCheckMemo",
     "ModelEntry",
     "ModelIssue",
     "catalogue_for",
@@ -394,26 +395,76 @@ def check_resolved(
     return issues
 
 
-def check_snapshot(snapshot: Snapshot, catalogue: ModelCatalogue) -> tuple[ModelIssue, ...]:
+class ModelCheckMemo:
+    """Each flavor's model issues from the last check, kept while its resolution is the same.
+
+    A reload re-resolves only the flavors whose chain changed and hands every other flavor the
+    same :class:`ResolvedConfig` objects as before, so "same objects" means "same answer": one
+    edit among 1,000 flavors re-checks one flavor, not 1,000 (each check runs JSON Schema
+    validators).  Entries hold the objects they were computed from, so an id is never reused.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Checked] = {}
+
+    def issues(
+        self, name: str, configs: Mapping[str, ResolvedConfig], catalogue: ModelCatalogue, display: Display
+    ) -> list[ModelIssue]:
+        cached = self._entries.get(name)
+        if cached is not None and cached.catalogue is catalogue:
+            if cached.configs is configs:  # a carried-over flavor shares the very mapping
+                return cached.issues
+            key = tuple(configs.get(b.config_type) for b in catalogue.bindings)
+            if _same_objects(cached.bound, key):
+                self._entries[name] = _Checked(catalogue, configs, key, cached.issues)
+                return cached.issues
+        found = check_resolved(name, configs, catalogue, display)
+        key = tuple(configs.get(b.config_type) for b in catalogue.bindings)
+        self._entries[name] = _Checked(catalogue, configs, key, found)
+        return found
+
+    def keep_only(self, names: Iterable[str]) -> None:
+        wanted = set(names)
+        for name in [n for n in self._entries if n not in wanted]:
+            del self._entries[name]
+
+
+@dataclass(frozen=True)
+class _Checked:
+    catalogue: ModelCatalogue
+    configs: Mapping[str, ResolvedConfig]
+    bound: tuple[object, ...]  # the resolved configs of the bound config types, in binding order
+    issues: list[ModelIssue]
+
+
+def _same_objects(old: tuple[object, ...], new: tuple[object, ...]) -> bool:
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))
+
+
+def check_snapshot(
+    snapshot: Snapshot, catalogue: ModelCatalogue, memo: ModelCheckMemo | None = None
+) -> tuple[ModelIssue, ...]:
     """Every flavor's model issues, each reported once with the flavors it affects."""
-    shown: dict[str, str] = {}
-    for data in snapshot.flavors.values():
-        source = data.source
-        if source.directory is not None and source.root is not None:
-            shown[os.path.abspath(source.directory)] = f"{source.root.name}/{source.name}"
+    memo = memo or ModelCheckMemo()
+    others: dict[str, str] = {}  # every flavor folder, built only if a folder is not named after its flavor
 
     def display(path: str) -> str:
         folder, _, filename = os.path.abspath(path).rpartition(os.sep)
-        prefix = shown.get(folder)
-        if prefix is not None:
-            return f"{prefix}/{filename}"
-        return f"builtin/{filename}" if folder == _BUILTIN_DIR else filename
+        if folder == _BUILTIN_DIR:
+            return f"builtin/{filename}"
+        prefix = _named_flavor_folder(snapshot, folder)
+        if prefix is None:
+            if not others:
+                others.update(_flavor_folders(snapshot))
+            prefix = others.get(folder)
+        return f"{prefix}/{filename}" if prefix is not None else filename
 
     merged: dict[tuple[str, int | None, str, str, str], list[str]] = {}
     for name, configs in snapshot.resolved.items():
-        for issue in check_resolved(name, configs, catalogue, display):
+        for issue in memo.issues(name, configs, catalogue, display):
             key = (issue.file, issue.line, issue.path, issue.message, issue.severity)
             merged.setdefault(key, []).append(name)
+    memo.keep_only(snapshot.resolved)
     return tuple(
         ModelIssue(
             file=file,
@@ -427,17 +478,40 @@ def check_snapshot(snapshot: Snapshot, catalogue: ModelCatalogue) -> tuple[Model
     )
 
 
-def with_model_issues(snapshot: Snapshot, catalogue: ModelCatalogue) -> Snapshot:
+def _named_flavor_folder(snapshot: Snapshot, folder: str) -> str | None:
+    """``root/name`` when ``folder`` (absolute) is the folder of the flavor it is named after."""
+    data = snapshot.flavors.get(os.path.basename(folder))
+    if data is None or data.source.directory is None or data.source.root is None:
+        return None
+    if os.path.abspath(data.source.directory) != folder:
+        return None
+    return f"{data.source.root.name}/{data.source.name}"
+
+
+def _flavor_folders(snapshot: Snapshot) -> dict[str, str]:
+    """Absolute folder of each directory flavor -> ``root/name``, as messages show it."""
+    shown = {"": ""}  # never empty, so ``display`` builds it at most once per check
+    for data in snapshot.flavors.values():
+        source = data.source
+        if source.directory is not None and source.root is not None:
+            shown[os.path.abspath(source.directory)] = f"{source.root.name}/{source.name}"
+    return shown
+
+
+def with_model_issues(
+    snapshot: Snapshot, catalogue: ModelCatalogue, memo: ModelCheckMemo | None = None
+) -> Snapshot:
     """``snapshot`` with its model issues (and the catalogue's own issues) among its issues.
 
     The issues go to the snapshot-wide list, not to a flavor's status: a value and the model that
     refuses it may live in different flavors' files (default's duration, a flavor's model), so
     "keep the last good version of that flavor" has no meaning for them.  They are reported
-    (status, ``flavors validate``) and requests are refused before any provider call.
+    (status, ``flavors validate``) and requests are refused before any provider call.  ``memo``
+    (one per store) carries each unchanged flavor's result over from the previous build.
     """
     if not catalogue.bindings and not catalogue.issues:
         return snapshot
-    found = check_snapshot(snapshot, catalogue)
+    found = check_snapshot(snapshot, catalogue, memo)
     if not found and not catalogue.issues:
         return snapshot
     kept = tuple(i for i in snapshot.issues if not isinstance(i, ModelIssue))

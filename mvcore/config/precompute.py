@@ -11,7 +11,7 @@ shares ``default``'s (read-only) values instead of merging them again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -76,9 +76,16 @@ def chain_of(name: str, loaded: Mapping[str, FlavorData]) -> list[tuple[str, str
 
 
 def resolve_all(
-    loaded: Mapping[str, FlavorData], registry: ConfigTypeRegistry, previous: Snapshot | None
+    loaded: Mapping[str, FlavorData],
+    registry: ConfigTypeRegistry,
+    previous: Snapshot | None,
+    keep: Collection[str] = frozenset(),
 ) -> dict[str, dict[str, ResolvedConfig]]:
-    """Every flavor's resolved config types, in the order of ``loaded``."""
+    """Every flavor's resolved config types, in the order of ``loaded``.
+
+    ``keep``: flavors whose whole chain is known to be unchanged (``snapshot._stable_flavors``):
+    their previous resolution is taken without comparing chains.
+    """
     bases = {t.name: base_layer(t) for t in registry}
     same_registry = previous is not None and previous.registry is registry
     out: dict[str, dict[str, ResolvedConfig]] = {}
@@ -86,6 +93,11 @@ def resolve_all(
     # ``default`` goes first so every later flavor -- rebuilt or not -- shares the same objects.
     plain: dict[str, ResolvedConfig] = {}
     for name in [DEFAULT, *(n for n in loaded if n != DEFAULT)]:
+        if same_registry and name in keep and previous is not None and name in previous.resolved:
+            out[name] = previous.resolved[name]  # read-only: shared, as ``_reusable``'s copy is
+            if name == DEFAULT:
+                plain.update(out[name])
+            continue
         chain = chain_of(name, loaded)
         reuse = _reusable(name, chain, loaded, previous) if same_registry else None
         if reuse is not None:

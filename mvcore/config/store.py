@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from mvcore import logs
 from mvcore.config.discovery import Discovery, discover
 from mvcore.config.loading import ParseCache
-from mvcore.config.model_checks import catalogue_for, with_model_issues
+from mvcore.config.model_checks import ModelCheckMemo, catalogue_for, with_model_issues
 from mvcore.config.plugins import Contributions, PluginHost
 from mvcore.config.snapshot import Snapshot, build_snapshot
 
@@ -84,6 +84,7 @@ class FlavorStore:
         )
         self._listeners: list[Callable[[ReloadEvent], None]] = []
         self._discovery: tuple[Contributions, Discovery] | None = None
+        self._model_checks = ModelCheckMemo()
         self._current: Snapshot = self._build(None)
         logs.debug_event("config_flavors_discovered", flavors=self._current.names())
 
@@ -147,7 +148,7 @@ class FlavorStore:
         if snapshot is previous:
             return snapshot
         # values bound to a model (mvcore_model_bindings) checked against the model each flavor selects
-        return with_model_issues(snapshot, catalogue_for(self.host))
+        return with_model_issues(snapshot, catalogue_for(self.host), self._model_checks)
 
     def _plan(
         self, contributions: Contributions, changed_paths: Iterable[str | Path] | None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,17 +22,12 @@ import httpx
 import pytest
 
 from mvcore.media.scratch import scratch_dir, sweep_scratch
+from tests.reliability import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _children(pid: int) -> list[tuple[int, str]]:
@@ -71,52 +65,9 @@ def _wait_for(condition: object, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
-class _Server:
-    def __init__(self, root: Path) -> None:
-        self.port = _free_port()
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "MVCORE_DATA_DIR": str(root / "data"),
-            "MVCORE_PROVIDER": "offline",
-            "MVCORE_OFFLINE_LONG_SIDE": "1280",
-            "TMPDIR": str(root / "systmp"),
-            "MVCORE_WATCH": "off",
-        }
-        (root / "systmp").mkdir(exist_ok=True)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "mvcore.cli", "serve", "--port", str(self.port), "--no-reload-flavors"]
-        self.proc = subprocess.Popen(
-            cmd, env=self.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-        def healthy() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}")
-            try:
-                return httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        _wait_for(healthy, 30, "the server to answer /health")
-        return self.proc
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[_Server]:
-    srv = _Server(tmp_path)
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    srv = ServerProcess(tmp_path, MVCORE_OFFLINE_LONG_SIDE="1280")
     try:
         yield srv
     finally:
@@ -135,7 +86,7 @@ def _start_long_render(port: int) -> threading.Thread:
 
 
 def test_sigkill_mid_render_leaves_no_ffmpeg_and_a_restart_sweeps_the_scratch(
-    server: _Server, tmp_path: Path
+    server: ServerProcess, tmp_path: Path
 ) -> None:
     proc = server.start()
     caller = _start_long_render(server.port)

@@ -6,6 +6,10 @@ Helpers shared by ``tests/reliability`` and ``tests/security``:
   the offline provider at 160 px / 12 fps (fast media).
 * :class:`LiveServer` -- uvicorn serving an app from a thread on a free 127.0.0.1 port
   (lifespan on, so the reloader and the job service really run); ``stop()`` is bounded.
+* :class:`ServerProcess` -- ``python -m mvcore.cli serve`` as a real subprocess, for tests whose
+  subject is the process itself (a SIGKILL) or whose timing must not share the test process's heap.
+* :func:`steady_gc` -- collect, then freeze the heap for a timed window, so a full collection of
+  the whole suite's objects cannot land inside a measured request.
 * :func:`fd_count` / :func:`thread_count` -- what leak checks compare before and after.
 * :func:`ffmpeg_children` -- ffmpeg processes started by this process (a ``/proc`` scan, no psutil).
 * :class:`Listener` -- an HTTP server on 127.0.0.1 that counts the connections it accepts (fixtures
@@ -15,16 +19,20 @@ Helpers shared by ``tests/reliability`` and ``tests/security``:
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.server
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 import uvicorn
 
 from mvcore.settings import Settings
@@ -132,6 +140,91 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def steady_gc() -> Iterator[None]:
+    """Keep the test process's collector out of a timed window.
+
+    Late in the suite this process holds millions of objects from earlier tests; one full
+    collection of them takes about a second on CI's 2 cores.  Freezing moves the survivors out of
+    the collector's view, so collections inside the window only scan what the window allocates.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+class ServerProcess:
+    """``python -m mvcore.cli serve`` on a free port, with its own data dir and ``TMPDIR``.
+
+    ``env`` adds or overrides ``MVCORE_*`` variables; the default is the offline provider, no
+    flavor watching, and the shipped flavors of the checkout.
+    """
+
+    def __init__(self, root: Path, **env: str) -> None:
+        self.port = free_port()
+        (root / "systmp").mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "MVCORE_DATA_DIR": str(root / "data"),
+            "MVCORE_PROVIDER": "offline",
+            "TMPDIR": str(root / "systmp"),
+            "MVCORE_WATCH": "off",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "mvcore.cli", "serve", "--port", str(self.port), "--no-reload-flavors"]
+        self.proc = subprocess.Popen(
+            cmd, env=self.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if not settle(self._healthy, timeout, step=0.05):
+            self.stop()
+            raise AssertionError(f"the server did not answer /health within {timeout:g} s")
+        return self.proc
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the server exited with {self.proc.returncode}")
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
