@@ -21,6 +21,7 @@ Run: ``python -m benchmarks reload``, ``python -m benchmarks.bench_reload [--qui
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import shutil
@@ -57,17 +58,29 @@ def _edit(path: Path, i: int, style: str = "close") -> str:
 
 def measure(mode: str, others: int, edits: int, workdir: Path, style: str = "close") -> dict[str, Any]:
     from mvcore.config.plugins import PluginHost
-    from mvcore.config.reload import DEFAULT_POLL_INTERVAL_S, DEFAULT_SETTLE_MS, Reloader
-    from mvcore.config.store import FlavorStore
+    from mvcore.config.store import FlavorStore, freeze_startup_heap
+    from mvcore.providers.catalogue import register
 
     root = workdir / f"{mode}-{style}-{others}"
     make_flavor_tree(root, others)
     target = root / "bench" / "parameters.yaml"
     target.parent.mkdir()
     _edit(target, 0)
-    store = FlavorStore([root], PluginHost(entry_points=False))
-    if store.current.errors() or len(store.current.names()) != others + 2:
+    # the server's plugin host (the model catalogue checks every build) and its startup freeze
+    store = FlavorStore([root], register(PluginHost(entry_points=False)))
+    if store.current.errors() or store.current.issues or len(store.current.names()) != others + 2:
         raise RuntimeError("generated tree did not load cleanly")
+    freeze_startup_heap()
+    try:
+        return _measure_edits(store, mode, others, edits, target, style)
+    finally:
+        gc.unfreeze()  # the next tree's measure starts from a heap like a fresh server's
+
+
+def _measure_edits(
+    store: Any, mode: str, others: int, edits: int, target: Path, style: str
+) -> dict[str, Any]:
+    from mvcore.config.reload import DEFAULT_POLL_INTERVAL_S, DEFAULT_SETTLE_MS, Reloader
 
     def served() -> Any:
         return store.current.get("parameters", "camera_angle", "bench")

@@ -488,12 +488,14 @@ def serve(host: str, port: int, reload_flavors: bool, flavors_dirs: tuple[str, .
     import uvicorn
 
     from mvcore.api.app import create_app
+    from mvcore.config.store import freeze_startup_heap
 
     settings = _settings(flavors_dirs)
     if not reload_flavors:
         settings = settings.model_copy(update={"watch": "off"})
     logs.setup_logging(logging.INFO)
     app = create_app(settings)
+    freeze_startup_heap()
     for line in _serve_banner(settings, host, port):
         click.echo(line, err=line.startswith("warning"))
     uvicorn.run(

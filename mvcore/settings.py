@@ -249,25 +249,33 @@ class Settings(BaseSettings):
         1.0, ge=0, le=600, validation_alias=AliasChoices("MVCORE_JOB_RETRY_BACKOFF", "job_retry_backoff_s")
     )
     job_retry_backoff_max_s: float = Field(
-        30.0, ge=0, le=3600,
+        30.0,
+        ge=0,
+        le=3600,
         validation_alias=AliasChoices("MVCORE_JOB_RETRY_BACKOFF_MAX", "job_retry_backoff_max_s"),
     )
     job_visibility_timeout_s: float = Field(
-        45.0, ge=1, le=86400,
+        45.0,
+        ge=1,
+        le=86400,
         validation_alias=AliasChoices("MVCORE_JOB_VISIBILITY_TIMEOUT", "job_visibility_timeout_s"),
     )
     job_drain_grace_s: float = Field(
         30.0, ge=0, le=3600, validation_alias=AliasChoices("MVCORE_JOB_DRAIN_GRACE", "job_drain_grace_s")
     )
     job_no_worker_wait_s: float = Field(
-        10.0, ge=0.1, le=3600,
+        10.0,
+        ge=0.1,
+        le=3600,
         validation_alias=AliasChoices("MVCORE_JOB_NO_WORKER_WAIT", "job_no_worker_wait_s"),
     )
     job_queue_max: int = Field(
         100, ge=1, le=1_000_000, validation_alias=AliasChoices("MVCORE_JOB_QUEUE_MAX", "job_queue_max")
     )
     job_reaper_interval_s: float = Field(
-        10.0, ge=0.2, le=3600,
+        10.0,
+        ge=0.2,
+        le=3600,
         validation_alias=AliasChoices("MVCORE_JOB_REAPER_INTERVAL", "job_reaper_interval_s"),
     )
 

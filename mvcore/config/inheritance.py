@@ -11,7 +11,7 @@ the line of its ``extends:`` key, so an editor can jump to it.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from mvcore.config.loading import FlavorData
 from mvcore.config.validation import Issue
@@ -38,10 +38,15 @@ def ancestors(name: str, flavors: Mapping[str, FlavorData]) -> list[str]:
     return out
 
 
-def inheritance_issues(flavors: Mapping[str, FlavorData]) -> dict[str, tuple[Issue, ...]]:
-    """Errors in the ``extends`` chains of ``flavors`` (the data as read now), by flavor name."""
+def inheritance_issues(
+    flavors: Mapping[str, FlavorData], names: Iterable[str] | None = None
+) -> dict[str, tuple[Issue, ...]]:
+    """Errors in the ``extends`` chains of ``flavors`` (the data as read now), by flavor name.
+
+    ``names``: check only these (and what their chains reach); ``None`` checks every flavor.
+    """
     verdicts: dict[str, tuple[Issue, ...]] = {}
-    for name in flavors:
+    for name in flavors if names is None else names:
         _check(name, flavors, verdicts, [])
     return {name: issues for name, issues in verdicts.items() if issues}
 
@@ -64,7 +69,9 @@ def _check(
         verdicts[name] = (_issue(data, "the default flavor cannot extend another flavor; remove 'extends'"),)
         return verdicts[name]
     if parent == name or parent in path:
-        cycle = [*path[path.index(parent) :], name, parent] if parent in path else [name, name]
+        members = [*path[path.index(parent) :], name] if parent in path else [name]
+        start = members.index(min(members))  # the same message whichever member the walk began at
+        cycle = [*members[start:], *members[:start], members[start]]
         message = f"extends cycle: {' -> '.join(cycle)}; one of them must extend another flavor or none"
         for member in cycle[:-1]:
             verdicts[member] = (_issue(flavors[member], message),)

@@ -460,8 +460,14 @@ def check_snapshot(
         return f"{prefix}/{filename}" if prefix is not None else filename
 
     merged: dict[tuple[str, int | None, str, str, str], list[str]] = {}
+    entries = memo._entries
     for name, configs in snapshot.resolved.items():
-        for issue in memo.issues(name, configs, catalogue, display):
+        cached = entries.get(name)
+        if cached is not None and cached.configs is configs and cached.catalogue is catalogue:
+            found = cached.issues  # the common case of a reload, inlined: one per flavor
+        else:
+            found = memo.issues(name, configs, catalogue, display)
+        for issue in found:
             key = (issue.file, issue.line, issue.path, issue.message, issue.severity)
             merged.setdefault(key, []).append(name)
     memo.keep_only(snapshot.resolved)

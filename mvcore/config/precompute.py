@@ -80,36 +80,50 @@ def resolve_all(
     registry: ConfigTypeRegistry,
     previous: Snapshot | None,
     keep: Collection[str] = frozenset(),
-) -> dict[str, dict[str, ResolvedConfig]]:
+    *,
+    only: bool = False,
+) -> dict[str, Mapping[str, ResolvedConfig]]:
     """Every flavor's resolved config types, in the order of ``loaded``.
 
-    ``keep``: flavors whose whole chain is known to be unchanged (``snapshot._stable_flavors``):
-    their previous resolution is taken without comparing chains.
+    ``only=True`` (a carried-over build, ``snapshot._carry_over``): resolve just the flavors in
+    ``keep``, whose chains changed, and take every other flavor's previous resolution as it is.
     """
     bases = {t.name: base_layer(t) for t in registry}
     same_registry = previous is not None and previous.registry is registry
-    out: dict[str, dict[str, ResolvedConfig]] = {}
+    if only and same_registry and previous is not None and DEFAULT not in keep:
+        carried = dict(previous.resolved)
+        for name in keep:
+            if name in loaded:
+                carried[name] = _resolve_chain(name, loaded, bases, previous.resolved[DEFAULT])
+        return carried
+    out: dict[str, Mapping[str, ResolvedConfig]] = {}
     # What ``default`` resolves to, per type: shared by every chain in which no flavor sets the type.
     # ``default`` goes first so every later flavor -- rebuilt or not -- shares the same objects.
     plain: dict[str, ResolvedConfig] = {}
     for name in [DEFAULT, *(n for n in loaded if n != DEFAULT)]:
-        if same_registry and name in keep and previous is not None and name in previous.resolved:
-            out[name] = previous.resolved[name]  # read-only: shared, as ``_reusable``'s copy is
-            if name == DEFAULT:
-                plain.update(out[name])
-            continue
         chain = chain_of(name, loaded)
         reuse = _reusable(name, chain, loaded, previous) if same_registry else None
         if reuse is not None:
             out[name] = dict(reuse)
         else:
-            out[name] = {
-                type_name: _resolve_one(name, type_name, chain, loaded, base, plain)
-                for type_name, base in bases.items()
-            }
+            out[name] = _resolve_chain(name, loaded, bases, plain, chain)
         if name == DEFAULT:
             plain.update(out[name])
     return {name: out[name] for name in loaded}  # discovery order, as before
+
+
+def _resolve_chain(
+    name: str,
+    loaded: Mapping[str, FlavorData],
+    bases: Mapping[str, BaseLayer],
+    plain: Mapping[str, ResolvedConfig],
+    chain: list[tuple[str, str]] | None = None,
+) -> dict[str, ResolvedConfig]:
+    chain = chain if chain is not None else chain_of(name, loaded)
+    return {
+        type_name: _resolve_one(name, type_name, chain, loaded, base, plain)
+        for type_name, base in bases.items()
+    }
 
 
 def _reusable(

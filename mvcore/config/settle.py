@@ -137,12 +137,15 @@ class SettleTracker:
 def changed_flavor_dirs(old: Snapshot, new: Snapshot) -> list[tuple[str, str]]:
     """(name, absolute directory) of each directory flavor whose data or status differs."""
     out = []
+    old_flavors, old_statuses, new_flavors = old.flavors, old.statuses, new.flavors
     for name, status in new.statuses.items():
-        data = new.flavors.get(name)
+        data = new_flavors.get(name)
+        if old_flavors.get(name) is data:
+            before = old_statuses.get(name)
+            if before is status or before == status:  # identity first: carried-over flavors
+                continue
         source = data.source if data is not None else None
         if source is None or source.directory is None:
-            continue
-        if old.flavors.get(name) is data and old.statuses.get(name) == status:
             continue
         out.append((name, os.path.abspath(source.directory)))
     return out

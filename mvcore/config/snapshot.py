@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -87,6 +87,9 @@ class Snapshot:
     build_seconds: float = 0.0
     # the last read of each flavor's own files, valid or not (``flavors`` holds what is served)
     latest: Mapping[str, FlavorData] = field(default_factory=dict, repr=False, compare=False)
+    # flavors a hinted build re-reads anyway, and flavors with an ``extends`` (``_carry_over``)
+    reread: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    extenders: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     _resolution_cache: dict[tuple[str, str], Resolution] = field(default_factory=dict, repr=False)
     # flavor -> config type -> resolved values: plain dicts, so ``get`` is three subscripts.
     # Filled per flavor on its first ``get``: a reload among 1,000 flavors builds none of them.
@@ -180,10 +183,11 @@ class Snapshot:
     def dependents(self, names: Collection[str]) -> set[str]:
         """Flavors that inherit (directly or not) from any of ``names``."""
         wanted = set(names)
+        if not wanted:
+            return set()
+        with_parent = self.extenders or (n for n, d in self.flavors.items() if d.extends is not None)
         return {
-            n
-            for n, data in self.flavors.items()
-            if data.extends is not None and wanted.intersection(ancestors(n, self.flavors))
+            n for n in with_parent if n in self.flavors and wanted.intersection(ancestors(n, self.flavors))
         }
 
     def errors(self) -> list[Issue]:
@@ -234,92 +238,184 @@ def build_snapshot(
     """
     started = time.perf_counter()
     cache = cache or ParseCache()
-    latest = _read_sources(discovery, registry, previous, cache, reload_only)
-    stable = _stable_flavors(latest, previous) if reload_only is not None else frozenset()
-    loaded, statuses = _choose(latest, inheritance_issues(latest), previous, quiet=quiet, stable=stable)
-    if previous is not None and discovery.unreadable:
-        _keep_unreadable_roots(previous, discovery, loaded, statuses)
-    _ensure_default(previous, loaded, statuses)
     issues = tuple(discovery.issues) + tuple(extra_issues or ())
-    fingerprint = _fingerprint(loaded, statuses, discovery, issues, registry)
-    if previous is not None and previous.fingerprint == fingerprint:
+    built = None
+    if reload_only is not None and previous is not None and previous.registry is registry:
+        built = _carry_over(discovery, registry, previous, cache, reload_only, issues, quiet)
+    if built is None:
+        built = _build_all(discovery, registry, previous, cache, reload_only, issues, quiet)
+    if previous is not None and previous.fingerprint == built.fingerprint:
         return previous
     snapshot = Snapshot(
         generation=(previous.generation + 1) if previous is not None else 1,
         loaded_at=time.time(),
         registry=registry,
-        flavors=loaded,
-        statuses=statuses,
+        flavors=built.loaded,
+        statuses=built.statuses,
         shadowed=tuple(discovery.shadowed),
         issues=issues,
-        resolved=resolve_all(loaded, registry, previous, keep=stable),
-        fingerprint=fingerprint,
+        resolved=built.resolve(),
+        fingerprint=built.fingerprint,
         build_seconds=time.perf_counter() - started,
-        latest=latest,
+        latest=built.latest,
+        reread=built.reread,
+        extenders=built.extenders,
     )
-    if len(cache.entries) > 2 * max(sum(len(d.configs) for d in loaded.values()), 64):
-        cache.forget_missing({c.file for d in loaded.values() for c in d.configs.values() if c.file})
+    if len(cache.entries) > 2 * max(len(built.loaded) * max(len(registry.names()), 1), 64):
+        alive = {c.file for d in built.loaded.values() for c in d.configs.values() if c.file}
+        if len(cache.entries) > 2 * max(len(alive), 64):
+            cache.forget_missing(alive)
     return snapshot
 
 
-def _stable_flavors(latest: Mapping[str, FlavorData], previous: Snapshot | None) -> frozenset[str]:
-    """Flavors a build can carry over whole: served ``ok`` last time, and neither their files nor
-    any file of their chain is a new object now (``_read_sources`` keeps the object of a flavor it
-    did not re-read, or re-read to the same content).  Their served data, status and resolution
-    are the previous build's; only the others are checked, chosen and resolved again -- so an edit
-    among 1,000 flavors costs about one flavor.  A changed ``default`` (in every chain) or a
-    flavor added or removed carries nothing over.
-    """
-    if previous is None or len(previous.latest) != len(latest):
-        return frozenset()
-    before = previous.latest
-    changed = {name for name, data in latest.items() if before.get(name) is not data}
-    if DEFAULT in changed:
-        return frozenset()
-    ok = FlavorState.OK
-    changed.update(name for name, status in previous.statuses.items() if status.status is not ok)
-    affected = changed | {
-        name
-        for name, data in latest.items()
-        if data.extends is not None and name not in changed and changed.intersection(ancestors(name, latest))
-    }
-    return frozenset(name for name in latest if name not in affected and name in previous.resolved)
+@dataclass(frozen=True)
+class _Built:
+    """What a build decided, before the (skippable) resolution of every flavor."""
+
+    latest: dict[str, FlavorData]
+    loaded: dict[str, FlavorData]
+    statuses: dict[str, FlavorStatus]
+    fingerprint: Fingerprint
+    resolve: Callable[[], dict[str, Mapping[str, ResolvedConfig]]]
+    reread: frozenset[str]
+    extenders: frozenset[str]
 
 
-def _read_sources(
+def _build_all(
     discovery: Discovery,
     registry: ConfigTypeRegistry,
     previous: Snapshot | None,
     cache: ParseCache,
     reload_only: Collection[str] | None,
-) -> dict[str, FlavorData]:
-    """Each source's own files as they are now (carried over when the watcher says unchanged)."""
-    out: dict[str, FlavorData] = {}
-    for name, source in discovery.sources.items():
-        served = previous.flavors.get(name) if previous is not None else None
-        status = previous.statuses.get(name) if previous is not None else None
-        if (
-            reload_only is not None
-            and name not in reload_only
-            and served is not None
-            and status is not None
-            and status.status == FlavorState.OK  # so what it serves is what its files hold
-            and source.directory is not None
-            and not served.linked
-            and (served.source is source or served.source == source)
-        ):
-            out[name] = served
-            continue
-        data = load_flavor(source, registry, cache)
-        if (
-            served is not None
-            and served.digest == data.digest
-            and served.source == data.source
-            and served.linked == data.linked
-        ):
-            data = served  # same content: keep identity, so its resolution is reused
-        out[name] = data
-    return out
+    issues: tuple[Issue, ...],
+    quiet: bool,
+) -> _Built:
+    """Every flavor read (or carried over by the hint), checked, chosen and resolved."""
+    latest = {
+        name: _read_one(name, source, registry, previous, cache, reload_only)
+        for name, source in discovery.sources.items()
+    }
+    loaded, statuses = _choose(latest, inheritance_issues(latest), previous, quiet=quiet)
+    if previous is not None and discovery.unreadable:
+        _keep_unreadable_roots(previous, discovery, loaded, statuses)
+    _ensure_default(previous, loaded, statuses)
+    return _Built(
+        latest=latest,
+        loaded=loaded,
+        statuses=statuses,
+        fingerprint=_fingerprint(loaded, statuses, discovery, issues, registry),
+        resolve=lambda: resolve_all(loaded, registry, previous),
+        reread=frozenset(n for n in latest if _reread_always(n, loaded, statuses)),
+        extenders=frozenset(n for n, d in latest.items() if d.extends is not None),
+    )
+
+
+def _carry_over(
+    discovery: Discovery,
+    registry: ConfigTypeRegistry,
+    previous: Snapshot,
+    cache: ParseCache,
+    reload_only: Collection[str],
+    issues: tuple[Issue, ...],
+    quiet: bool,
+) -> _Built | None:
+    """A hinted build that touches only what the edit can reach, or None for a full build.
+
+    Every flavor outside ``reload_only`` that served ``ok`` from plain files last time is carried
+    over as the previous build's objects -- data, status, resolution -- by copying the previous
+    mappings (C-speed), so an edit among 1,000 flavors costs about one flavor.  Re-read: the hinted
+    flavors and those that always are (``Snapshot.reread``); re-checked, re-chosen and re-resolved:
+    those whose data is a new object, and the flavors that inherit from them.  Anything that could
+    change more than that -- ``default`` changed (it is in every chain), a flavor starts or stops
+    being served, a root cannot be read, a different listing -- takes the full build.
+    """
+    sources = discovery.sources
+    if discovery.unreadable or len(sources) != len(previous.latest):
+        return None
+    latest = dict(previous.latest)
+    changed: set[str] = set()
+    for name in set(reload_only) | previous.reread:
+        source = sources.get(name)
+        if source is None or name not in latest:
+            return None
+        data = _read_one(name, source, registry, previous, cache, None)
+        if data is not latest[name]:
+            latest[name] = data
+            changed.add(name)
+    if DEFAULT in changed:
+        return None
+    affected = changed | {
+        n for n in previous.extenders if n not in changed and changed.intersection(ancestors(n, latest))
+    }
+    part, part_statuses = _choose(
+        {n: latest[n] for n in affected}, inheritance_issues(latest, affected), previous, quiet=quiet
+    )
+    if any((n in part) != (n in previous.flavors) for n in affected):
+        return None  # a flavor starts or stops being served: the full build keeps discovery order
+    loaded, statuses = dict(previous.flavors), dict(previous.statuses)
+    loaded.update(part)
+    statuses.update({n: _rechain(s, loaded) for n, s in part_statuses.items()})
+    old_flavors, old_statuses, shadowed, _issues, _registry = previous.fingerprint
+    fingerprint = (
+        {**old_flavors, **{n: _flavor_key(loaded[n]) for n in part}},
+        {**old_statuses, **{n: _status_key(statuses[n]) for n in affected}},
+        shadowed,
+        tuple(map(str, issues)),
+        _registry_key(registry),
+    )
+    return _Built(
+        latest=latest,
+        loaded=loaded,
+        statuses=statuses,
+        fingerprint=fingerprint,
+        resolve=lambda: resolve_all(loaded, registry, previous, keep=affected, only=True),
+        reread=(previous.reread - affected) | {n for n in affected if _reread_always(n, loaded, statuses)},
+        extenders=(previous.extenders - affected) | {n for n in affected if latest[n].extends is not None},
+    )
+
+
+def _reread_always(name: str, loaded: Mapping[str, FlavorData], statuses: Mapping[str, FlavorStatus]) -> bool:
+    """Whether a hinted build must re-read this flavor even when the hint does not name it: it is
+    not serving its own files (``error``/``invalid``), is not a directory, or reads a symlink
+    (whose target may change without an event)."""
+    data, status = loaded.get(name), statuses.get(name)
+    return (
+        data is None
+        or status is None
+        or status.status != FlavorState.OK
+        or data.source.directory is None
+        or data.linked
+    )
+
+
+def _read_one(
+    name: str,
+    source: FlavorSource,
+    registry: ConfigTypeRegistry,
+    previous: Snapshot | None,
+    cache: ParseCache,
+    reload_only: Collection[str] | None,
+) -> FlavorData:
+    """A source's own files as they are now (carried over when the watcher says unchanged)."""
+    served = previous.flavors.get(name) if previous is not None else None
+    if (
+        reload_only is not None
+        and previous is not None
+        and name not in reload_only
+        and served is not None
+        and not _reread_always(name, previous.flavors, previous.statuses)
+        and (served.source is source or served.source == source)
+    ):
+        return served
+    data = load_flavor(source, registry, cache)
+    if (
+        served is not None
+        and served.digest == data.digest
+        and served.source == data.source
+        and served.linked == data.linked
+    ):
+        return served  # same content: keep identity, so its resolution is reused
+    return data
 
 
 def _choose(
@@ -328,19 +424,11 @@ def _choose(
     previous: Snapshot | None,
     *,
     quiet: bool = False,
-    stable: Collection[str] = frozenset(),
 ) -> tuple[dict[str, FlavorData], dict[str, FlavorStatus]]:
-    """What each flavor serves: the new version when it and its chain are valid, else its last good.
-
-    A ``stable`` flavor (``_stable_flavors``) keeps the previous build's data and status objects.
-    """
+    """What each flavor serves: the new version when it and its chain are valid, else its last good."""
     loaded: dict[str, FlavorData] = {}
     statuses: dict[str, FlavorStatus] = {}
     for name, data in latest.items():
-        if name in stable and previous is not None:
-            loaded[name] = previous.flavors[name]
-            statuses[name] = previous.statuses[name]
-            continue
         extra = chain_issues.get(name, ())
         if data.ok and not any(i.is_error for i in extra):
             loaded[name] = data
@@ -360,6 +448,14 @@ def _choose(
         if name not in statuses:
             statuses[name] = _status(loaded[name], FlavorState.OK, True, (), loaded)
     return loaded, statuses
+
+
+def _rechain(status: FlavorStatus, loaded: Mapping[str, FlavorData]) -> FlavorStatus:
+    """An ``ok`` status chosen among a few flavors, with its chain read from all of them."""
+    if status.status != FlavorState.OK:
+        return status
+    chain = tuple(ancestors(status.name, loaded))
+    return status if chain == status.chain else replace(status, chain=chain)
 
 
 def _keep_unreadable_roots(
@@ -399,21 +495,39 @@ def _ensure_default(
         statuses.setdefault(DEFAULT, _status(virtual, FlavorState.OK, True))
 
 
+Fingerprint = tuple[Any, ...]
+
+
 def _fingerprint(
     loaded: Mapping[str, FlavorData],
     statuses: Mapping[str, FlavorStatus],
     discovery: Discovery,
     issues: tuple[Issue, ...],
     registry: ConfigTypeRegistry,
-) -> tuple[Any, ...]:
-    """Everything a snapshot's answers depend on: equal fingerprints, equal snapshots."""
+) -> Fingerprint:
+    """Everything a snapshot's answers depend on: equal fingerprints, equal snapshots.
+
+    Per-flavor parts are mappings, so a carried-over build updates the entries it touched.
+    """
     return (
-        tuple(sorted((n, d.digest, d.source.describe) for n, d in loaded.items())),
-        tuple(sorted((n, str(s.status), tuple(map(str, s.issues))) for n, s in statuses.items())),
+        {n: _flavor_key(d) for n, d in loaded.items()},
+        {n: _status_key(s) for n, s in statuses.items()},
         tuple(s.to_dict().items().__repr__() for s in discovery.shadowed),
         tuple(map(str, issues)),
-        tuple((t.name, t.owner, id(t.schema)) for t in registry),
+        _registry_key(registry),
     )
+
+
+def _flavor_key(data: FlavorData) -> tuple[str, str]:
+    return (data.digest, data.source.describe)
+
+
+def _status_key(status: FlavorStatus) -> tuple[str, tuple[str, ...]]:
+    return (str(status.status), tuple(map(str, status.issues)))
+
+
+def _registry_key(registry: ConfigTypeRegistry) -> tuple[Any, ...]:
+    return tuple((t.name, t.owner, id(t.schema)) for t in registry)
 
 
 def _status(

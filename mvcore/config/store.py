@@ -217,16 +217,35 @@ class FlavorStore:
         return event
 
 
+def freeze_startup_heap() -> None:
+    """Take what is alive after startup out of the cyclic collector's sight, once per process.
+
+    A full collection scans every tracked object.  With 1,000 flavors loaded that is ~100,000
+    objects and ~70 ms, and it lands on whichever reload or request happens to allocate at that
+    moment (it was the p99 of edit-to-visible).  What exists right after startup -- modules, the
+    app, the first snapshot -- lives as long as the process anyway.  Reference counting still frees
+    frozen objects; only cyclic garbage among them is kept, a one-time, bounded cost.  Call it
+    once, from a process entry point (``mvcore serve``), never per reload: a freeze per reload
+    would keep whatever cycles requests hold at that moment.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _diff(old: Snapshot, new: Snapshot, duration: float, reason: str) -> ReloadEvent:
-    old_names, new_names = set(old.statuses), set(new.statuses)
+    old_names, new_names = old.statuses.keys(), new.statuses.keys()
+    old_flavors, new_flavors = old.flavors, new.flavors
     changed = sorted(
         n
-        for n in old_names & new_names
-        if old.flavors.get(n) is not new.flavors.get(n)
-        or (old.statuses[n] is not new.statuses[n] and old.statuses[n] != new.statuses[n])
+        for n, status in new.statuses.items()
+        if n in old_names
+        and (
+            old_flavors.get(n) is not new_flavors.get(n)
+            or (old.statuses[n] is not status and old.statuses[n] != status)
+        )
     )
-    if old.flavors.get("default") is not new.flavors.get("default"):
-        changed = sorted(set(changed) | (new_names & old_names))
+    if old_flavors.get("default") is not new_flavors.get("default"):
+        changed = sorted(new_names & old_names)
     changed = sorted(set(changed) | (new.dependents(changed) & old_names))  # children of a changed parent
     return ReloadEvent(
         generation=new.generation,

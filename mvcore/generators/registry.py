@@ -44,9 +44,7 @@ GENERATORS: dict[str, Generator] = {
     )
 }
 # The project pipeline's steps (mvcore.projects.steps) run as jobs like any generator.
-GENERATORS.update(
-    {kind: Generator(kind, ProjectStepRequest, run) for kind, run in STEP_KINDS.items()}
-)
+GENERATORS.update({kind: Generator(kind, ProjectStepRequest, run) for kind, run in STEP_KINDS.items()})
 
 
 async def execute(

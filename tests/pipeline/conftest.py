@@ -55,9 +55,7 @@ _ENCODERS = {
 
 
 def build_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return offline_settings(
-        tmp_path, flavors_from=SHIPPED_FLAVORS, **{"media_timeout_s": 120.0, **overrides}
-    )
+    return offline_settings(tmp_path, flavors_from=SHIPPED_FLAVORS, **{"media_timeout_s": 120.0, **overrides})
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from mvcore.config.model_checks import ModelIssue, catalogue_for, check_snapshot
 from mvcore.config.plugins import PluginHost
 from mvcore.config.snapshot import Snapshot
 from mvcore.config.store import FlavorStore
@@ -157,6 +158,14 @@ class HintedEqualsFull(RuleBasedStateMachine):
     @invariant()
     def hinted_rebuild_is_indistinguishable_from_a_full_one(self) -> None:
         assert picture(self.hinted.current) == picture(self.full.current)
+
+    @invariant()
+    def carried_over_model_checks_equal_checking_again(self) -> None:
+        for store in (self.hinted, self.full):
+            snapshot = store.current
+            memoized = sorted(f"{i} {i.flavors}" for i in snapshot.issues if isinstance(i, ModelIssue))
+            fresh = sorted(f"{i} {i.flavors}" for i in check_snapshot(snapshot, catalogue_for(store.host)))
+            assert memoized == fresh
 
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
