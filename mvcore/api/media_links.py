@@ -22,10 +22,15 @@ from litestar import Response
 
 from mvcore.settings import Settings
 
-# The media GETs a token can open: exactly one object each (ids are canonical lower-case UUIDs).
+# The media GETs a token can open: exactly one object each (ids are canonical lower-case UUIDs),
+# including a project's clips, song segments, product image and final video.
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+PROJECT_FILE = (
+    r"(?:scenes/\d{3}/(?:video|lipsynced)\.mp4|scenes/\d{3}/audio\.mp3|final\.mp4|product\.(?:png|jpg|webp))"
+)
 MEDIA_PATH = re.compile(
-    r"^/api/(?:mv/get_video|mv/get_character_reference|audio/get)/"
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    rf"^/api/(?:mv/get_video|mv/get_character_reference|audio/get)/{_UUID}$"
+    rf"|^/api/mv/projects/{_UUID}/files/{PROJECT_FILE}$"
 )
 _LABEL = b"mvcore media token v1"
 

@@ -23,6 +23,7 @@ from litestar.openapi.spec import (
     OpenAPIType,
     Parameter,
     Reference,
+    RequestBody,
     Schema,
     SecurityScheme,
 )
@@ -58,6 +59,13 @@ MEDIA_TYPES = {
     "/api/mv/get_video/{video_id}": ("video/mp4",),
     "/api/mv/get_character_reference/{image_id}": ("image/png", "image/jpeg", "image/webp"),
     "/api/audio/get/{audio_id}": ("audio/mpeg",),
+    "/api/mv/projects/{project_id}/files/{path}": (
+        "video/mp4",
+        "audio/mpeg",
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+    ),
 }
 OPEN_PATHS = {"/health"}
 QUERY_KEY_PATHS = {*MEDIA_TYPES, "/api/mv/flavors/events"}
@@ -91,6 +99,7 @@ def document_contract(openapi: OpenAPI) -> None:
     document_responses(openapi)  # Problem and JobQueued schemas, 400 and default
     _file_parts(openapi)
     _upload_encoding(openapi)
+    _project_bodies(openapi)
     for path, item in (openapi.paths or {}).items():
         for method in ("get", "put", "post", "delete", "patch", "head"):
             operation = getattr(item, method, None)
@@ -137,6 +146,60 @@ def _upload_encoding(openapi: OpenAPI) -> None:
         )
         for name in ("file", "data")
     }
+
+
+def _text(min_length: int | None = None, max_length: int | None = None, **extra: Any) -> Schema:
+    return Schema(type=OpenAPIType.STRING, min_length=min_length, max_length=max_length, **extra)
+
+
+def _project_bodies(openapi: OpenAPI) -> None:
+    """The project routes read their bodies by hand (the original's 400s, in the original's order),
+    so their handlers cannot declare them: the creation form (``multipart/form-data``, the original
+    frontend's field names) and the PATCH body are declared here."""
+    paths = openapi.paths or {}
+    binary = Schema(type=OpenAPIType.STRING, format="binary")  # type: ignore[arg-type,unused-ignore]
+    uuid_text = _text(format="uuid")
+    form = Schema(
+        type=OpenAPIType.OBJECT,
+        required=["mode", "prompt", "characterDescription"],
+        properties={
+            "mode": Schema(type=OpenAPIType.STRING, enum=["music-video", "ad-creative"]),
+            "prompt": _text(10, 2000, description="The idea"),
+            "characterDescription": _text(20, 1000),
+            "characterReferenceImageId": uuid_text,
+            "productDescription": _text(None, 1000, description="ad-creative"),
+            "images": Schema(type=OpenAPIType.ARRAY, items=binary, description="ad-creative: product images"),
+            "audio": Schema(type=OpenAPIType.STRING, format="binary", description="music-video: the song"),  # type: ignore[arg-type,unused-ignore]
+            "audioId": _text(format="uuid", description="music-video: an uploaded song instead of audio"),
+            "configFlavor": _text(None, 100, description="The flavor the whole project uses"),
+        },
+    )
+    create = getattr(paths.get("/api/mv/projects"), "post", None)
+    if create is not None:
+        create.request_body = RequestBody(
+            required=True,
+            content={
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=form,
+                    encoding={
+                        "audio": Encoding(content_type="audio/mpeg, audio/wav, audio/mp4, audio/ogg"),
+                        "images": Encoding(content_type="image/png, image/jpeg, image/webp"),
+                    },
+                )
+            },
+        )
+    update = getattr(paths.get("/api/mv/projects/{project_id}"), "patch", None)
+    if update is not None:
+        body = Schema(
+            type=OpenAPIType.OBJECT,
+            properties={
+                "status": Schema(
+                    type=OpenAPIType.STRING, enum=["pending", "processing", "completed", "failed"]
+                ),
+                "finalOutputS3Key": _text(description="An object key (not a URL)"),
+            },
+        )
+        update.request_body = RequestBody(content={"application/json": OpenAPIMediaType(schema=body)})
 
 
 def _security(path: str, operation: Any) -> None:

@@ -38,6 +38,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from mvcore.api import project_wire as pw
 from mvcore.api import wire
+from mvcore.api.media_links import PROJECT_FILE
 from mvcore.api.media_response import serve_stored
 from mvcore.errors import BadInput, MvcoreError, NotFound, PayloadTooLarge
 from mvcore.projects.records import FINAL_STATUSES, MODES, PROJECT_STATUSES
@@ -46,9 +47,7 @@ from mvcore.projects.service import NewProject, ProjectService
 __all__ = ["ProjectController", "ProjectsPlugin"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_FILES = re.compile(
-    r"^(scenes/\d{3}/(video|lipsynced)\.mp4|scenes/\d{3}/audio\.mp3|final\.mp4|product\.(png|jpg|webp))$"
-)
+_FILES = re.compile(rf"^{PROJECT_FILE}$")
 _IMAGE_TYPES = {"image/jpeg": "jpg", "image/jpg": "jpg", "image/png": "png", "image/webp": "webp"}
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 EVENT_POLL_S = 0.5

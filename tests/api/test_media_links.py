@@ -132,6 +132,49 @@ def test_a_token_opens_only_its_own_object(auth: TestClient) -> None:
     assert auth.get(first["video_url"]).status_code == 200  # the owner still plays
 
 
+def test_a_projects_media_urls_play_without_the_key_each_for_its_own_file(tmp_path: Path) -> None:
+    secured = secured_settings(tmp_path)
+    tiny = secured.flavors_dirs[0] / "tiny"
+    tiny.mkdir()
+    (tiny / "parameters.yaml").write_text("number_of_scenes: 2\n")
+    (tiny / "image_params.yaml").write_text("video_duration: 1\n")
+    store = FlavorStore(list(secured.flavors_dirs), PluginHost(entry_points=False))
+    with TestClient(create_app(secured, store=store), raise_server_exceptions=False) as auth:
+        form = {
+            "mode": "music-video",
+            "prompt": "a fox crosses a snowy field",
+            "characterDescription": "a red fox with a white-tipped tail",
+            "configFlavor": "tiny",
+        }
+        created = auth.post(
+            "/api/mv/projects", data=form, files={"audio": ("s.wav", make_song(tmp_path))}, headers=HEADERS
+        )
+        assert created.status_code == 201, created.text
+        url = f"/api/mv/projects/{created.json()['projectId']}"
+        deadline = time.monotonic() + 90
+        while (project := auth.get(url, headers=HEADERS).json())["status"] not in ("completed", "failed"):
+            assert time.monotonic() < deadline, project
+            time.sleep(0.1)
+        assert project["status"] == "completed", project
+        links = [project["finalOutputUrl"]] + [
+            s[key]
+            for s in project["scenes"]
+            for key in ("videoClipUrl", "audioClipUrl", "lipSyncedVideoClipUrl")
+            if s[key] is not None  # a scene may need no lipsync
+        ]
+        assert len(links) >= 5, project
+        for link in links:
+            assert TOKEN.search(link), link
+            played = auth.get(link)  # no key: what <video src> / <audio src> does
+            assert played.status_code == 200, (link, played.text[:200])
+            assert played.headers["content-type"].split(";")[0] in ("video/mp4", "audio/mpeg")
+        final, clip = project["finalOutputUrl"], project["scenes"][0]["videoClipUrl"]
+        moved = f"{clip.split('?')[0]}?{final.split('?')[1]}"
+        assert auth.get(moved).status_code == 401  # final.mp4's token opens nothing else
+        assert auth.get(final.split("?")[0]).status_code == 401  # and no token, no key: refused
+        assert auth.get(f"{url}?{final.split('?')[1]}").status_code == 401  # nor the project's JSON
+
+
 @pytest.mark.parametrize(
     "mangle",
     [

@@ -2,8 +2,9 @@
 
 Fuzzed inputs rarely name an object that exists, so without these most 200 bodies (a video's
 info, a job, a stitch) would never be checked against their schema.  ``KnownGood`` creates real
-objects through the API itself (a song, an image, clips, a job) and then answers, for each
-operation, one request that must succeed; its response is validated like every fuzzed one.
+objects through the API itself (a song, an image, clips, a job, a saved flavor file, a project run
+to its end) and then answers, for each operation, one request that must succeed; its response is
+validated like every fuzzed one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 import http.server
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,7 @@ import imageio_ffmpeg
 
 Operation = Any
 Check = Callable[[Any, Any], None]
+JSON = "application/json"
 
 
 def make_song(folder: Path, seconds: float = 2.0) -> Path:
@@ -133,6 +136,8 @@ class KnownGood:
         self.call("DELETE /api/mv/jobs/{job_id}", path_parameters={"job_id": job["job_id"]})
         self.call("GET /api/mv/jobs")
         self.call("GET /api/mv/flavors/{name}", path_parameters={"name": "example"})
+        self.run_editor()
+        self.run_project(aid)
         for label in (
             "GET /health",
             "GET /api/mv/get_config_flavors",
@@ -142,3 +147,65 @@ class KnownGood:
         ):
             self.call(label)
         return self.answered
+
+    def run_editor(self) -> None:
+        """The flavor editor (the app must run with ``flavor_editing=True``)."""
+        name = {"name": "example"}
+        file = {**name, "filename": "parameters.yaml"}
+        self.call("GET /api/mv/flavors/{name}/files", path_parameters=name)
+        draft = {"files": {"parameters.yaml": 'camera_angle: "from the contract test"\n'}}
+        self.call("POST /api/mv/flavors/{name}/validate", path_parameters=name, body=draft, media_type=JSON)
+        preview = {**draft, "idea": "a fox", "character_description": "red"}
+        self.call("POST /api/mv/flavors/{name}/render", path_parameters=name, body=preview, media_type=JSON)
+        content = {"content": 'camera_angle: "saved by the contract test"\n'}
+        self.call(
+            "PUT /api/mv/flavors/{name}/files/{filename}", path_parameters=file, body=content, media_type=JSON
+        )
+        history = self.call("GET /api/mv/flavors/{name}/files/{filename}/history", path_parameters=file)
+        entry = {**file, "entry": history["entries"][0]["id"]}
+        self.call("GET /api/mv/flavors/{name}/files/{filename}/history/{entry}", path_parameters=entry)
+        self.call(
+            "POST /api/mv/flavors/{name}/files/{filename}/history/{entry}/restore", path_parameters=entry
+        )
+
+    def run_project(self, audio_id: str) -> None:
+        """A one-scene project through its whole pipeline, then every project operation on it
+        (needs the ``tiny`` flavor: one 1 s scene)."""
+        form = {
+            "mode": "music-video",
+            "prompt": "a fox crosses a snowy field",
+            "characterDescription": "a red fox with a white-tipped tail",
+            "audioId": audio_id,
+            "configFlavor": "tiny",
+        }
+        created = self.call("POST /api/mv/projects", body=form, media_type="multipart/form-data")
+        pid = {"project_id": created["projectId"]}
+        project = self.finished(pid)
+        self.call("GET /api/mv/projects")
+        self.call("GET /api/mv/projects/{project_id}/final-video", path_parameters=pid)
+        path = project["finalOutputUrl"].split("?")[0].split("/files/", 1)[1]
+        self.call("GET /api/mv/projects/{project_id}/files/{path}", path_parameters={**pid, "path": path})
+        self.call("GET /api/mv/projects/{project_id}/events", path_parameters=pid)
+        self.call(
+            "PATCH /api/mv/projects/{project_id}",
+            path_parameters=pid,
+            body={"status": "completed"},
+            media_type=JSON,
+        )
+        scene = {**pid, "sequence": project["scenes"][0]["sequence"]}
+        self.call("POST /api/mv/projects/{project_id}/scenes/{sequence}/regenerate", path_parameters=scene)
+        self.finished(pid)
+        self.call("POST /api/mv/projects/{project_id}/compose", path_parameters=pid)
+        self.finished(pid)
+        self.call("DELETE /api/mv/projects/{project_id}", path_parameters=pid)
+
+    def finished(self, pid: dict[str, str], timeout: float = 120.0) -> Any:
+        """``GET`` the project until its pipeline is done (the last answer is validated)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            project = self.call("GET /api/mv/projects/{project_id}", path_parameters=pid)
+            if project["status"] == "completed":
+                return project
+            assert project["status"] != "failed", project
+            assert time.monotonic() < deadline, f"project not done after {timeout:g} s: {project}"
+            time.sleep(0.1)
