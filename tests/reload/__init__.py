@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from mvcore.config.store import FlavorStore
 
@@ -48,3 +49,12 @@ def angle(store: FlavorStore, flavor: str = "test") -> object:
 def status(store: FlavorStore, flavor: str = "test") -> str | None:
     found = store.current.statuses.get(flavor)
     return found.status if found is not None else None
+
+
+def thaw(value: Any) -> Any:
+    """Resolved values (read-only mappings, tuples) as plain dicts and lists, for comparing."""
+    if hasattr(value, "items"):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [thaw(v) for v in value]
+    return value

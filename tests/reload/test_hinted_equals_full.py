@@ -29,7 +29,7 @@ from mvcore.config.snapshot import Snapshot
 from mvcore.config.store import FlavorStore
 from mvcore.providers.catalogue import register
 
-from . import write
+from . import thaw, write
 
 NAMES = ["default", "alpha", "beta", "gamma", "delta"]
 FLAVORS = st.sampled_from(NAMES)
@@ -56,14 +56,6 @@ IMAGE_PARAMS = st.sampled_from(
 )
 
 
-def _thaw(value: Any) -> Any:
-    if hasattr(value, "items"):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_thaw(v) for v in value]
-    return value
-
-
 def picture(snapshot: Snapshot) -> dict[str, Any]:
     """Everything a caller can observe of a snapshot, as plain data."""
     return {
@@ -71,7 +63,7 @@ def picture(snapshot: Snapshot) -> dict[str, Any]:
         "resolved": {
             name: {
                 type_name: (
-                    _thaw(config.values),
+                    thaw(config.values),
                     {k: (p.layer, p.file, p.line) for k, p in config.provenance.items()},
                 )
                 for type_name, config in configs.items()

@@ -32,7 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from mvcore.config.plugins import PluginHost
 from mvcore.config.store import FlavorStore
 
-from . import write
+from . import thaw, write
 
 NAMES = st.sampled_from(["default", "alpha", "beta", "gamma-1"])
 ANGLES = st.sampled_from(["front", "wide", "top", "x" * 7, "wider"])
@@ -69,14 +69,6 @@ def model_merge(*layers: Valid) -> Valid:
 
 def _text(values: Valid) -> str:
     return "".join(f"{k}: {v!r}\n" if isinstance(v, str) else f"{k}: {v}\n" for k, v in values.items())
-
-
-def _thaw(value: Any) -> Any:
-    if hasattr(value, "items"):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_thaw(v) for v in value]
-    return value
 
 
 class ReloadMachine(RuleBasedStateMachine):
@@ -171,10 +163,10 @@ class ReloadMachine(RuleBasedStateMachine):
         expected = self.model()
         assert sorted(live.resolved) == sorted(expected), (sorted(live.resolved), sorted(expected))
         for name, values in expected.items():
-            got = _thaw(live.resolved[name]["parameters"].values)
+            got = thaw(live.resolved[name]["parameters"].values)
             assert got == values, (name, got, values)
         unknown = live.resolve("no-such-flavor")
-        assert unknown.fallback and _thaw(unknown.configs["parameters"].values) == expected["default"]
+        assert unknown.fallback and thaw(unknown.configs["parameters"].values) == expected["default"]
 
     # ---- the property --------------------------------------------------------------------------
     def _expected_store(self) -> FlavorStore:
@@ -196,8 +188,8 @@ class ReloadMachine(RuleBasedStateMachine):
         assert sorted(live.resolved) == sorted(fresh.resolved)
         for name in fresh.resolved:
             for config_type, resolved in fresh.resolved[name].items():
-                live_values = _thaw(live.resolved[name][config_type].values)
-                assert live_values == _thaw(resolved.values), (name, config_type)
+                live_values = thaw(live.resolved[name][config_type].values)
+                assert live_values == thaw(resolved.values), (name, config_type)
         for name, content in self.files.items():
             state = live.statuses[name].status
             if not isinstance(content, str):
