@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from mvcore.api import wire
 from mvcore.api.deps import ServicesDep
-from mvcore.generators.registry import GENERATORS
+from mvcore.generators.registry import GENERATORS, check_before_queueing
 
 AsyncFlag = Annotated[bool, QueryParameter(name="async", description="Answer 202 with a job id at once")]
 StrictFlag = Annotated[
@@ -69,7 +69,9 @@ async def dispatch(
     snapshot = services.store.current
     flavor = getattr(data, "config_flavor", None)
     overrides = getattr(data, "config_overrides", None)
-    bundle = services.bundle(snapshot, flavor, strict, overrides).to_dict()
+    resolved = services.bundle(snapshot, flavor, strict, overrides)
+    check_before_queueing(kind, data, resolved, services.ctx)  # a refused value: 400, no job record
+    bundle = resolved.to_dict()
     request = data.model_dump(mode="json")
     if run_async:
         record = await services.jobs.submit(kind, request, bundle)

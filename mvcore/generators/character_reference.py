@@ -8,30 +8,29 @@ from typing import Any
 from mvcore.errors import NotFound
 from mvcore.generators.common import Timer, base_metadata, new_id, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
-from mvcore.generators.model_params import check_params, checked_metadata, parameters_used, source_fields
-from mvcore.generators.plan import character_call
+from mvcore.generators.model_params import CheckedParams, check_call, checked_metadata, parameters_used
+from mvcore.generators.plan import ProviderCall, character_call
 from mvcore.generators.requests import GenerateCharacterReferenceRequest
 from mvcore.storage import keys
 
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp")
 
 
+def plan_character_reference(
+    request: GenerateCharacterReferenceRequest, bundle: ConfigBundle, ctx: GenContext
+) -> tuple[ProviderCall, Any, CheckedParams]:
+    """The call, its provider and its checked params (raises on a refused value, before a job)."""
+    call = character_call(request, bundle, max_chars=ctx.settings.max_prompt_chars)
+    provider = ctx.provider()
+    return call, provider, check_call(ctx, provider, call, selector="image_params.model")
+
+
 async def generate_character_reference(
     request: GenerateCharacterReferenceRequest, bundle: ConfigBundle, ctx: GenContext
 ) -> dict[str, Any]:
     timer = Timer()
-    call = character_call(request, bundle, max_chars=ctx.settings.max_prompt_chars)
+    call, provider, checked = plan_character_reference(request, bundle, ctx)
     prompt = call.prompt or ""
-    provider = ctx.provider()
-    flavor_params = dict(call.params)
-    checked = check_params(
-        ctx,
-        provider,
-        model=flavor_params.pop("model"),
-        params=flavor_params,
-        fields=source_fields(call.sources),
-        selector="image_params.model",
-    )
     params = {"model": checked.model, **checked.sent}
     with working_dir(ctx, new_id()) as work:
         result = await provider.generate_images(

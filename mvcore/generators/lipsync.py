@@ -9,14 +9,16 @@ from mvcore.errors import BadInput
 from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
 from mvcore.generators.inputs import audio_from, own_audio_id, video_from
-from mvcore.generators.model_params import check_params, checked_metadata, parameters_used, source_fields
-from mvcore.generators.plan import lipsync_call
+from mvcore.generators.model_params import CheckedParams, check_call, checked_metadata, parameters_used
+from mvcore.generators.plan import ProviderCall, lipsync_call
 from mvcore.generators.requests import LipsyncRequest
 from mvcore.media import audio
 
 
-async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext) -> dict[str, Any]:
-    timer = Timer()
+def plan_lipsync(
+    request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
+) -> tuple[ProviderCall, Any, CheckedParams]:
+    """The call, its provider and its checked params; raises on what cannot run, before a job."""
     clipping = request.start_time is not None or request.end_time is not None
     if clipping and not request.audio_id and request.audio_url and not own_audio_id(request.audio_url):
         raise BadInput(
@@ -24,18 +26,17 @@ async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext
             hint="Upload the song (/api/audio/upload) and pass its audio_id with the range, "
             "or pass an audio_url that is already clipped.",
         )
-    provider = ctx.provider()
     call = lipsync_call(request, bundle)
-    flavor_params = dict(call.params)
-    checked = check_params(
-        ctx,
-        provider,
-        model=flavor_params.pop("model"),
-        params=flavor_params,
-        fields=source_fields(call.sources),
-        input_names={"active_speaker_detection": "active_speaker"},
-        selector="lipsync_params.model",
-    )
+    provider = ctx.provider()
+    input_names = {"active_speaker_detection": "active_speaker"}
+    checked = check_call(ctx, provider, call, selector="lipsync_params.model", input_names=input_names)
+    return call, provider, checked
+
+
+async def lipsync(request: LipsyncRequest, bundle: ConfigBundle, ctx: GenContext) -> dict[str, Any]:
+    timer = Timer()
+    clipping = request.start_time is not None or request.end_time is not None
+    _call, provider, checked = plan_lipsync(request, bundle, ctx)
     params = {"model": checked.model, **checked.sent}
     video_id = new_id()
     with working_dir(ctx, video_id) as work:

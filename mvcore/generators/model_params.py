@@ -22,6 +22,7 @@ from typing import Any
 
 from mvcore.errors import BadInput
 from mvcore.generators.context import GenContext
+from mvcore.generators.plan import ProviderCall
 
 #: provider inputs that are the prompt texts, not parameters (kept out of ``parameters_used``)
 TEXT_INPUTS = frozenset({"prompt", "negative_prompt", "system_prompt", "video", "audio", "image"})
@@ -101,6 +102,27 @@ def check_params(
         )
     warnings = tuple(f"{p['message']}; the real model would refuse this request" for p in problems)
     return CheckedParams(entry.name, sent, not_sent, warnings)
+
+
+def check_call(
+    ctx: GenContext,
+    provider: Any,
+    call: ProviderCall,
+    *,
+    selector: str,
+    input_names: Mapping[str, str] | None = None,
+) -> CheckedParams:
+    """:func:`check_params` of a planned provider call (its ``model`` param names the model)."""
+    params = dict(call.params)
+    return check_params(
+        ctx,
+        provider,
+        model=params.pop("model"),
+        params=params,
+        fields=source_fields(call.sources),
+        input_names=input_names,
+        selector=selector,
+    )
 
 
 def parameters_used(result_raw: Mapping[str, Any], checked: CheckedParams, **extra: Any) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mvcore.generators.character_reference import generate_character_reference
+from mvcore.generators.character_reference import generate_character_reference, plan_character_reference
 from mvcore.generators.context import ConfigBundle, GenContext
-from mvcore.generators.lipsync import lipsync
+from mvcore.generators.lipsync import lipsync, plan_lipsync
 from mvcore.generators.requests import (
     CreateScenesRequest,
     GenerateCharacterReferenceRequest,
@@ -20,7 +20,7 @@ from mvcore.generators.requests import (
 )
 from mvcore.generators.scenes import create_scenes
 from mvcore.generators.stitch import stitch_videos
-from mvcore.generators.video import generate_video
+from mvcore.generators.video import generate_video, plan_video
 from mvcore.projects.steps import STEP_KINDS, ProjectStepRequest
 
 
@@ -29,6 +29,9 @@ class Generator:
     kind: str
     request_model: type[BaseModel]
     run: Callable[[Any, ConfigBundle, GenContext], Awaitable[dict[str, Any]]]
+    #: the checks ``run`` makes before its first provider call (raises ``BadInput``), so the API
+    #: refuses a ``?async=true`` request with a 400 instead of queueing a job that must fail
+    plan: Callable[[Any, ConfigBundle, GenContext], object] | None = None
 
 
 GENERATORS: dict[str, Generator] = {
@@ -36,15 +39,25 @@ GENERATORS: dict[str, Generator] = {
     for g in (
         Generator("create_scenes", CreateScenesRequest, create_scenes),
         Generator(
-            "generate_character_reference", GenerateCharacterReferenceRequest, generate_character_reference
+            "generate_character_reference",
+            GenerateCharacterReferenceRequest,
+            generate_character_reference,
+            plan_character_reference,
         ),
-        Generator("generate_video", GenerateVideoRequest, generate_video),
-        Generator("lipsync", LipsyncRequest, lipsync),
+        Generator("generate_video", GenerateVideoRequest, generate_video, plan_video),
+        Generator("lipsync", LipsyncRequest, lipsync, plan_lipsync),
         Generator("stitch_videos", StitchVideosRequest, stitch_videos),
     )
 }
 # The project pipeline's steps (mvcore.projects.steps) run as jobs like any generator.
 GENERATORS.update({kind: Generator(kind, ProjectStepRequest, run) for kind, run in STEP_KINDS.items()})
+
+
+def check_before_queueing(kind: str, request: BaseModel, bundle: ConfigBundle, ctx: GenContext) -> None:
+    """Run the generator's own pre-call checks now (see ``Generator.plan``); nothing is sent."""
+    plan = GENERATORS[kind].plan
+    if plan is not None:
+        plan(request, bundle, ctx)
 
 
 async def execute(

@@ -7,27 +7,27 @@ from typing import Any
 from mvcore.generators.character_reference import find_character_reference
 from mvcore.generators.common import Timer, base_metadata, new_id, store_video, working_dir
 from mvcore.generators.context import ConfigBundle, GenContext
-from mvcore.generators.model_params import check_params, checked_metadata, parameters_used, source_fields
-from mvcore.generators.plan import video_call
+from mvcore.generators.model_params import CheckedParams, check_call, checked_metadata, parameters_used
+from mvcore.generators.plan import ProviderCall, video_call
 from mvcore.generators.requests import GenerateVideoRequest
+
+
+def plan_video(
+    request: GenerateVideoRequest, bundle: ConfigBundle, ctx: GenContext
+) -> tuple[ProviderCall, Any, CheckedParams]:
+    """The call, its provider and its checked params: a refused value raises here, before a job
+    is queued (the API checks ``?async=true`` requests with this) and before any upload."""
+    call = video_call(request, bundle, max_chars=ctx.settings.max_prompt_chars)
+    provider = ctx.provider(request.backend)
+    return call, provider, check_call(ctx, provider, call, selector="image_params.video_model")
 
 
 async def generate_video(
     request: GenerateVideoRequest, bundle: ConfigBundle, ctx: GenContext
 ) -> dict[str, Any]:
     timer = Timer()
-    call = video_call(request, bundle, max_chars=ctx.settings.max_prompt_chars)
+    call, provider, checked = plan_video(request, bundle, ctx)
     prompt = call.prompt or ""
-    provider = ctx.provider(request.backend)
-    flavor_params = dict(call.params)
-    checked = check_params(
-        ctx,
-        provider,
-        model=flavor_params.pop("model"),
-        params=flavor_params,
-        fields=source_fields(call.sources),
-        selector="image_params.video_model",
-    )
     params = {"model": checked.model, **checked.sent}
     video_id = new_id()
     with working_dir(ctx, video_id) as work:

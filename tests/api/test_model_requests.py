@@ -154,6 +154,7 @@ REFUSED = [
 ]
 
 
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize(("endpoint", "body", "field", "model", "accepted"), REFUSED)
 def test_a_value_the_model_refuses_is_a_400_and_nothing_reaches_replicate(
     api: TestClient[Any],
@@ -163,9 +164,11 @@ def test_a_value_the_model_refuses_is_a_400_and_nothing_reaches_replicate(
     field: str,
     model: str,
     accepted: list[Any],
+    run_async: bool,
 ) -> None:
-    response = api.post(f"/api/mv/{endpoint}", json=body)
+    response = api.post(f"/api/mv/{endpoint}", json=body, params={"async": "true"} if run_async else None)
     assert response.status_code == 400, response.text
+    assert api.get("/api/mv/jobs").json()["jobs"] == []  # refused before a job existed, also with ?async
     detail = response.json()["detail"]
     assert detail["error"] == "INVALID_INPUT"
     assert detail["details"]["field"] == field
