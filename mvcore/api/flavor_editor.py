@@ -52,11 +52,7 @@ def _editor(services: Services, name: str) -> FlavorEditor:
     directory), then the switch (403): hostile or unknown names answer the same whether or not
     editing is on.
     """
-    editor = getattr(services, "_flavor_editor", None)
-    if editor is None:
-        history = services.settings.data_dir / "flavor_history"
-        editor = FlavorEditor(services.store, history, services.settings.flavor_history)
-        services._flavor_editor = editor  # type: ignore[attr-defined]
+    editor = services.flavor_editor
     editor.flavor_dir(name)
     if not services.settings.flavor_editing:
         raise EditingDisabled(

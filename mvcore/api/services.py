@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mvcore.api.events import EventHub
 from mvcore.api.wire_cache import WireCache
+from mvcore.config.editing import FlavorEditor
 from mvcore.config.overrides import apply_overrides, check_overrides
 from mvcore.config.resolver import Resolution
 from mvcore.config.snapshot import Snapshot
@@ -35,6 +36,15 @@ class Services:
     events: EventHub = field(default_factory=EventHub)
     reloader: Reloader | None = None
     wire_cache: WireCache = field(default_factory=WireCache)
+    _editor: FlavorEditor | None = field(default=None, repr=False)
+
+    @property
+    def flavor_editor(self) -> FlavorEditor:
+        """The process's flavor editor, made on first use (its history lives in the data dir)."""
+        if self._editor is None:
+            history = self.settings.data_dir / "flavor_history"
+            self._editor = FlavorEditor(self.store, history, self.settings.flavor_history)
+        return self._editor
 
     @property
     def watch_mode(self) -> str:
