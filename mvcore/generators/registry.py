@@ -54,9 +54,14 @@ GENERATORS.update({kind: Generator(kind, ProjectStepRequest, run) for kind, run 
 
 
 def check_before_queueing(kind: str, request: BaseModel, bundle: ConfigBundle, ctx: GenContext) -> None:
-    """Run the generator's own pre-call checks now (see ``Generator.plan``); nothing is sent."""
+    """Run the generator's own pre-call checks now (see ``Generator.plan``); nothing is sent.
+
+    Skipped for a backend this process does not have: a provider installed on the workers only
+    (a plugin there) is theirs to check.
+    """
     plan = GENERATORS[kind].plan
-    if plan is not None:
+    backend = getattr(request, "backend", None) or ctx.default_provider
+    if plan is not None and backend in ctx.providers:
         plan(request, bundle, ctx)
 
 

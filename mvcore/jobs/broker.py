@@ -42,6 +42,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import AsyncScript
 from taskiq import AckableMessage, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
@@ -103,17 +104,28 @@ class JobStreamBroker(RedisStreamBroker):
             retry=reconnecting_retry(),
         )
         self.prefix = prefix
+        self._scripts: dict[str, AsyncScript] = {}
         self.reclaim_interval = max(0.2, min(5.0, visibility_timeout_s / 4))
 
     def job_key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
+
+    def _script(self, conn: Redis, source: str) -> AsyncScript:
+        """``source`` as an ``EVALSHA`` script (loaded again by redis-py after a Redis restart):
+        a submit then sends 40 bytes of hash instead of the whole script."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = conn.register_script(source)
+        return script
 
     async def kick(self, message: BrokerMessage) -> None:
         """XADD the message; with the ``mvcore_create`` label, create the job record in the same call."""
         create = message.labels.get(CREATE_LABEL)
         async with Redis(connection_pool=self.connection_pool) as conn:
             if not create:
-                await conn.eval(_KICK, 2, self.job_key(message.task_id), self.queue_name, message.message)
+                await self._script(conn, _KICK)(
+                    keys=[self.job_key(message.task_id), self.queue_name], args=[message.message], client=conn
+                )
                 return
             spec = json.loads(create)
             keys = [
@@ -124,7 +136,7 @@ class JobStreamBroker(RedisStreamBroker):
             ]
             fields = [item for pair in spec["fields"].items() for item in pair]
             args = [message.message, spec["cap"], spec["ttl"], repr(time.time()), message.task_id, *fields]
-            verdict = await conn.eval(SUBMIT, len(keys), *keys, *args)
+            verdict = await self._script(conn, SUBMIT)(keys=keys, args=args, client=conn)
         if _text(verdict[0]) == "full":
             from mvcore.jobs.records import QueueFull, retry_after_s
 

@@ -38,6 +38,9 @@ DEFAULT_HEARTBEAT_TIMEOUT = 30.0
 DEFAULT_CONCURRENCY = 4
 PROGRESS_MIN_INTERVAL = 0.25  # seconds between progress writes ...
 PROGRESS_MIN_STEP = 0.05  # ... unless progress moved at least this much
+# ... and never sooner than this after the claim or the last write: a job done within it never
+# writes progress at all (its finish does), which saves a Redis round trip per short job
+PROGRESS_MIN_SPACING = 0.05
 MAX_TICK = 0.5  # heartbeat + cancel poll period (shorter when the heartbeat timeout is short)
 
 WORKER_LOST = "WORKER_LOST"

@@ -34,6 +34,7 @@ from mvcore.generators.registry import execute
 from mvcore.jobs.attempt import current_attempt
 from mvcore.jobs.records import (
     PROGRESS_MIN_INTERVAL,
+    PROGRESS_MIN_SPACING,
     PROGRESS_MIN_STEP,
     TASK_NAME,
     JobRecord,
@@ -115,6 +116,7 @@ class _Running:
     recorded: bool = False  # the store has this attempt's outcome: the message may be acked
     done: asyncio.Event = field(default_factory=asyncio.Event)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    flush: asyncio.TimerHandle | None = None  # a progress write held back by the spacing
 
 
 class JobRunner:
@@ -195,6 +197,8 @@ class JobRunner:
             await self._execute(state, kind, request, bundle)
         finally:
             self._running.pop(job_id, None)
+            if state.flush is not None:
+                state.flush.cancel()
             for task in list(state.background):
                 task.cancel()
             state.done.set()
@@ -237,16 +241,31 @@ class JobRunner:
                 return
             state.progress = max(state.progress, min(1.0, max(0.0, float(fraction))))
             state.message = str(message)[:200]
-            now = time.monotonic()
-            if not state.writing and (
-                state.progress - state.written_progress >= PROGRESS_MIN_STEP
-                or now - state.written_at >= PROGRESS_MIN_INTERVAL
-            ):
-                write = loop.create_task(self._beat(state))
-                state.background.add(write)
-                write.add_done_callback(state.background.discard)
+            self._write_progress(state, loop)
 
         return progress
+
+    def _write_progress(self, state: _Running, loop: asyncio.AbstractEventLoop) -> None:
+        """Write progress when it moved enough or enough time passed -- but not within
+        ``PROGRESS_MIN_SPACING`` of the claim or the last write: then once that has passed."""
+        if state.writing or state.task is None or state.task.done():
+            return
+        now = time.monotonic()
+        moved = state.progress - state.written_progress >= PROGRESS_MIN_STEP
+        if not (moved or now - state.written_at >= PROGRESS_MIN_INTERVAL):
+            return
+        wait = state.written_at + PROGRESS_MIN_SPACING - now
+        if wait > 0:
+            if state.flush is None:
+                state.flush = loop.call_later(wait, self._flush_progress, state, loop)
+            return
+        write = loop.create_task(self._beat(state))
+        state.background.add(write)
+        write.add_done_callback(state.background.discard)
+
+    def _flush_progress(self, state: _Running, loop: asyncio.AbstractEventLoop) -> None:
+        state.flush = None
+        self._write_progress(state, loop)
 
     async def _conclude(self, state: _Running, task: asyncio.Task[dict[str, Any]]) -> None:
         """Write what happened -- the one place an attempt ends."""
