@@ -304,7 +304,9 @@ def flavors_render(
         if parsed:
             check_overrides(parsed, snap.registry, settings.overridable_keys)
             resolution = apply_overrides(resolution, parsed)
-        preview = render_preview(resolution, request, max_chars=settings.max_prompt_chars)
+        preview = render_preview(
+            resolution, request, max_chars=settings.max_prompt_chars, models=_catalogue()
+        )
     except MvcoreError as exc:
         _fail(exc, as_json)
     if as_json:

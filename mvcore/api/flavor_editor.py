@@ -88,7 +88,9 @@ class FlavorEditorController(Controller):
         if data.config_overrides:
             check_overrides(data.config_overrides, snapshot.registry, services.settings.overridable_keys)
             resolution = apply_overrides(resolution, data.config_overrides)
-        body = render_preview(resolution, data, max_chars=services.settings.max_prompt_chars)
+        body = render_preview(
+            resolution, data, max_chars=services.settings.max_prompt_chars, models=services.ctx.models
+        )
         if draft is not None:
             body["draft"] = draft
         status = snapshot.statuses.get(name)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mvcore.config.model_checks import ModelCatalogue
 from mvcore.config.resolver import Resolution
 from mvcore.generators.context import ConfigBundle
 from mvcore.generators.plan import ProviderCall, character_call, lipsync_call, scenes_call, video_call
@@ -51,13 +52,20 @@ class RenderRequest(BaseModel):
 GENERATOR_NAMES = ("create_scenes", "generate_character_reference", "generate_video", "lipsync")
 
 
-#: the shipped model catalogue: what the replicate provider filters inputs by (plugins may add more)
+#: the shipped model catalogue: the default when a caller has no catalogue of its own
 MODELS = shipped_catalogue()
 PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"
 
 
-def render_preview(resolution: Resolution, render: RenderRequest, *, max_chars: int) -> dict[str, Any]:
-    """Prompts, parameters and Replicate inputs of every generator for one flavor."""
+def render_preview(
+    resolution: Resolution, render: RenderRequest, *, max_chars: int, models: ModelCatalogue | None = None
+) -> dict[str, Any]:
+    """Prompts, parameters and Replicate inputs of every generator for one flavor.
+
+    ``models``: the catalogue the server's generators use (shipped + plugins); the shipped one
+    when not given.  The Replicate inputs are filtered by it, as the provider does.
+    """
+    models = models or MODELS
     bundle = ConfigBundle.from_resolution(resolution)
     extra = render.requests
     scenes = CreateScenesRequest(
@@ -77,10 +85,10 @@ def render_preview(resolution: Resolution, render: RenderRequest, *, max_chars: 
     return {
         **resolution.meta(),
         "generators": {
-            "create_scenes": _scenes(scenes, bundle, resolution, max_chars),
-            "generate_character_reference": _character(character, bundle, resolution, max_chars),
-            "generate_video": _video(video, bundle, resolution, max_chars),
-            "lipsync": _lipsync(lipsync, bundle, resolution),
+            "create_scenes": _scenes(scenes, bundle, resolution, max_chars, models),
+            "generate_character_reference": _character(character, bundle, resolution, max_chars, models),
+            "generate_video": _video(video, bundle, resolution, max_chars, models),
+            "lipsync": _lipsync(lipsync, bundle, resolution, models),
         },
     }
 
@@ -121,10 +129,14 @@ def _wire(
 
 
 def _scenes(
-    request: CreateScenesRequest, bundle: ConfigBundle, resolution: Resolution, max_chars: int
+    request: CreateScenesRequest,
+    bundle: ConfigBundle,
+    resolution: Resolution,
+    max_chars: int,
+    models: ModelCatalogue,
 ) -> dict[str, Any]:
     call = scenes_call(request, bundle, max_chars=max_chars)
-    model, inp, _ = replicate_inputs.scenes_input(call.prompt or "", call.params["model"], MODELS)
+    model, inp, _ = replicate_inputs.scenes_input(call.prompt or "", call.params["model"], models)
     return {**_wire(call, resolution, model, [inp]), "defaults_applied": call.defaulted}
 
 
@@ -133,11 +145,12 @@ def _character(
     bundle: ConfigBundle,
     resolution: Resolution,
     max_chars: int,
+    models: ModelCatalogue,
 ) -> dict[str, Any]:
     call = character_call(request, bundle, max_chars=max_chars)
     inputs = [
         replicate_inputs.image_input(
-            call.prompt or "", request.negative_prompt, call.params, request.seed, i, MODELS
+            call.prompt or "", request.negative_prompt, call.params, request.seed, i, models
         )[1]
         for i in range(request.num_images)
     ]
@@ -145,19 +158,25 @@ def _character(
 
 
 def _video(
-    request: GenerateVideoRequest, bundle: ConfigBundle, resolution: Resolution, max_chars: int
+    request: GenerateVideoRequest,
+    bundle: ConfigBundle,
+    resolution: Resolution,
+    max_chars: int,
+    models: ModelCatalogue,
 ) -> dict[str, Any]:
     call = video_call(request, bundle, max_chars=max_chars)
     reference = Path("reference") if request.character_reference_id else None
     model, inp, _ = replicate_inputs.video_input(
-        call.prompt or "", request.negative_prompt, call.params, request.seed, reference, _placeholder, MODELS
+        call.prompt or "", request.negative_prompt, call.params, request.seed, reference, _placeholder, models
     )
     return _wire(call, resolution, model, [inp])
 
 
-def _lipsync(request: LipsyncRequest, bundle: ConfigBundle, resolution: Resolution) -> dict[str, Any]:
+def _lipsync(
+    request: LipsyncRequest, bundle: ConfigBundle, resolution: Resolution, models: ModelCatalogue
+) -> dict[str, Any]:
     call = lipsync_call(request, bundle)
     model, inp, _ = replicate_inputs.lipsync_input(
-        Path("video"), Path("audio"), call.params, _placeholder, MODELS
+        Path("video"), Path("audio"), call.params, _placeholder, models
     )
     return _wire(call, resolution, model, [inp])

@@ -14,8 +14,10 @@ import pytest
 from litestar.testing import TestClient
 
 from mvcore.api.app import create_app
+from mvcore.config.hookspecs import hookimpl
 from mvcore.config.plugins import PluginHost
 from mvcore.config.store import FlavorStore
+from mvcore.providers.catalogue import register
 from mvcore.testing.replicate_server import FakeReplicateServer
 
 from .conftest import make_settings
@@ -203,3 +205,29 @@ def test_unknown_flavors_are_404_in_the_preview_with_did_you_mean(client: TestCl
     response = client.post("/api/mv/flavors/exampel/render", json={"idea": "a", "character_description": "b"})
     assert response.status_code == 404
     assert response.json()["detail"]["details"]["did_you_mean"] == "example"
+
+
+def test_the_preview_filters_inputs_by_a_plugins_model_as_the_provider_does(tmp_path: Path) -> None:
+    """A model a plugin adds is in the preview's catalogue too (it was the shipped one only)."""
+
+    class AcmeClip:
+        @hookimpl
+        def mvcore_models(self) -> list[dict[str, Any]]:
+            properties = {"prompt": {"type": "string"}, "duration": {"type": "integer", "enum": [3]}}
+            schema = {"type": "object", "properties": properties}
+            return [{"name": "acme/clip", "input_schema": schema, "source": "t", "retrieved": "2026-12-01"}]
+
+    settings = make_settings(tmp_path, flavor_editing=True)
+    root = settings.flavors_dirs[0]
+    (root / "acme").mkdir()
+    (root / "acme" / "image_params.yaml").write_text("video_model: acme/clip\nvideo_duration: 3\n")
+    host = PluginHost(entry_points=False)
+    host.register(AcmeClip(), "acme")
+    store = FlavorStore(list(settings.flavors_dirs), register(host))
+    with TestClient(create_app(settings, store=store), raise_server_exceptions=False) as client:
+        body = {"idea": "a fox", "character_description": "red"}
+        response = client.post("/api/mv/flavors/acme/render", json=body)
+    assert response.status_code == 200, response.text
+    video = response.json()["generators"]["generate_video"]["replicate"]
+    assert video["model"] == "acme/clip"
+    assert set(video["inputs"][0]) == {"prompt", "duration"}, video["inputs"][0]
