@@ -51,7 +51,8 @@ class EventHub:
             yield {"event": "hello", "data": first}
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout=heartbeat_s)
+                    async with asyncio.timeout(heartbeat_s):
+                        item = await queue.get()
                 except TimeoutError:
                     yield {"event": "ping", "data": {}}
                     continue

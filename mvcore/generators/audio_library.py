@@ -192,7 +192,8 @@ async def _youtube(url: str, parsed: httpx.URL, work: Path, ctx: GenContext) -> 
         return files[0], str(info.get("title") or "youtube")
 
     try:
-        return await asyncio.wait_for(asyncio.to_thread(run), timeout=ctx.settings.media_timeout_s)
+        async with asyncio.timeout(ctx.settings.media_timeout_s):
+            return await asyncio.to_thread(run)
     except MvcoreError:
         raise
     except Exception as exc:

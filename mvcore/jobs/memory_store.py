@@ -206,4 +206,5 @@ class MemoryJobStore:
     async def wait_change(self, job_id: str, timeout: float) -> None:
         event = self._events.setdefault(job_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()

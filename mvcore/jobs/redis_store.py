@@ -413,7 +413,8 @@ class RedisJobStore:
             return
         event = self._events.setdefault(job_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
 
     # ---- the reaper ----------------------------------------------------------------------------------
     async def reap(self, min_age: float) -> dict[str, int]:

@@ -300,7 +300,8 @@ class JobService:
             done = self.runner.cancel_local(job_id) if self.runner is not None else None
             if done is not None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await done.wait()
             else:
                 await self.wait(job_id, timeout=wait)
         logs.event("job_cancel_requested", logging.INFO, job_id=job_id, was=state)

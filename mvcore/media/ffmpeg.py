@@ -227,7 +227,8 @@ async def run_ffmpeg(
         return await proc.wait()
 
     try:
-        returncode = await asyncio.wait_for(supervise(), timeout=timeout)
+        async with asyncio.timeout(timeout):
+            returncode = await supervise()
     except TimeoutError:
         raise DeadlineExceeded(
             f"ffmpeg did not finish {_output_name(args)} within {timeout:g} s",

@@ -232,6 +232,7 @@ def describe(path: Path, *, timeout: float = _PROBE_TIMEOUT) -> MediaInfo:
 async def probe(path: Path, *, timeout: float = _PROBE_TIMEOUT) -> MediaInfo:
     """Describe a media file without blocking the event loop (a worker thread, under ``timeout``)."""
     try:
-        return await asyncio.wait_for(asyncio.to_thread(describe, Path(path), timeout=timeout), timeout + 1)
+        async with asyncio.timeout(timeout + 1):
+            return await asyncio.to_thread(describe, Path(path), timeout=timeout)
     except TimeoutError:
         raise DeadlineExceeded(f"Probing took longer than {timeout:g} s") from None

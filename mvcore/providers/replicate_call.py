@@ -155,7 +155,11 @@ class PredictionCall:
                 aw.close()
             raise self.deadline_error(what, prediction_id)
         try:
-            return await asyncio.wait_for(aw, remaining)
+            # not asyncio.wait_for: on Python 3.11 it returns the result and drops the caller's
+            # cancel when the awaited call finishes in the same loop turn (a cancelled job then
+            # polled its prediction until the deadline); asyncio.timeout keeps the cancel
+            async with asyncio.timeout(remaining):
+                return await aw
         except TimeoutError:
             raise self.deadline_error(what, prediction_id) from None
 

@@ -158,7 +158,8 @@ class MediaStore:
                 await cloud.put_file(source, key, content_type)
             return await cloud.presigned_url(key, self.presign_expiry)
 
-        return await asyncio.wait_for(upload(), self.upload_timeout)
+        async with asyncio.timeout(self.upload_timeout):
+            return await upload()
 
     def _upload_warning(self, key: str, exc: BaseException) -> str:
         if isinstance(exc, MvcoreError):

@@ -14,6 +14,7 @@ import pytest
 from mvcore.errors import DeadlineExceeded, MvcoreError, ProviderError
 from mvcore.providers.base import Provider, Scene
 from mvcore.providers.replicate import ReplicateProvider, extract_scenes
+from mvcore.providers.replicate_call import CallPolicy, PredictionCall
 from mvcore.testing.replicate_server import FakeReplicateServer, PredictionFailure
 
 TOKEN = "r8_secret_TOKEN_1234567890"
@@ -545,6 +546,23 @@ async def test_caller_cancellation_cancels_prediction(fake: FakeReplicateServer)
     with pytest.raises(asyncio.CancelledError):
         await task
     assert len(fake.cancel_requests) == 1
+
+
+async def test_a_cancel_that_lands_as_a_poll_finishes_is_not_lost() -> None:
+    """The race behind a CI flake of the test above: the caller's cancel and the end of a status
+    poll in the same loop turn.  ``asyncio.wait_for`` (Python 3.11) returned the poll's result and
+    dropped the cancel, so the job polled on until its deadline; the deadline wrapper must not."""
+    call = PredictionCall(CallPolicy(token="t", timeout_s=60), lambda fraction, message: None)
+    try:
+        poll: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(call.within_deadline(poll, "status"))
+        await asyncio.sleep(0)  # the task is now waiting on the poll
+        poll.set_result("processing")  # the poll answers ...
+        task.cancel()  # ... and the caller cancels, before the task runs again
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await call.__aexit__(None, None, None)
 
 
 async def test_deadline_during_create_backoff(fake: FakeReplicateServer) -> None:
