@@ -151,9 +151,9 @@ export function mountHeader() {
 /**
  * A <video> with a poster (browsers show black until a video is played).  A hidden probe
  * <video> of the same source decodes the first frame and draws it onto a canvas, which becomes
- * the poster; when that frame is (nearly) black -- the offline clips fade in from black -- the
- * frame at min(1 s, a quarter of the clip) is used instead.  The visible player is never
- * seeked, so its poster stays until the user presses play.
+ * the poster; when that frame is (nearly) black -- the offline clips fade in from black -- a
+ * later frame is used instead (see ``capturePoster``).  The visible player is never seeked, so
+ * its poster stays until the user presses play.
  */
 export function videoWithPoster(attrs) {
   const video = el("video", { preload: "metadata", ...attrs });
@@ -182,22 +182,41 @@ function capturePoster(video, src) {
     for (let i = 0; i < pixels.length; i += 16) sum += pixels[i] + pixels[i + 1] + pixels[i + 2];
     return { url: canvas.toDataURL("image/jpeg", 0.8), brightness: sum / (3 * (pixels.length / 16)) };
   };
-  let attempt = 0;
-  probe.addEventListener("seeked", () => {
+  // Where to look, in order: the first frame, then min(1 s, a quarter), then the middle.  A frame
+  // drawn right after "seeked" can still be black when the decoder is slow (a busy machine), so
+  // each position is drawn twice, 150 ms apart, before moving on; the brightest frame seen wins.
+  const positions = () => [0.001, Math.min(1, probe.duration / 4), probe.duration / 2];
+  let step = 0;
+  let redrawn = false;
+  let best = null;
+  const use = (frame) => {
+    video.poster = frame.url;
+    video.dataset.poster = frame.step ? "early-frame" : "first-frame";
+    finish();
+  };
+  const take = () => {
     try {
-      const frame = draw();
-      if (frame.brightness < 12 && attempt === 0 && probe.duration > 0.2) {
-        attempt = 1;
-        probe.currentTime = Math.min(1, probe.duration / 4);
+      const frame = { ...draw(), step };
+      if (!best || frame.brightness > best.brightness) best = frame;
+      if (frame.brightness >= 12 || !(probe.duration > 0.2)) return use(frame);
+      if (!redrawn) {
+        redrawn = true;
+        setTimeout(take, 150);
         return;
       }
-      video.poster = frame.url;
-      video.dataset.poster = attempt ? "early-frame" : "first-frame";
+      redrawn = false;
+      step += 1;
+      if (step < positions().length) {
+        probe.currentTime = positions()[step];
+        return;
+      }
+      use(best);
     } catch (err) {
       console.warn("mvcore: no poster for this video:", err.message); // e.g. a cross-origin cloud URL
+      finish();
     }
-    finish();
-  });
+  };
+  probe.addEventListener("seeked", take);
   probe.addEventListener("loadeddata", () => { probe.currentTime = 0.001; }, { once: true });
   probe.addEventListener("error", finish, { once: true });
   probe.src = src;
